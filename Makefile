@@ -1,0 +1,37 @@
+# edgemoe: `make demo` runs the whole flow on the default model; `make test` runs the tests.
+# Both set up what they need first (.venv with pinned versions), so a fresh machine needs nothing else.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.edgemoe-setup
+HLS4ML := hls4ml==1.3.0
+
+.PHONY: setup test demo bench lint clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@command -v g++ >/dev/null || { echo "g++ missing: installing it (C simulation needs it)"; \
+	  (apt-get update -qq && apt-get install -y -qq g++) || { echo "error: g++ not found; install it (apt-get install g++)"; exit 1; }; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -r requirements.txt
+	$(PIP) install -q --no-deps $(HLS4ML)
+	$(PIP) install -q --no-deps -e .
+	@touch $@
+
+test: setup
+	$(PY) -m pytest -q
+
+demo: setup
+	$(VENV)/bin/edgemoe demo --out demo_out
+
+bench: setup
+	$(PY) -m edgemoe.bench
+
+lint: setup
+	$(VENV)/bin/ruff check edgemoe golden codegen host sim boards tests
+
+clean:
+	rm -rf demo_out .pytest_cache build *.egg-info

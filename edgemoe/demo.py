@@ -1,0 +1,90 @@
+"""``make demo`` / ``edgemoe demo``: the whole flow that exists, on the default model.
+
+Today: float golden and bit-accurate fixed-point golden (w16a32 and w8a8) on a sample image, both
+tasks, with the task outputs as pictures and a summary of how close fixed is to float.
+Each later capability (generate, csim, RTL sim, package, emulated board, estimate) adds its step.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .io import atomic_path, save_npy
+from .spec import get_preset
+
+
+def _step(n: int, total: int, text: str) -> float:
+    print(f"[{n}/{total}] {text}", flush=True)
+    return time.time()
+
+
+def cosine(a, b) -> float:
+    a = np.asarray(a, np.float64).ravel()
+    b = np.asarray(b, np.float64).ravel()
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-30))
+
+
+def run_demo(args) -> int:
+    from edgemoe.golden.calibrate import precision_for
+    from edgemoe.golden.fixed_model import run_fixed
+    from edgemoe.golden.model import build_model, params_numpy, run_golden, sample_image
+    from edgemoe.golden.pictures import image_to_rgb, save_overview, save_png, task_picture
+    from edgemoe.golden.run import task_output
+
+    spec = get_preset(args.preset)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    total = 4
+    t0 = _step(1, total, f"building {spec.name} (seed {args.seed}): {spec.summary()}")
+    model = build_model(spec, seed=args.seed)
+    params = params_numpy(model)
+    image = sample_image(spec, seed=0)
+    save_npy(out / "input.npy", image)
+    save_png(out / "input.png", image_to_rgb(image))
+    summary = {"preset": spec.name, "seed": args.seed, "tokens": spec.tokens, "embed": spec.embed,
+               "gmac": spec.encoder_macs() / 1e9, "tasks": {}}
+    panels = [("input", image_to_rgb(image))]
+    _step(2, total, "float golden (PyTorch) on both tasks")
+    floats = {}
+    for task, t in enumerate(spec.tasks):
+        ts = time.time()
+        y = run_golden(model, image, task)
+        floats[task] = y
+        head = task_output(model, y, task)
+        save_npy(out / f"float_tokens_{t.name}.npy", y)
+        save_npy(out / f"{t.name}.npy", head)
+        pic = task_picture(head, t.kind)
+        save_png(out / f"{t.name}.png", pic)
+        panels.append((f"{t.name} (float)", pic))
+        summary["tasks"][t.name] = {"float_seconds": round(time.time() - ts, 3)}
+    for step, prec_name in ((3, "w16a32"), (4, "w8a8")):
+        _step(step, total, f"fixed-point golden {prec_name} on both tasks")
+        prec = precision_for(prec_name, spec, model, params)
+        for task, t in enumerate(spec.tasks):
+            ts = time.time()
+            yq = run_fixed(spec, prec, params, image, task)
+            head = task_output(model, yq, task)
+            save_npy(out / f"fixed_{prec_name}_tokens_{t.name}.npy", yq)
+            if prec_name == "w16a32":
+                panels.append((f"{t.name} (fixed {prec_name})", task_picture(head, t.kind)))
+            summary["tasks"][t.name][prec_name] = {
+                "cosine_vs_float": round(cosine(yq, floats[task]), 6),
+                "max_abs_err_vs_float": float(np.abs(yq - floats[task]).max()),
+                "seconds": round(time.time() - ts, 3)}
+    save_overview(out / "overview.png", panels, f"{spec.name}: task outputs (random weights, seed {args.seed})")
+    with atomic_path(out / "summary.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=1))
+    lines = [f"# edgemoe demo: {spec.name}", "", spec.summary(), "",
+             "| task | precision | cosine vs float | max abs err | seconds |", "|---|---|---|---|---|"]
+    for name, r in summary["tasks"].items():
+        for p in ("w16a32", "w8a8"):
+            lines.append(f"| {name} | {p} | {r[p]['cosine_vs_float']:.6f} | {r[p]['max_abs_err_vs_float']:.3g} | {r[p]['seconds']} |")
+    lines += ["", "Pictures: overview.png, input.png, " + ", ".join(f"{t.name}.png" for t in spec.tasks)]
+    with atomic_path(out / "summary.md") as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines[4:-2]))
+    print(f"done in {time.time() - t0:.1f} s; outputs in {out}/ (overview.png, summary.md)")
+    return 0

@@ -1,0 +1,89 @@
+"""Calibration of the w8a8 precision: power-of-two scales from the float model on sample inputs.
+
+Each 8-bit tensor (LayerNorm outputs, Q/K/V, attention output, MLP hidden, weights) gets the
+smallest power-of-two range that holds the largest magnitude seen on the calibration images; the
+accumulators follow from their operands (32 bits, exact products). Deterministic: the sample
+images are seeded, so the same model always gives the same precision.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from edgemoe.spec import ModelSpec
+
+from .precision import Precision, base_precision, pow2_type
+from .units.gelu import gelu_float
+
+CALIB_IMAGES = 4
+
+
+def _amax(arrs) -> float:
+    return float(max(np.abs(np.asarray(a, dtype=np.float64)).max() for a in arrs))
+
+
+def calibrate_w8a8(spec: ModelSpec, params: dict, taps_list: list) -> Precision:
+    """``taps_list``: float taps (numpy, no batch axis) of several (image, task) runs."""
+    prec = base_precision("w8a8")
+    ov = {}
+    t = lambda name: [tp[name] for tp in taps_list]  # noqa: E731
+
+    def weight(tensor: str, role: str = "w"):
+        ov[f"{tensor}.{role}"] = pow2_type(_amax([params[tensor + (".w_gate" if role == "gate_w" else ".weight")]]),
+                                           prec.types[role].W)
+
+    acts = t("patch_embed")
+    for i in range(spec.depth):
+        k = f"backbone.blocks.{i}"
+        p = f"blocks.{i}."
+        acts += t(p + "res1") + t(p + "out")
+        ov[f"{k}.ln1.ln_out"] = pow2_type(_amax(t(p + "ln1")), 8)
+        ov[f"{k}.ln2.ln_out"] = pow2_type(_amax(t(p + "ln2")), 8)
+        ov[f"{k}.attn.qkv"] = pow2_type(_amax(t(p + "q") + t(p + "k") + t(p + "v")), 8)
+        ov[f"{k}.attn_out.attn_out"] = pow2_type(_amax(t(p + "attn_out")), 8)
+        weight(f"{k}.attn.qkv")
+        weight(f"{k}.attn.proj")
+        if spec.is_moe(i):
+            w1 = np.asarray(params[f"{k}.mlp.experts.htoh4.weight"], np.float64)
+            b1 = np.asarray(params[f"{k}.mlp.experts.htoh4.bias"], np.float64)
+            # every expert over every token: a superset of what routing gives it
+            hid = [gelu_float(np.einsum("td,ehd->eth", x, w1) + b1[:, None, :]) for x in t(p + "ln2")]
+            ov[f"{k}.mlp.experts.hidden"] = pow2_type(_amax(hid), 8)
+            for n in ("htoh4", "h4toh"):
+                weight(f"{k}.mlp.experts.{n}")
+            gates = [params[f"{k}.mlp.gate.{j}.w_gate"] for j in range(spec.num_tasks)]
+            ov[f"{k}.mlp.gate.gate_w"] = pow2_type(_amax(gates), prec.types["gate_w"].W)
+        else:
+            ov[f"{k}.mlp.hidden"] = pow2_type(_amax(t(p + "fc1")), 8)
+            weight(f"{k}.mlp.fc1")
+            weight(f"{k}.mlp.fc2")
+    types = dict(prec.types)
+    types["patch_w"] = pow2_type(_amax([params["backbone.patch_embed.proj.weight"]]), prec.types["patch_w"].W)
+    types["act"] = pow2_type(_amax(acts), prec.types["act"].W)
+    prec = Precision(prec.name, types, {}, prec.description)
+    return prec.with_overrides(ov)
+
+
+def calibration_taps(model, spec: ModelSpec, images=None) -> list:
+    """Float taps of the calibration images on every task (needs the torch model)."""
+    import torch
+
+    from .model import sample_image
+    images = images if images is not None else [sample_image(spec, seed=s) for s in range(CALIB_IMAGES)]
+    out = []
+    with torch.no_grad():
+        for img in images:
+            for task in range(spec.num_tasks):
+                taps = {}
+                model.encode(torch.from_numpy(np.asarray(img, np.float32))[None], task, taps=taps)
+                out.append({k: v[0].detach().numpy() for k, v in taps.items() if torch.is_tensor(v)})
+    return out
+
+
+def precision_for(name: str, spec: ModelSpec, model=None, params=None) -> Precision:
+    """The named precision, calibrated on the model where it needs calibration."""
+    prec = base_precision(name)
+    if name != "w8a8":
+        return prec
+    from .model import params_numpy
+    params = params if params is not None else params_numpy(model)
+    return calibrate_w8a8(spec, params, calibration_taps(model, spec))

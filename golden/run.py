@@ -1,0 +1,64 @@
+"""The ``edgemoe golden`` command: float or fixed-point encoder output (and task output) of one image."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgemoe.io import load_image_npy, save_npy
+from edgemoe.spec import get_preset
+
+
+def load_golden_model(preset: str, checkpoint=None, onnx=None, seed: int = 0):
+    """(spec, torch model) from a preset, a checkpoint or an exported ONNX file."""
+    from .checkpoint import load_model
+    model = load_model(preset, checkpoint=checkpoint, onnx=onnx, seed=seed)
+    return model.spec, model
+
+
+def encoder_output(model, spec, image: np.ndarray, task: int, fixed: bool, precision: str = "w16a32",
+                   taps: dict | None = None) -> np.ndarray:
+    """(tokens, embed) float32 output of the float model, or of the fixed model when ``fixed``."""
+    from .model import params_numpy, run_golden
+    if not fixed:
+        return run_golden(model, image, task)
+    from .calibrate import precision_for
+    from .fixed_model import run_fixed
+    params = params_numpy(model)
+    prec = precision_for(precision, spec, model, params)
+    return run_fixed(spec, prec, params, image, task, taps=taps)
+
+
+def task_output(model, tokens: np.ndarray, task: int) -> np.ndarray:
+    """[C, H, W] output of the task head on encoder tokens (tokens, embed)."""
+    import torch
+    with torch.no_grad():
+        return model.head(torch.from_numpy(np.asarray(tokens, np.float32))[None], task)[0].numpy()
+
+
+def write_heads(out_dir, spec, model, tokens, task: int) -> list:
+    from .pictures import save_png, task_picture
+    out_dir = Path(out_dir)
+    t = spec.tasks[task]
+    y = task_output(model, tokens, task)
+    save_npy(out_dir / f"{t.name}.npy", y.astype(np.float32))
+    save_png(out_dir / f"{t.name}.png", task_picture(y, t.kind))
+    return [out_dir / f"{t.name}.npy", out_dir / f"{t.name}.png"]
+
+
+def golden_command(args) -> int:
+    from .precision import base_precision
+    base_precision(args.precision)  # reject an unknown precision before the model is built
+    if not args.onnx:
+        get_preset(args.preset)     # unknown preset: one line listing the known ones
+    spec, model = load_golden_model(args.preset, args.checkpoint, args.onnx, args.seed)
+    image = load_image_npy(args.input, spec.input_shape)
+    task = spec.task_index(args.task)
+    y = encoder_output(model, spec, image, task, args.fixed, args.precision)
+    save_npy(args.output, y.astype(np.float32))
+    kind = f"fixed-point {args.precision}" if args.fixed else "float"
+    print(f"{spec.name} task {task} ({spec.tasks[task].name}), {kind}: wrote {args.output} {y.shape}")
+    if args.heads:
+        for f in write_heads(args.heads, spec, model, y, task):
+            print(f"  wrote {f}")
+    return 0

@@ -1,0 +1,59 @@
+"""Reordered attention unit: Q.K^T with the single-pass softmax, then A.V, for all heads.
+
+The hardware keeps a group of ``attn_rows`` query rows on chip and streams K once per group; row r
+of a group starts at key (r mod attn_rows) and wraps, so that is the order in which the single-pass
+softmax sees the scores of row r (the order changes the rounding, hence it is part of the spec).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..apfixed import Fx, fx_matmul
+from ..precision import Precision
+from .softmax import exp2_table, online_softmax_fixed, probs_fixed, softmax_float
+
+
+def attention_float(q, k, v, scale: float):
+    """q, k, v: [H, T, hd] -> (out [T, H*hd], probs [H, T, T])."""
+    s = np.einsum("htd,hsd->hts", q, k) * scale
+    p = softmax_float(s, -1)
+    o = np.einsum("hts,hsd->htd", p, v)
+    return o.transpose(1, 0, 2).reshape(q.shape[1], -1), p
+
+
+def row_start(tokens: int, attn_rows: int) -> np.ndarray:
+    """First key each query row visits."""
+    return np.arange(tokens) % max(attn_rows, 1)
+
+
+def split_heads(x: Fx, heads: int) -> Fx:
+    """[T, H*hd] -> [H, T, hd]."""
+    t, d = x.shape
+    return Fx(x.raw.reshape(t, heads, d // heads).transpose(1, 0, 2), x.t)
+
+
+def attention_fixed(q: Fx, k: Fx, v: Fx, scale_raw: int, prec: Precision, attn_rows: int,
+                    taps: dict | None = None, out_t=None) -> Fx:
+    """q, k, v: [H, T, hd] in the ``qkv`` type -> attention output [T, H*hd] in ``attn_out``."""
+    h, t, hd = q.shape
+    out_t = out_t or prec.t("attn_out")
+    score_t, prob_t = prec.t("score"), prec.t("prob")
+    qk_t = prec.acc_for("qk_acc", q.t, k.t)
+    av_t = prec.acc_for("av_acc", prob_t, v.t)
+    scale = Fx(np.int64(scale_raw), prec.t("scale"))
+    table = exp2_table(prec)
+    start = row_start(t, attn_rows)
+    out = np.zeros((h, t, hd), dtype=np.int64)
+    scores_all, probs_all = [], []
+    for i in range(h):
+        raw = fx_matmul(q[i], k[i].T, qk_t).cast(score_t)     # q.k in the score type
+        s = (raw * scale).cast(score_t)                          # then the scale
+        m, recip, _ = online_softmax_fixed(s, prec, start, table)
+        p = probs_fixed(s, m, recip, prec, prob_t, table)
+        out[i] = fx_matmul(p, v[i], av_t).cast(out_t).raw
+        scores_all.append(s.raw)
+        probs_all.append(p.raw)
+    if taps is not None:
+        taps["scores"] = Fx(np.stack(scores_all), score_t)
+        taps["attn_probs"] = Fx(np.stack(probs_all), prob_t)
+    return Fx(out.transpose(1, 0, 2).reshape(t, h * hd), out_t)

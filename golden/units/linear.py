@@ -1,0 +1,29 @@
+"""The unified compute unit's linear engine: y = x W^T + b with exact products in a wide accumulator.
+
+Every linear layer (Q, K, V, projection, dense fc1/fc2, expert fc1/fc2, the MoE gate) runs on it.
+Because the accumulator holds every product exactly and wraps, the result does not depend on the
+order or the tiling of the accumulation, only on the types.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..apfixed import Fx, fx_matmul, wrap
+from ..precision import Precision
+
+
+def linear_float(x, w, b=None) -> np.ndarray:
+    y = np.asarray(x, dtype=np.float64) @ np.asarray(w, dtype=np.float64).T
+    return y if b is None else y + b
+
+
+def linear_fixed(x: Fx, w: Fx, b: Fx | None, prec: Precision, out_t, acc_role: str = "acc") -> Fx:
+    """``x`` [N, in] (or [in]), ``w`` [out, in], ``b`` [out] -> [N, out] in ``out_t``.
+
+    The accumulator starts at the bias (shifted to the accumulator's scale) and adds the products.
+    """
+    acc_t = prec.acc_for(acc_role, x.t, w.t)
+    acc = fx_matmul(x, w.T, acc_t)
+    if b is not None:
+        acc = Fx(wrap(acc.raw + b.cast(acc_t).raw, acc_t.W, True), acc_t)
+    return acc.cast(out_t)

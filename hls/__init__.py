@@ -1,0 +1,1 @@
+"""edgemoe.hls: C++ and Verilog templates and headers (data files)."""

@@ -1,0 +1,1 @@
+"""edgemoe.host"""
