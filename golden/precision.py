@@ -29,7 +29,7 @@ ROLES = {
     "ln_sum": "LayerNorm sum of a row (exact)",
     "ln_diff": "LayerNorm x - mean, narrowed for squaring",
     "ln_sq_acc": "LayerNorm sum of squared differences (exact)",
-    "ln_rstd": "LayerNorm 1/sqrt(var + eps)",
+    "ln_rstd": "LayerNorm 1/sqrt(var + eps) (a tap; the unit keeps it as mantissa and exponent)",
     "ln_norm": "LayerNorm (x - mean) / std before gamma and beta",
     "ln_out": "LayerNorm output = linear-engine input",
     "w": "linear weights (qkv, proj, fc1, fc2, experts)",
@@ -60,7 +60,7 @@ ROLES = {
 # Sizes of the approximation tables (part of the spec: C++ and Python both read them from here).
 GELU_RANGE = 5.5         # |x| >= this: GELU(x) = ReLU(x)
 GELU_STEPS_LOG2 = 5      # table step 1/32 -> 177 entries over [0, 5.5]
-EXP2_SEG_LOG2 = 6        # 2^f on [0, 1]: 64 segments, 65 entries, linear interpolation
+EXP2_SEG_LOG2 = 8        # 2^f on [0, 1]: 256 segments, 257 entries, linear interpolation (error ~1e-6)
 RSQRT_IDX_BITS = 5       # rsqrt seed table: mantissa in [1, 4) indexed by its top bits (96 entries)
 RSQRT_MANT_F = 30        # fraction bits of the normalised mantissa and of the Newton steps
 RSQRT_NEWTON_STEPS = 2   # seed error 1/128 -> 9e-5 after one step -> 1e-8 after two
@@ -126,7 +126,7 @@ def _w16a32() -> Precision:
         "ln_param": T("ap_fixed<16,5>").with_modes(**RND_SAT),
         "ln_sum": T("ap_fixed<48,26>"),
         "ln_diff": T("ap_fixed<32,10>"),
-        "ln_sq_acc": T("ap_fixed<62,34>"),
+        "ln_sq_acc": T("ap_fixed<64,30>"),
         "ln_rstd": T("ap_ufixed<32,11,AP_TRN,AP_SAT>"),
         "ln_norm": T("ap_fixed<32,8>"),
         "ln_out": T("ap_fixed<32,10>"),

@@ -7,8 +7,8 @@ Order of operations (mirrored by the C++):
   var   = floor(sum(trunc(diff^2)) / d) squares truncated to ln_sq_acc's scale, summed exactly
   rstd  = rsqrt(var + eps)             normalise to m * 4^e, m in [1, 4); seed from a table indexed
                                        by m's top bits; RSQRT_NEWTON_STEPS times
-                                       y = y * (3 - m * y^2) / 2; scale by 2^-e
-  norm  = diff * rstd                  cast to ln_norm
+                                       y = y * (3 - m * y^2) / 2; kept as mantissa y and exponent -e
+  norm  = diff * y * 2^-e              exact product, one truncating shift into ln_norm
   y     = norm * gamma + beta          cast to the output type
 """
 from __future__ import annotations
@@ -51,8 +51,9 @@ def _shift(raw, n):
     return np.where(n >= 0, left, right)
 
 
-def rsqrt_fixed(v_raw, v_f: int, out_t) -> np.ndarray:
-    """Raw codes (``out_t``) of 1/sqrt(v) for v = v_raw * 2^-v_f > 0, by the method above."""
+def rsqrt_fixed(v_raw, v_f: int):
+    """1/sqrt(v) for v = v_raw * 2^-v_f > 0 as a mantissa and an exponent: (y, k) with
+    1/sqrt(v) = y * 2^-RSQRT_MANT_F * 2^k and y in (2^(MANT_F-1), 2^MANT_F]."""
     v = np.maximum(np.asarray(v_raw, dtype=np.int64), 1)
     nb = _bit_length(v)
     e = nb - 1 - v_f                      # v = m * 2^e, m in [1, 2)
@@ -67,9 +68,12 @@ def rsqrt_fixed(v_raw, v_f: int, out_t) -> np.ndarray:
         ysq = shift_right_round(y * y, RSQRT_MANT_F)              # MANT_F, <= 1
         my = shift_right_round(m * ysq, RSQRT_MANT_F)             # MANT_F, about 1
         y = shift_right_round(y * (three - my), RSQRT_MANT_F + 1)
-    y1 = y
-    # 1/sqrt(v) = y1 * 2^(-e/2)
-    return out_t.overflow(_shift(y1, out_t.F - RSQRT_MANT_F - (e >> 1)))
+    return y, -(e >> 1)
+
+
+def rsqrt_to_type(y, k, out_t) -> np.ndarray:
+    """Raw codes of y * 2^-MANT_F * 2^k in ``out_t`` (for taps and tests)."""
+    return out_t.overflow(_shift(y, out_t.F - RSQRT_MANT_F + k))
 
 
 def eps_raw(sq_t, eps: float) -> int:
@@ -89,8 +93,10 @@ def layernorm_fixed(x: Fx, gamma: Fx, beta: Fx, prec: Precision, eps: float = 1e
     sq = shift_right_round(diff.raw * diff.raw, 2 * diff_t.F - sq_t.F)
     var = sq_t.overflow(sq.sum(-1, keepdims=True)) // d
     v = var + eps_raw(sq_t, eps)
-    rstd = Fx(rsqrt_fixed(v, sq_t.F, rstd_t), rstd_t)
-    norm = (diff * rstd).cast(norm_t)
+    y, k = rsqrt_fixed(v, sq_t.F)
+    # norm = diff * y * 2^k: the mantissa product is exact, one truncating shift per row
+    norm = Fx(norm_t.overflow(_shift(diff.raw * y, norm_t.F - diff_t.F - RSQRT_MANT_F + k)), norm_t)
+    rstd = Fx(rsqrt_to_type(y, k, rstd_t), rstd_t)
     if taps is not None:
         taps.update(mean=mean, var=Fx(var, sq_t), rstd=rstd, norm=norm)
     return (norm * gamma + beta).cast(out_t)
