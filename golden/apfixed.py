@@ -88,40 +88,67 @@ class FixedType:
     # -- conversion --------------------------------------------------------------------------
     def quantize(self, x) -> np.ndarray:
         """Raw integers of float values ``x`` as ``T(x)`` in C++ would give (double input)."""
-        v = np.asarray(x, dtype=np.float64) * (2.0 ** self.F)
-        if not np.all(np.isfinite(v)):
+        x = np.asarray(x, dtype=np.float64)
+        if not np.all(np.isfinite(x)):
             raise ValueError("cannot convert NaN or infinity to fixed point")
+        with np.errstate(over="ignore", under="ignore"):
+            v = np.ldexp(x, self.F)  # exact, unless it overflows to inf or underflows
+        # a nonzero value that underflowed to 0 only matters through its sign
+        v = np.where((v == 0) & (x != 0), np.copysign(5e-324, x), v)
         fl = np.floor(v)
-        frac = v - fl  # exact: v and floor(v) are doubles of the same binade or smaller
-        q = _round_from_parts(fl, frac == 0.0, frac == 0.5, frac > 0.5, v < 0, self.Q)
-        if np.any(np.abs(q) >= 2.0 ** 63):
-            q = np.clip(q, -(2.0 ** 63), 2.0 ** 63 - 1024)  # beyond int64: saturate before overflow
-        return self.overflow(q.astype(np.int64))
+        exact = v == fl
+        # fl + 0.5 is exact whenever v has a fraction (|v| < 2**52); the difference v - fl is not
+        # (for v in (-1, 0) it rounds, e.g. 1 + (-0.5 + 2**-54) == 0.5)
+        mid = fl + 0.5
+        half = ~exact & (v == mid)
+        above = ~exact & (v > mid)
+        q = _round_from_parts(fl, exact, half, above, v < 0, self.Q)
+        big = (q >= 2.0 ** 63) | (q < -(2.0 ** 63))  # also +-inf: beyond 2**1024
+        if not np.any(big):
+            return self.overflow(q.astype(np.int64))
+        if self.O == "AP_WRAP":
+            # |q| >= 2**63 is a multiple of 2**11 (53-bit mantissa): fmod by 2**64 is exact
+            m = np.fmod(np.where(np.isinf(q), 0.0, q), 2.0 ** 64)
+            m = np.where(m >= 2.0 ** 63, m - 2.0 ** 64, np.where(m < -(2.0 ** 63), m + 2.0 ** 64, m))
+            return wrap(m.astype(np.int64), self.W, self.signed)
+        raw = np.where(big, 0.0, q).astype(np.int64)
+        return self._overflow(raw, big & (q > 0), big & (q < 0))
 
     def to_float(self, raw) -> np.ndarray:
         return np.asarray(raw, dtype=np.int64).astype(np.float64) * self.lsb
 
     def overflow(self, raw) -> np.ndarray:
         """Apply this type's overflow mode to integers already at this type's scale."""
-        raw = np.asarray(raw, dtype=np.int64)
-        lo, hi = self.min_raw, self.max_raw
+        return self._overflow(np.asarray(raw, dtype=np.int64))
+
+    def _overflow(self, raw, too_big=None, too_small=None) -> np.ndarray:
+        """:meth:`overflow`, with extra masks of values known to lie beyond int64 (above/below)."""
         if self.O == "AP_WRAP":
             return wrap(raw, self.W, self.signed)
-        over = (raw > hi) | (raw < lo)
+        lo, hi = self.min_raw, self.max_raw
+        over_hi = raw > hi
+        over_lo = raw < lo
+        if too_big is not None:  # there ``raw`` holds a wrapped, meaningless value
+            over_hi = (over_hi & ~too_small) | too_big
+            over_lo = (over_lo & ~too_big) | too_small
         if self.O == "AP_SAT":
-            return np.clip(raw, lo, hi)
-        if self.O == "AP_SAT_ZERO":
-            return np.where(over, 0, raw).astype(np.int64)
-        # AP_SAT_SYM: signed types saturate to +-max (the minimum code is never produced)
-        lo_sym = -hi if self.signed else lo
-        return np.clip(raw, lo_sym, hi)
+            sat_hi, sat_lo = hi, lo
+        elif self.O == "AP_SAT_ZERO":
+            sat_hi, sat_lo = 0, 0
+        else:  # AP_SAT_SYM: signed types saturate to +-max (the minimum code is never produced)
+            sat_hi, sat_lo = hi, (-hi if self.signed else lo)
+        out = np.where(over_hi, np.int64(sat_hi), np.where(over_lo, np.int64(sat_lo), raw))
+        if self.O == "AP_SAT_SYM" and self.signed:
+            out = np.where(out == lo, np.int64(-hi), out)
+        return out.astype(np.int64)
 
     def cast_raw(self, raw, src: "FixedType") -> np.ndarray:
         """Raw integers of ``T(v)`` where ``v`` holds ``raw`` at ``src``'s scale."""
         raw = np.asarray(raw, dtype=np.int64)
         shift = src.F - self.F
         if shift <= 0:
-            return self.overflow(_shl_checked(raw, -shift, src))
+            shifted, too_big, too_small = _shl_checked(raw, -shift, src)
+            return self._overflow(shifted, too_big, too_small)
         return self.overflow(shift_right_round(raw, shift, self.Q))
 
 
@@ -138,9 +165,17 @@ def wrap(raw, width: int, signed: bool = True) -> np.ndarray:
     return low
 
 
-def _shl_checked(raw, n: int, src: FixedType) -> np.ndarray:
-    """Left shift; beyond int64 only a wrapping target stays exact (mod 2**64), like C++."""
-    return raw << np.int64(n) if n else raw
+def _shl_checked(raw, n: int, src: FixedType):
+    """``raw << n`` wrapped modulo 2**64, with masks of the elements whose exact result is
+    above / below the int64 range (so a saturating target can still tell they overflowed)."""
+    raw = np.asarray(raw, dtype=np.int64)
+    if n == 0:
+        no = np.zeros(raw.shape, dtype=bool)
+        return raw, no, no
+    too_big = raw > (((1 << 63) - 1) >> n)
+    too_small = raw < -((1 << 63) >> n)
+    shifted = raw << np.int64(n) if n < 64 else np.zeros_like(raw)  # C++: shifted out -> 0
+    return shifted, too_big, too_small
 
 
 def _round_from_parts(fl, exact, half, above_half, negative, mode):
@@ -159,7 +194,7 @@ def _round_from_parts(fl, exact, half, above_half, negative, mode):
     elif mode == "AP_RND_INF":
         up = above_half | (half & ~negative)
     elif mode == "AP_RND_CONV":
-        odd = np.mod(fl, 2) != 0
+        odd = np.mod(np.where(np.isfinite(fl), fl, 0), 2) != 0  # (inf: beyond 2**1024, even)
         up = above_half | (half & odd)
     else:  # pragma: no cover - FixedType validates modes
         raise ValueError(mode)
@@ -171,14 +206,18 @@ def shift_right_round(raw, n: int, mode: str = "AP_TRN") -> np.ndarray:
     raw = np.asarray(raw, dtype=np.int64)
     if n <= 0:
         return raw << np.int64(-n)
-    if n > 62:
-        raise ValueError(f"right shift by {n} bits is outside the 64-bit emulation")
-    fl = raw >> np.int64(n)
-    rem = raw & np.int64((1 << n) - 1)
-    half_v = np.int64(1 << (n - 1))
-    exact = rem == 0
-    half = rem == half_v
-    above = rem > half_v
+    if n <= 63:
+        fl = raw >> np.int64(n)
+        rem = raw & np.int64((1 << n) - 1)
+        half_v = np.int64(1 << (n - 1))
+        exact = rem == 0
+        half = rem == half_v
+        above = rem > half_v
+    else:  # |raw| <= 2**63 <= 2**(n-1): the quotient is in [-0.5, 0.5)
+        fl = raw >> np.int64(63)
+        exact = raw == 0
+        half = (raw == np.iinfo(np.int64).min) if n == 64 else np.zeros(raw.shape, dtype=bool)
+        above = (raw < 0) & ~half
     negative = raw < 0
     return _round_from_parts(fl, exact, half, above, negative, mode).astype(np.int64)
 
@@ -264,7 +303,9 @@ class Fx:
         return Fx(wrap(a - b, t.W, t.signed), t)
 
     def __neg__(self) -> "Fx":
-        t = FixedType(min(self.t.W + 1, MAX_WIDTH), self.t.I + 1, True)
+        if self.t.W + 1 > MAX_WIDTH:
+            raise OverflowError(f"-{self.t.cpp} is wider than {MAX_WIDTH} bits")
+        t = FixedType(self.t.W + 1, self.t.I + 1, True)
         return Fx(-self.raw, t)
 
     def __mul__(self, other: "Fx") -> "Fx":
@@ -287,7 +328,7 @@ def int_bits_needed(values) -> int:
         return 1
     hi = int(v.max())
     lo = int(v.min())
-    return max(hi.bit_length(), (-lo - 1).bit_length() if lo < 0 else 0) + 1
+    return max(max(hi, 0).bit_length(), (-lo - 1).bit_length() if lo < 0 else 0) + 1
 
 
 def exact_int_matmul(a, b, a_bits: int | None = None, b_bits: int | None = None) -> np.ndarray:

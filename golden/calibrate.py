@@ -14,11 +14,18 @@ from edgemoe.spec import ModelSpec
 from .precision import Precision, base_precision, pow2_type
 from .units.gelu import gelu_float
 
-CALIB_IMAGES = 4
+CALIB_IMAGES = 2
 
 
 def _amax(arrs) -> float:
     return float(max(np.abs(np.asarray(a, dtype=np.float64)).max() for a in arrs))
+
+
+def _gelu_amax(pre: np.ndarray) -> float:
+    """max |GELU(x)| over the values in ``pre``: GELU rises for x > -0.7518 and has its minimum
+    (-0.17) there, so the extremes and that point decide it (no GELU of the whole array)."""
+    lo, hi = float(pre.min()), float(pre.max())
+    return float(np.abs(gelu_float(np.array([lo, hi, min(max(-0.7518, lo), hi)]))).max())
 
 
 def calibrate_w8a8(spec: ModelSpec, params: dict, taps_list: list) -> Precision:
@@ -40,14 +47,20 @@ def calibrate_w8a8(spec: ModelSpec, params: dict, taps_list: list) -> Precision:
         ov[f"{k}.ln2.ln_out"] = pow2_type(_amax(t(p + "ln2")), 8)
         ov[f"{k}.attn.qkv"] = pow2_type(_amax(t(p + "q") + t(p + "k") + t(p + "v")), 8)
         ov[f"{k}.attn_out.attn_out"] = pow2_type(_amax(t(p + "attn_out")), 8)
+        # probabilities shrink as 1/tokens: a fixed [0, 1) range would round most of them to 0
+        ov[f"{k}.attn.prob"] = pow2_type(_amax(t(p + "attn_probs")), prec.types["prob"].W, signed=False)
         weight(f"{k}.attn.qkv")
         weight(f"{k}.attn.proj")
         if spec.is_moe(i):
             w1 = np.asarray(params[f"{k}.mlp.experts.htoh4.weight"], np.float64)
             b1 = np.asarray(params[f"{k}.mlp.experts.htoh4.bias"], np.float64)
-            # every expert over every token: a superset of what routing gives it
-            hid = [gelu_float(np.einsum("td,ehd->eth", x, w1) + b1[:, None, :]) for x in t(p + "ln2")]
-            ov[f"{k}.mlp.experts.hidden"] = pow2_type(_amax(hid), 8)
+            # each expert over the tokens the float gate sent it on the calibration runs
+            hid = [0.0]
+            for x, idx in zip(t(p + "ln2"), t(p + "topk_idx")):
+                for e in np.unique(idx):
+                    rows = np.asarray(x, np.float64)[np.any(idx == e, axis=-1)]
+                    hid.append(_gelu_amax(rows @ w1[e].T + b1[e]))
+            ov[f"{k}.mlp.experts.hidden"] = pow2_type(max(hid), 8)
             for n in ("htoh4", "h4toh"):
                 weight(f"{k}.mlp.experts.{n}")
             gates = [params[f"{k}.mlp.gate.{j}.w_gate"] for j in range(spec.num_tasks)]

@@ -103,7 +103,8 @@ class FixedM3ViT:
             tap(p + "q", qh), tap(p + "k", kh), tap(p + "v", vh)
             at = {}
             attn = attention_fixed(qh, kh, vh, self.scale_raw, prec, self.attn_rows, at,
-                                   out_t=prec.t("attn_out", tensor=k("attn_out")))
+                                   out_t=prec.t("attn_out", tensor=k("attn_out")),
+                                   prob_t=prec.t("prob", tensor=k("attn")))
             tap(p + "scores", at["scores"]), tap(p + "attn_probs", at["attn_probs"]), tap(p + "attn_out", attn)
             proj = linear_fixed(attn, q[k("attn.proj.weight")], q[k("attn.proj.bias")], prec, act)
             tap(p + "proj", proj)

@@ -33,27 +33,24 @@ def split_heads(x: Fx, heads: int) -> Fx:
 
 
 def attention_fixed(q: Fx, k: Fx, v: Fx, scale_raw: int, prec: Precision, attn_rows: int,
-                    taps: dict | None = None, out_t=None) -> Fx:
-    """q, k, v: [H, T, hd] in the ``qkv`` type -> attention output [T, H*hd] in ``attn_out``."""
+                    taps: dict | None = None, out_t=None, prob_t=None) -> Fx:
+    """q, k, v: [H, T, hd] in the ``qkv`` type -> attention output [T, H*hd] in ``attn_out``.
+
+    All heads advance together (the unit reads one K block of every head per cycle)."""
     h, t, hd = q.shape
     out_t = out_t or prec.t("attn_out")
-    score_t, prob_t = prec.t("score"), prec.t("prob")
+    prob_t = prob_t or prec.t("prob")
+    score_t = prec.t("score")
     qk_t = prec.acc_for("qk_acc", q.t, k.t)
     av_t = prec.acc_for("av_acc", prob_t, v.t)
     scale = Fx(np.int64(scale_raw), prec.t("scale"))
     table = exp2_table(prec)
-    start = row_start(t, attn_rows)
-    out = np.zeros((h, t, hd), dtype=np.int64)
-    scores_all, probs_all = [], []
-    for i in range(h):
-        raw = fx_matmul(q[i], k[i].T, qk_t).cast(score_t)     # q.k in the score type
-        s = (raw * scale).cast(score_t)                          # then the scale
-        m, recip, _ = online_softmax_fixed(s, prec, start, table)
-        p = probs_fixed(s, m, recip, prec, prob_t, table)
-        out[i] = fx_matmul(p, v[i], av_t).cast(out_t).raw
-        scores_all.append(s.raw)
-        probs_all.append(p.raw)
+    raw = np.stack([fx_matmul(q[i], k[i].T, qk_t).cast(score_t).raw for i in range(h)])  # q.k
+    s = (Fx(raw, score_t) * scale).cast(score_t)                                           # * scale
+    m, recip, _ = online_softmax_fixed(s, prec, row_start(t, attn_rows), table)
+    p = probs_fixed(s, m, recip, prec, prob_t, table)
+    out = np.stack([fx_matmul(p[i], v[i], av_t).cast(out_t).raw for i in range(h)])
     if taps is not None:
-        taps["scores"] = Fx(np.stack(scores_all), score_t)
-        taps["attn_probs"] = Fx(np.stack(probs_all), prob_t)
+        taps["scores"] = s
+        taps["attn_probs"] = p
     return Fx(out.transpose(1, 0, 2).reshape(t, h * hd), out_t)

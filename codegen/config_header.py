@@ -1,0 +1,256 @@
+"""``edgemoe_config.h``: every size, type, table and design factor the HLS units are compiled with.
+
+Everything here is computed from the spec (model sizes), the :class:`Precision` (types) and the
+:class:`Design` (parallelism); the approximation tables are the golden model's own functions'
+output, emitted as raw integers, never retyped.
+
+Per-tensor calibrated types (w8a8) are served by ONE kernel: every calibrated tensor is stored in a
+single *nominal* C++ type per role (same width, sign and modes as every calibrated variant) and the
+kernel carries, per block, the difference of fraction bits ``D_* = F(actual) - F(nominal)``.  Raw
+bits are the same whatever the scale (products and exact accumulators are scale free); only the
+casts move, and they go through ``rescale<T>(v, delta)`` (edgemoe_fixed.h), which shifts into a
+static wide type and casts with ap_fixed's own rounding/overflow.  ``RESCALE_SPAN`` bounds |delta|
+(0 for w16a32, where rescale is a plain cast).
+
+The three tensors that feed the linear engine (``ln_out``, ``attn_out``, ``hidden``) share one
+nominal type ``lin_in_t`` so that one engine serves every layer.
+"""
+from __future__ import annotations
+
+
+from edgemoe.errors import EdgeMoeError
+from edgemoe.golden.apfixed import FixedType
+from edgemoe.golden.precision import (EXP2_SEG_LOG2, GELU_RANGE, GELU_STEPS_LOG2, RSQRT_IDX_BITS,
+                                      RSQRT_MANT_F, RSQRT_NEWTON_STEPS, Precision)
+from edgemoe.golden.units.gelu import gelu_table
+from edgemoe.golden.units.layernorm import SEED_F, eps_raw, rsqrt_table
+from edgemoe.golden.units.softmax import LOG2E_T, exp2_table, log2e_raw
+
+from .design import Design
+from .render import render_template
+
+CONFIG_NAME = "edgemoe_config.h"
+
+# storage-only roles: quantised once in Python, never cast into by the kernel (declared without modes)
+PARAM_ROLES = ("pixel", "patch_w", "bias", "ln_param", "w", "qkv_b", "b", "scale", "exp2_tab",
+               "gelu_tab", "gate_w")
+# roles that feed the linear engine: one nominal C++ type
+ENGINE_INPUT_ROLES = ("ln_out", "attn_out", "hidden")
+# static roles emitted as typedefs of their own base type
+STATIC_ROLES = ("pixel", "patch_w", "bias", "act", "ln_param", "ln_sum", "ln_diff", "ln_sq_acc",
+                "ln_rstd", "ln_norm", "w", "qkv_b", "b", "qkv", "scale", "score", "exp_arg",
+                "exp2_tab", "exp", "sm_sum", "recip", "prob", "gelu_in", "gelu_tab", "gate_w",
+                "gate_logit", "gate_score")
+# per-block scale offsets, in the order of the data flow: (C++ name, role, nominal role, description)
+DELTA_TABLES = (
+    ("D_LN1", "ln_out", "ln_out", "norm1 output (ln_out of blocks.i.ln1)"),
+    ("D_W_QKV", "w", "w", "qkv weights"),
+    ("D_QKV", "qkv", "qkv", "Q, K, V"),
+    ("D_ATTN_OUT", "attn_out", "ln_out", "attention output (proj input)"),
+    ("D_W_PROJ", "w", "w", "proj weights"),
+    ("D_LN2", "ln_out", "ln_out", "norm2 output (ln_out of blocks.i.ln2)"),
+    ("D_W_FC1", "w", "w", "fc1 weights (MoE blocks: expert htoh4)"),
+    ("D_HIDDEN", "hidden", "ln_out", "GELU output = fc2 input (MoE blocks: the experts' hidden)"),
+    ("D_W_FC2", "w", "w", "fc2 weights (MoE blocks: expert h4toh)"),
+    ("D_GATE_W", "gate_w", "gate_w", "MoE gate weights (0 in dense blocks)"),
+)
+
+
+def _cpp(t: FixedType, modes: bool = True) -> str:
+    """The C++ spelling (FixedType.cpp), optionally without the modes (storage-only types)."""
+    return t.cpp if modes else FixedType(t.W, t.I, t.signed).cpp
+
+
+def _exact_acc(prec: Precision, role: str, a: FixedType, b: FixedType) -> FixedType:
+    return prec.acc_for(role, a, b)
+
+
+def block_types(spec, prec: Precision) -> dict:
+    """Per block, the actual type of every calibrated tensor, looked up exactly as
+    :class:`edgemoe.golden.fixed_model.FixedM3ViT` does (``prec.t(role, tensor=...)``)."""
+    out = {name: [] for name, *_ in DELTA_TABLES}
+    for i in range(spec.depth):
+        k = lambda n: f"backbone.blocks.{i}.{n}"  # noqa: E731
+        moe = spec.is_moe(i)
+        out["D_LN1"].append(prec.t("ln_out", tensor=k("ln1")))
+        out["D_W_QKV"].append(prec.t("w", tensor=k("attn.qkv")))
+        out["D_QKV"].append(prec.t("qkv", tensor=k("attn")))
+        out["D_ATTN_OUT"].append(prec.t("attn_out", tensor=k("attn_out")))
+        out["D_W_PROJ"].append(prec.t("w", tensor=k("attn.proj")))
+        out["D_LN2"].append(prec.t("ln_out", tensor=k("ln2")))
+        out["D_W_FC1"].append(prec.t("w", tensor=k("mlp.experts.htoh4" if moe else "mlp.fc1")))
+        out["D_HIDDEN"].append(prec.t("hidden", tensor=k("mlp.experts" if moe else "mlp")))
+        out["D_W_FC2"].append(prec.t("w", tensor=k("mlp.experts.h4toh" if moe else "mlp.fc2")))
+        out["D_GATE_W"].append(prec.t("gate_w", tensor=k("mlp.gate")) if moe else prec.types["gate_w"])
+    return out
+
+
+def _same_format(a: FixedType, b: FixedType) -> bool:
+    return (a.W, a.signed, a.Q, a.O) == (b.W, b.signed, b.Q, b.O)
+
+
+def scale_deltas(spec, prec: Precision) -> dict:
+    """``{table name: [F(actual) - F(nominal) per block]}``; raises if a calibrated type differs from
+    its nominal type in anything but the position of the binary point."""
+    types = block_types(spec, prec)
+    for r in ENGINE_INPUT_ROLES[1:]:
+        if not _same_format(prec.types[r], prec.types["ln_out"]):
+            raise EdgeMoeError(
+                f"precision {prec.name!r}: {r} {prec.types[r].cpp} and ln_out {prec.types['ln_out'].cpp} feed the "
+                "same linear engine and must have the same width, sign and modes")
+    out = {}
+    for name, role, nominal_role, _ in DELTA_TABLES:
+        nominal = prec.types[nominal_role]
+        ds = []
+        for i, t in enumerate(types[name]):
+            if not _same_format(t, nominal):
+                raise EdgeMoeError(
+                    f"precision {prec.name!r}: block {i} {role} type {t.cpp} differs from the kernel's "
+                    f"{nominal_role} type {nominal.cpp} in more than its integer bits")
+            ds.append(t.F - nominal.F)
+        out[name] = ds
+    return out
+
+
+def rescale_sites(spec, prec: Precision) -> dict:
+    """Every runtime ``rescale`` delta the kernel uses, per site and block."""
+    d = scale_deltas(spec, prec)
+    sites = {}
+    for i in range(spec.depth):
+        g = {k: v[i] for k, v in d.items()}
+        s = {
+            "ln1_out": -g["D_LN1"], "ln2_out": -g["D_LN2"],
+            "qkv_bias": -(g["D_LN1"] + g["D_W_QKV"]), "qkv_out": g["D_LN1"] + g["D_W_QKV"] - g["D_QKV"],
+            "qk_score": 2 * g["D_QKV"], "av_out": g["D_QKV"] - g["D_ATTN_OUT"],
+            "proj_bias": -(g["D_ATTN_OUT"] + g["D_W_PROJ"]), "proj_out": g["D_ATTN_OUT"] + g["D_W_PROJ"],
+            "fc1_bias": -(g["D_LN2"] + g["D_W_FC1"]), "fc1_out": g["D_LN2"] + g["D_W_FC1"],
+            "gelu_out": -g["D_HIDDEN"],
+            "fc2_bias": -(g["D_HIDDEN"] + g["D_W_FC2"]), "fc2_out": g["D_HIDDEN"] + g["D_W_FC2"],
+        }
+        if spec.is_moe(i):
+            s["gate_out"] = g["D_LN2"] + g["D_GATE_W"]
+        for k, v in s.items():
+            sites.setdefault(k, []).append(v)
+    return sites
+
+
+def rescale_span(spec, prec: Precision) -> int:
+    sites = rescale_sites(spec, prec)
+    return max((abs(v) for vs in sites.values() for v in vs), default=0)
+
+
+def _tok_bits(n: int) -> int:
+    return max(1, (n).bit_length())
+
+
+def config_context(spec, prec: Precision, design: Design) -> dict:
+    design.validate(spec)
+    t = prec.types
+    lin_in = t["ln_out"]
+    deltas = scale_deltas(spec, prec)
+    typedefs = []
+
+    def td(name, ftype, comment="", modes=True):
+        typedefs.append((name, _cpp(ftype, modes), comment))
+
+    for role in STATIC_ROLES:
+        td(f"{role}_t", t[role], "", modes=role not in PARAM_ROLES)
+    td("lin_in_t", lin_in, "linear-engine input: ln_out, attn_out and hidden share it (scales in D_*)")
+    acc = _exact_acc(prec, "acc", lin_in, t["w"])
+    gate_acc = _exact_acc(prec, "gate_acc", lin_in, t["gate_w"])
+    qk_acc = _exact_acc(prec, "qk_acc", t["qkv"], t["qkv"])
+    av_acc = _exact_acc(prec, "av_acc", t["prob"], t["qkv"])
+    patch_acc = _exact_acc(prec, "patch_acc", t["pixel"], t["patch_w"])
+    accs = [("acc_t", acc, "lin_in x w, exact"), ("gate_acc_t", gate_acc, "lin_in x gate_w, exact"),
+            ("qk_acc_t", qk_acc, "qkv x qkv, exact"), ("av_acc_t", av_acc, "prob x qkv, exact"),
+            ("patch_acc_t", patch_acc, "pixel x patch_w, exact")]
+    for name, ft, c in accs:
+        td(name, ft, c)
+
+    f_gi = t["gelu_in"].F
+    gelu_limit = int(GELU_RANGE * (1 << f_gi)) if f_gi >= 0 else int(GELU_RANGE) >> -f_gi
+    if t["exp_arg"].F < EXP2_SEG_LOG2:
+        raise EdgeMoeError(f"precision {prec.name!r}: exp_arg {t['exp_arg'].cpp} needs at least "
+                           f"{EXP2_SEG_LOG2} fraction bits (the exp2 table index)")
+    scale_raw = int(t["scale"].quantize(spec.scale))
+    tables = {
+        "GELU_TABLE": [int(v) for v in gelu_table(prec)],
+        "EXP2_TABLE": [int(v) for v in exp2_table(prec)],
+        "RSQRT_TABLE": [int(v) for v in rsqrt_table()],
+    }
+    sizes = [
+        ("IN_CHANS", spec.in_chans, "image channels"),
+        ("IMG_H", spec.img_h, ""), ("IMG_W", spec.img_w, ""),
+        ("PATCH", spec.patch, "patch size"),
+        ("PATCH_DIM", spec.patch_dim, "in_chans * patch * patch"),
+        ("NUM_PATCHES", spec.num_patches, ""),
+        ("TOKENS", spec.tokens, "patches + CLS"),
+        ("EMBED", spec.embed, ""),
+        ("HEADS", spec.heads, ""),
+        ("HEAD_DIM", spec.head_dim, ""),
+        ("QKV_DIM", 3 * spec.embed, "Q, K, V rows stacked"),
+        ("MLP_HIDDEN", spec.mlp_hidden, "dense MLP hidden"),
+        ("NUM_EXPERTS", spec.num_experts, ""),
+        ("EXPERT_HIDDEN", spec.expert_hidden, ""),
+        ("TOP_K", spec.top_k, ""),
+        ("DEPTH", spec.depth, "encoder blocks"),
+        ("NUM_MOE_BLOCKS", len(spec.moe_blocks), ""),
+        ("NUM_TASKS", spec.num_tasks, ""),
+    ]
+    hidden_dims = [spec.embed] + ([spec.mlp_hidden] if len(spec.moe_blocks) < spec.depth else []) + \
+        ([spec.expert_hidden] if spec.moe_blocks else [])
+    derived = [
+        ("ENGINE_IN", design.engine_in, "linear engine inputs per cycle"),
+        ("ENGINE_OUT", design.engine_out, "linear engine outputs per cycle (weight tile rows)"),
+        ("ATTN_ROWS", design.attn_rows, "query rows of the attention unit on chip"),
+        ("AXI_BITS", design.axi_bits, "m_axi data width"),
+        ("AXI_ACT_PER_BEAT", max(design.axi_bits // t["act"].W, 1), "act_t values per AXI beat"),
+        ("AXI_LIN_PER_BEAT", max(design.axi_bits // lin_in.W, 1), "lin_in_t values per AXI beat"),
+        ("AXI_W_PER_BEAT", max(design.axi_bits // t["w"].W, 1), "w_t values per AXI beat"),
+        ("MAX_IN_DIM", max(hidden_dims), "widest linear-engine input"),
+        ("MAX_OUT_DIM", max(hidden_dims + [3 * spec.embed]), "widest linear-engine output"),
+        ("MAX_IN_TILES", max(hidden_dims + [spec.patch_dim]) // design.engine_in,
+         "input tiles of a linear-engine call (patch embedding included)"),
+        ("MAX_OUT_TILES", max(hidden_dims + [3 * spec.embed]) // design.engine_out, "output tiles"),
+        ("MAX_ROWS", spec.tokens, "rows a linear-engine call processes at most"),
+        ("ACT_ELEMS", spec.tokens * spec.embed, "values of the residual stream"),
+        ("ATTN_GROUPS", -(-spec.tokens // design.attn_rows), "query row groups of the attention unit"),
+        ("SM_MAX_LEN", max(spec.tokens, spec.num_experts), "longest softmax row"),
+        ("TOK_IDX_BITS", _tok_bits(spec.tokens), "bits of a token index"),
+        ("EXPERT_IDX_BITS", _tok_bits(max(spec.num_experts - 1, 1)), "bits of an expert index"),
+        ("RESCALE_SPAN", rescale_span(spec, prec), "max |fraction-bit offset| of a runtime rescale"),
+    ]
+    consts = [
+        ("GELU_STEPS_LOG2", GELU_STEPS_LOG2, "GELU table step 2^-5"),
+        ("GELU_TABLE_SIZE", len(tables["GELU_TABLE"]), f"[0, {GELU_RANGE}]"),
+        ("GELU_LIMIT_RAW", gelu_limit, f"|x| >= {GELU_RANGE} at gelu_in's scale: GELU = ReLU"),
+        ("EXP2_SEG_LOG2", EXP2_SEG_LOG2, "2^f table segments (log2)"),
+        ("EXP2_TABLE_SIZE", len(tables["EXP2_TABLE"]), ""),
+        ("RSQRT_IDX_BITS", RSQRT_IDX_BITS, "rsqrt seed index bits"),
+        ("RSQRT_MANT_F", RSQRT_MANT_F, "fraction bits of the rsqrt mantissa and Newton steps"),
+        ("RSQRT_NEWTON_STEPS", RSQRT_NEWTON_STEPS, ""),
+        ("RSQRT_SEED_F", SEED_F, "fraction bits of the seed table"),
+        ("RSQRT_TABLE_SIZE", len(tables["RSQRT_TABLE"]), "mantissa in [1, 4)"),
+        ("LOG2E_RAW", log2e_raw(), f"log2(e) in {LOG2E_T.cpp}"),
+        ("SCALE_RAW", scale_raw, f"attention scale {spec.scale:.8g} in scale_t"),
+        ("LN_EPS_RAW", eps_raw(t["ln_sq_acc"], spec.ln_eps), f"LayerNorm eps {spec.ln_eps:g} at ln_sq_acc's scale"),
+    ]
+    return dict(
+        spec=spec, prec=prec, design=design, sizes=sizes, derived=derived, consts=consts,
+        typedefs=typedefs, log2e_type=_cpp(LOG2E_T, modes=False), tables=tables,
+        is_moe=[1 if spec.is_moe(i) else 0 for i in range(spec.depth)],
+        deltas=[(name, deltas[name], desc) for name, _, _, desc in DELTA_TABLES],
+        base_types={r: t[r].cpp for r in ENGINE_INPUT_ROLES},
+        rescale_sites=rescale_sites(spec, prec))
+
+
+def render_config(spec, prec: Precision, design: Design | None = None) -> str:
+    """Text of ``edgemoe_config.h`` for ``spec`` / ``prec`` / ``design`` (default: Edge-MoE point)."""
+    if design is None:
+        from .design import get_design, DEFAULT_DESIGN
+        design = get_design(DEFAULT_DESIGN)
+    return render_template("edgemoe_config.h.j2", **config_context(spec, prec, design))
+
+
+__all__ = ["CONFIG_NAME", "render_config", "config_context", "block_types", "scale_deltas",
+           "rescale_sites", "rescale_span", "DELTA_TABLES"]

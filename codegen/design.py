@@ -1,0 +1,101 @@
+"""Design points of the accelerator: the parallelism factors the generated HLS is built with.
+
+A :class:`Design` is independent of the model (:class:`edgemoe.spec.ModelSpec`) and of the
+precision; :meth:`Design.validate` checks that a model's dimensions tile onto it and names the
+nearest valid sizes when they do not.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+from edgemoe.errors import EdgeMoeError
+
+AXI_WIDTHS = (32, 64, 128, 256, 512)
+
+
+@dataclass(frozen=True)
+class Design:
+    """Parallelism of the generated kernel.
+
+    ``engine_in`` x ``engine_out``: MACs per cycle of the unified linear engine (its weight tiles are
+    ``engine_out`` x ``engine_in``, double buffered); ``attn_rows``: query rows the attention unit
+    keeps on chip (and the skew of the softmax order); ``axi_bits``: width of every m_axi port.
+    """
+
+    name: str = "edge-moe"
+    engine_in: int = 16
+    engine_out: int = 16
+    attn_rows: int = 4
+    axi_bits: int = 256
+    clock_mhz: float = 300.0
+    description: str = field(default="", compare=False)
+
+    def __post_init__(self):
+        for field_name in ("engine_in", "engine_out", "attn_rows"):
+            v = getattr(self, field_name)
+            if not isinstance(v, int) or v < 1:
+                raise EdgeMoeError(f"design {self.name!r}: {field_name} must be a positive integer, got {v!r}")
+        if self.axi_bits not in AXI_WIDTHS:
+            raise EdgeMoeError(f"design {self.name!r}: axi_bits {self.axi_bits} is not one of "
+                               f"{', '.join(map(str, AXI_WIDTHS))}")
+        if self.clock_mhz <= 0:
+            raise EdgeMoeError(f"design {self.name!r}: clock_mhz must be positive")
+
+    @property
+    def macs_per_cycle(self) -> int:
+        return self.engine_in * self.engine_out
+
+    def with_(self, **changes) -> "Design":
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def validate(self, spec) -> "Design":
+        """Raise :class:`EdgeMoeError` unless every dimension of ``spec`` tiles onto this design."""
+        checks = [
+            ("embed", spec.embed, "engine_in", self.engine_in),
+            ("embed", spec.embed, "engine_out", self.engine_out),
+            ("3*embed (qkv outputs)", 3 * spec.embed, "engine_out", self.engine_out),
+            ("patch_dim (in_chans*patch*patch)", spec.patch_dim, "engine_in", self.engine_in),
+        ]
+        if any(not spec.is_moe(b) for b in range(spec.depth)):
+            checks += [("mlp_hidden", spec.mlp_hidden, "engine_in", self.engine_in),
+                       ("mlp_hidden", spec.mlp_hidden, "engine_out", self.engine_out)]
+        if spec.moe_blocks:
+            checks += [("expert_hidden", spec.expert_hidden, "engine_in", self.engine_in),
+                       ("expert_hidden", spec.expert_hidden, "engine_out", self.engine_out)]
+        for dim_name, value, factor_name, factor in checks:
+            if value % factor:
+                lo = (value // factor) * factor
+                near = [v for v in (lo, lo + factor) if v > 0]
+                raise EdgeMoeError(
+                    f"model {spec.name!r}: {dim_name} = {value} is not a multiple of {factor_name} = "
+                    f"{factor} of design {self.name!r} (nearest valid: {' or '.join(map(str, near))})")
+        return self
+
+
+DESIGNS = {
+    "edge-moe": Design("edge-moe", 16, 16, 4, 256, 300.0,
+                       "the published Edge-MoE design point: 16x16 MACs, 4 attention rows, 256-bit AXI"),
+    "small": Design("small", 8, 8, 2, 128, 200.0,
+                    "a small design point for small boards and quick synthesis"),
+}
+DEFAULT_DESIGN = "edge-moe"
+# the design point a board gets unless told otherwise
+BOARD_DESIGNS = {"zcu102": "edge-moe", "zcu104": "edge-moe", "pynq-z2": "small"}
+
+
+def get_design(name: str) -> Design:
+    try:
+        return DESIGNS[name]
+    except KeyError:
+        raise EdgeMoeError(f"unknown design point {name!r} (known: {', '.join(DESIGNS)})") from None
+
+
+def board_default(board: str | None = None) -> Design:
+    """The default design point of ``board`` (the Edge-MoE point for unknown or no board)."""
+    return get_design(BOARD_DESIGNS.get((board or "").lower(), DEFAULT_DESIGN))
+
+
+__all__ = ["Design", "DESIGNS", "DEFAULT_DESIGN", "BOARD_DESIGNS", "get_design", "board_default"]

@@ -1,0 +1,382 @@
+"""A shared library of every HLS unit, for bit-exact tests against the golden units.
+
+:func:`build_unit_library` renders ``edgemoe_config.h`` for (spec, precision, design), writes a C++
+file of ``extern "C"`` wrappers that take raw int64 arrays (each value's ap_fixed bit pattern,
+sign- or zero-extended), compiles it with ``-Wall -Wextra -Werror`` (ap_types on ``-isystem``) and
+loads it with ctypes.  :class:`UnitLib` calls the units with numpy arrays of raw codes.
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from edgemoe.errors import EdgeMoeError
+
+from .aptypes import compile_cpp
+from .config_header import CONFIG_NAME, DELTA_TABLES, render_config
+from .design import Design, get_design, DEFAULT_DESIGN
+from .render import INCLUDE_DIR
+
+UNIT_HEADERS = ("patch_embed.h", "layernorm.h", "linear.h", "attention.h", "softmax.h", "gelu.h",
+                "moe_route.h", "residual.h")
+CXX_FLAGS = ("-Wall", "-Wextra", "-Werror", "-Wno-unknown-pragmas", "-Wno-unused-label", "-O0")
+
+# linear-unit output kinds of the wrapper
+LIN_QKV, LIN_ACT, LIN_GELU, LIN_SCATTER = 0, 1, 2, 3
+BIAS_QKV, BIAS_B = 0, 1
+
+HARNESS_CPP = r"""
+// unit test harness: extern "C" wrappers over the HLS units (raw int64 in and out). Generated.
+#include "edgemoe_config.h"
+#include "edgemoe_fixed.h"
+%(includes)s
+
+template <class T> static T in_(const long long *p, int i) { return fx_from_raw<T>(ap_int<64>(p[i])); }
+template <class T> static long long out_(const T &v) { return fx_raw(v).to_int64(); }
+#define IN_ARRAY(T, dst, src, n) for (int i_ = 0; i_ < (n); i_++) (dst)[i_] = in_<T>((src), i_)
+#define OUT_ARRAY(dst, src, n) for (int i_ = 0; i_ < (n); i_++) (dst)[i_] = out_((src)[i_])
+
+static lin_in_t g_x[MAX_ROWS * (MAX_IN_DIM > PATCH_DIM ? MAX_IN_DIM : PATCH_DIM)];
+static w_t g_w[MAX_OUT_DIM * MAX_IN_DIM];
+static qkv_b_t g_bq[MAX_OUT_DIM];
+static b_t g_b[MAX_OUT_DIM];
+static qkv_t g_yq[MAX_ROWS * MAX_OUT_DIM];
+static act_t g_ya[MAX_ROWS * MAX_OUT_DIM];
+static hidden_t g_yh[MAX_ROWS * MAX_OUT_DIM];
+static tok_idx_t g_gi[MAX_ROWS], g_si[MAX_ROWS];
+static gate_score_t g_sc[MAX_ROWS];
+
+extern "C" {
+
+int em_sizes(long long *out) {
+    const long long v[] = {TOKENS, EMBED, HEADS, HEAD_DIM, MLP_HIDDEN, NUM_EXPERTS, EXPERT_HIDDEN,
+                           TOP_K, DEPTH, PATCH_DIM, ENGINE_IN, ENGINE_OUT, ATTN_ROWS, AXI_BITS,
+                           RESCALE_SPAN, MAX_IN_DIM, MAX_OUT_DIM, SM_MAX_LEN};
+    const int n = sizeof(v) / sizeof(v[0]);
+    for (int i = 0; i < n; i++) out[i] = v[i];
+    return n;
+}
+
+int em_deltas(long long *out) {
+    const signed char *t[] = {%(delta_names)s};
+    const int n = sizeof(t) / sizeof(t[0]);
+    for (int j = 0; j < n; j++)
+        for (int i = 0; i < DEPTH; i++) out[j * DEPTH + i] = t[j][i];
+    return n;
+}
+
+void em_gelu(const long long *x, long long *y, int n, int d_hidden) {
+    for (int i = 0; i < n; i++) y[i] = out_(gelu(in_<gelu_in_t>(x, i), d_hidden));
+}
+
+void em_softmax(int gate, const long long *s, long long *p, int rows, int n, const long long *start) {
+    for (int r = 0; r < rows; r++) {
+        if (gate) {
+            gate_logit_t sb[SM_MAX_LEN];
+            gate_score_t pb[SM_MAX_LEN];
+            IN_ARRAY(gate_logit_t, sb, s + r * n, n);
+            softmax_row(sb, pb, n, int(start[r]));
+            OUT_ARRAY(p + r * n, pb, n);
+        } else {
+            score_t sb[SM_MAX_LEN];
+            prob_t pb[SM_MAX_LEN];
+            IN_ARRAY(score_t, sb, s + r * n, n);
+            softmax_row(sb, pb, n, int(start[r]));
+            OUT_ARRAY(p + r * n, pb, n);
+        }
+    }
+}
+
+void em_layernorm(const long long *x, const long long *g, const long long *b, long long *y,
+                  int n_rows, int d_out) {
+    static act_t xb[TOKENS * EMBED];
+    static ln_out_t yb[TOKENS * EMBED];
+    ln_param_t gb[EMBED], bb[EMBED];
+    IN_ARRAY(act_t, xb, x, n_rows * EMBED);
+    IN_ARRAY(ln_param_t, gb, g, EMBED);
+    IN_ARRAY(ln_param_t, bb, b, EMBED);
+    layernorm_unit(xb, gb, bb, yb, n_rows, d_out);
+    OUT_ARRAY(y, yb, n_rows * EMBED);
+}
+
+void em_rsqrt(const long long *v, long long *y, long long *k, int n) {
+    for (int i = 0; i < n; i++) {
+        ap_int<64> ym;
+        int kk;
+        ln_rsqrt(ap_int<LN_V_BITS>(v[i]), ym, kk);
+        y[i] = ym.to_int64();
+        k[i] = kk;
+    }
+}
+
+void em_linear(int kind, int bias_kind, const long long *x, int n_x_rows, int gather_en,
+               const long long *gidx, const long long *w, const long long *bias, long long *y,
+               int n_y_rows, const long long *sidx, const long long *score, int n_rows, int in_dim,
+               int out_dim, int d_x, int d_w, int d_y) {
+    IN_ARRAY(lin_in_t, g_x, x, n_x_rows * in_dim);
+    IN_ARRAY(w_t, g_w, w, out_dim * in_dim);
+    for (int i = 0; i < n_rows; i++) {
+        g_gi[i] = gather_en ? tok_idx_t(gidx[i]) : tok_idx_t(0);
+        g_si[i] = kind == %(LIN_SCATTER)d ? tok_idx_t(sidx[i]) : tok_idx_t(0);
+        g_sc[i] = kind == %(LIN_SCATTER)d ? in_<gate_score_t>(score, i) : gate_score_t(0);
+    }
+    if (bias_kind == %(BIAS_QKV)d) {
+        IN_ARRAY(qkv_b_t, g_bq, bias, out_dim);
+    } else {
+        IN_ARRAY(b_t, g_b, bias, out_dim);
+    }
+    const bool ge = gather_en != 0;
+    if (kind == %(LIN_QKV)d) {
+        if (bias_kind == %(BIAS_QKV)d)
+            linear_unit<LIN_PLAIN>(g_x, ge, g_gi, g_w, g_bq, g_yq, g_si, g_sc, n_rows, in_dim, out_dim, d_x, d_w, d_y);
+        else
+            linear_unit<LIN_PLAIN>(g_x, ge, g_gi, g_w, g_b, g_yq, g_si, g_sc, n_rows, in_dim, out_dim, d_x, d_w, d_y);
+        OUT_ARRAY(y, g_yq, n_rows * out_dim);
+    } else if (kind == %(LIN_ACT)d) {
+        linear_unit<LIN_PLAIN>(g_x, ge, g_gi, g_w, g_b, g_ya, g_si, g_sc, n_rows, in_dim, out_dim, d_x, d_w, d_y);
+        OUT_ARRAY(y, g_ya, n_rows * out_dim);
+    } else if (kind == %(LIN_GELU)d) {
+        linear_unit<LIN_GELU>(g_x, ge, g_gi, g_w, g_b, g_yh, g_si, g_sc, n_rows, in_dim, out_dim, d_x, d_w, d_y);
+        OUT_ARRAY(y, g_yh, n_rows * out_dim);
+    } else {
+        IN_ARRAY(act_t, g_ya, y, n_y_rows * out_dim);
+        linear_unit<LIN_SCATTER>(g_x, ge, g_gi, g_w, g_b, g_ya, g_si, g_sc, n_rows, in_dim, out_dim, d_x, d_w, d_y);
+        OUT_ARRAY(y, g_ya, n_y_rows * out_dim);
+    }
+}
+
+void em_attention(const long long *qkv, long long *out, int n_tok, int d_qkv, int d_out) {
+    static qkv_t qb[TOKENS * QKV_DIM];
+    static attn_out_t ob[TOKENS * EMBED];
+    IN_ARRAY(qkv_t, qb, qkv, n_tok * QKV_DIM);
+    attention_unit(qb, qb + EMBED, qb + 2 * EMBED, QKV_DIM, ob, n_tok, d_qkv, d_out);
+    OUT_ARRAY(out, ob, n_tok * EMBED);
+}
+
+void em_moe_route(const long long *x, const long long *wg, int n_tok, int d_x, int d_gw,
+                  long long *logits, long long *probs, long long *topk_idx, long long *topk_score,
+                  long long *queue_tok, long long *queue_score, long long *queue_len) {
+    static lin_in_t xb[TOKENS * EMBED];
+    static gate_w_t wb[NUM_EXPERTS * EMBED];
+    static gate_logit_t lb[TOKENS * NUM_EXPERTS];
+    static gate_score_t pb[TOKENS * NUM_EXPERTS];
+    static expert_idx_t ib[TOKENS * TOP_K];
+    static gate_score_t sb[TOKENS * TOP_K];
+    static tok_idx_t qt[NUM_EXPERTS * TOKENS];
+    static gate_score_t qs[NUM_EXPERTS * TOKENS];
+    static tok_idx_t ql[NUM_EXPERTS];
+    IN_ARRAY(lin_in_t, xb, x, n_tok * EMBED);
+    IN_ARRAY(gate_w_t, wb, wg, NUM_EXPERTS * EMBED);
+    moe_route_unit(xb, wb, n_tok, d_x, d_gw, lb, pb, ib, sb, qt, qs, ql);
+    OUT_ARRAY(logits, lb, n_tok * NUM_EXPERTS);
+    OUT_ARRAY(probs, pb, n_tok * NUM_EXPERTS);
+    for (int i = 0; i < n_tok * TOP_K; i++) topk_idx[i] = ib[i].to_int64();
+    OUT_ARRAY(topk_score, sb, n_tok * TOP_K);
+    for (int e = 0; e < NUM_EXPERTS; e++) {
+        queue_len[e] = ql[e].to_int64();
+        for (int j = 0; j < int(ql[e]); j++) {
+            queue_tok[e * TOKENS + j] = qt[e * TOKENS + j].to_int64();
+            queue_score[e * TOKENS + j] = out_(qs[e * TOKENS + j]);
+        }
+    }
+}
+
+void em_patch_embed(const long long *pix, const long long *w, const long long *b, const long long *cls,
+                    const long long *pos, long long *out, int n_patches) {
+    static pixel_t pb[NUM_PATCHES * PATCH_DIM];
+    static patch_w_t wb[EMBED * PATCH_DIM];
+    static bias_t bb[EMBED], cb[EMBED], posb[TOKENS * EMBED];
+    static act_t ob[TOKENS * EMBED];
+    IN_ARRAY(pixel_t, pb, pix, n_patches * PATCH_DIM);
+    IN_ARRAY(patch_w_t, wb, w, EMBED * PATCH_DIM);
+    IN_ARRAY(bias_t, bb, b, EMBED);
+    IN_ARRAY(bias_t, cb, cls, EMBED);
+    IN_ARRAY(bias_t, posb, pos, (n_patches + 1) * EMBED);
+    patch_embed_unit(pb, wb, bb, cb, posb, ob, n_patches);
+    OUT_ARRAY(out, ob, (n_patches + 1) * EMBED);
+}
+
+void em_residual(long long *x, const long long *y, int n, const long long *score, int mac) {
+    static act_t xb[ACT_ELEMS], yb[ACT_ELEMS];
+    for (int base = 0; base < n; base += ACT_ELEMS) {
+        const int m = n - base < ACT_ELEMS ? n - base : ACT_ELEMS;
+        IN_ARRAY(act_t, xb, x + base, m);
+        IN_ARRAY(act_t, yb, y + base, m);
+        if (mac) {
+            for (int i = 0; i < m; i++) xb[i] = residual_score_mac(xb[i], in_<gate_score_t>(score, base + i), yb[i]);
+        } else {
+            residual_add(xb, yb, m);
+        }
+        OUT_ARRAY(x + base, xb, m);
+    }
+}
+
+}  // extern "C"
+"""
+
+
+def harness_source() -> str:
+    return HARNESS_CPP % dict(includes="\n".join(f'#include "{h}"' for h in UNIT_HEADERS),
+                              LIN_QKV=LIN_QKV, LIN_ACT=LIN_ACT, LIN_GELU=LIN_GELU,
+                              LIN_SCATTER=LIN_SCATTER, BIAS_QKV=BIAS_QKV,
+                              delta_names=", ".join(name for name, *_ in DELTA_TABLES))
+
+
+_P = ctypes.POINTER(ctypes.c_longlong)
+
+
+def _arr(a) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(a, dtype=np.int64))
+
+
+def _ptr(a: np.ndarray):
+    return a.ctypes.data_as(_P)
+
+
+class UnitLib:
+    """The compiled units; every method takes and returns numpy int64 arrays of raw codes."""
+
+    def __init__(self, path: Path, spec, prec, design: Design):
+        self.path, self.spec, self.prec, self.design = Path(path), spec, prec, design
+        self.lib = ctypes.CDLL(str(path))
+        out = np.zeros(32, dtype=np.int64)
+        n = self.lib.em_sizes(_ptr(out))
+        self.sizes = dict(zip(("tokens", "embed", "heads", "head_dim", "mlp_hidden", "num_experts",
+                               "expert_hidden", "top_k", "depth", "patch_dim", "engine_in", "engine_out",
+                               "attn_rows", "axi_bits", "rescale_span", "max_in_dim", "max_out_dim",
+                               "sm_max_len"), (int(v) for v in out[:n])))
+        depth = self.sizes["depth"]
+        dl = np.zeros(len(DELTA_TABLES) * depth, dtype=np.int64)
+        n = self.lib.em_deltas(_ptr(dl))
+        #: the compiled per-block scale offsets, {"D_LN1": [...], ...}
+        self.deltas = {name: [int(v) for v in dl[j * depth:(j + 1) * depth]]
+                       for j, (name, *_) in enumerate(DELTA_TABLES[:n])}
+
+    def block_deltas(self, block: int) -> dict:
+        """The scale offsets of one block: {"D_LN1": d, ...}."""
+        return {k: v[block] for k, v in self.deltas.items()}
+
+    @staticmethod
+    def _check(what: str, n: int, limit: int):
+        if n > limit:
+            raise EdgeMoeError(f"{what} {n} exceeds the compiled bound {limit}")
+
+    def gelu(self, x, d_hidden: int = 0) -> np.ndarray:
+        x = _arr(x)
+        y = np.zeros_like(x)
+        self.lib.em_gelu(_ptr(x), _ptr(y), ctypes.c_int(x.size), ctypes.c_int(d_hidden))
+        return y
+
+    def softmax(self, scores, start=None, gate: bool = False) -> np.ndarray:
+        """scores [rows, n] (score_t, or gate_logit_t with ``gate``) -> probabilities (raw)."""
+        s = _arr(scores)
+        rows, n = s.shape
+        if n > self.sizes["sm_max_len"]:
+            raise EdgeMoeError(f"softmax row of {n} > SM_MAX_LEN {self.sizes['sm_max_len']}")
+        st = _arr(np.zeros(rows) if start is None else np.broadcast_to(start, (rows,)))
+        p = np.zeros_like(s)
+        self.lib.em_softmax(ctypes.c_int(int(gate)), _ptr(s), _ptr(p), ctypes.c_int(rows), ctypes.c_int(n), _ptr(st))
+        return p
+
+    def layernorm(self, x, gamma, beta, d_out: int = 0) -> np.ndarray:
+        x = _arr(x)
+        self._check("layernorm rows", x.shape[0], self.sizes["tokens"])
+        y = np.zeros_like(x)
+        self.lib.em_layernorm(_ptr(x), _ptr(_arr(gamma)), _ptr(_arr(beta)), _ptr(y),
+                              ctypes.c_int(x.shape[0]), ctypes.c_int(d_out))
+        return y
+
+    def rsqrt(self, v):
+        v = _arr(v)
+        y, k = np.zeros_like(v), np.zeros_like(v)
+        self.lib.em_rsqrt(_ptr(v), _ptr(y), _ptr(k), ctypes.c_int(v.size))
+        return y, k
+
+    def linear(self, kind: int, x, w, bias, *, bias_kind: int = BIAS_B, gather=None, scatter=None,
+               score=None, y_in=None, d_x: int = 0, d_w: int = 0, d_y: int = 0) -> np.ndarray:
+        x, w, bias = _arr(x), _arr(w), _arr(bias)
+        out_dim, in_dim = w.shape
+        self._check("linear rows", x.shape[0], self.sizes["tokens"])
+        self._check("linear in_dim", in_dim, max(self.sizes["max_in_dim"], self.sizes["patch_dim"]))
+        self._check("linear out_dim", out_dim, self.sizes["max_out_dim"])
+        n_rows = len(gather) if gather is not None else (len(scatter) if scatter is not None else x.shape[0])
+        g = _arr(gather if gather is not None else np.zeros(n_rows))
+        if kind == LIN_SCATTER:
+            y = _arr(y_in).copy()
+            s_idx, sc = _arr(scatter), _arr(score)
+        else:
+            y = np.zeros((n_rows, out_dim), dtype=np.int64)
+            s_idx = sc = _arr(np.zeros(n_rows))
+        self.lib.em_linear(ctypes.c_int(kind), ctypes.c_int(bias_kind), _ptr(x), ctypes.c_int(x.shape[0]),
+                           ctypes.c_int(int(gather is not None)), _ptr(g), _ptr(w), _ptr(bias), _ptr(y),
+                           ctypes.c_int(y.shape[0]), _ptr(s_idx), _ptr(sc), ctypes.c_int(n_rows),
+                           ctypes.c_int(in_dim), ctypes.c_int(out_dim), ctypes.c_int(d_x), ctypes.c_int(d_w),
+                           ctypes.c_int(d_y))
+        return y
+
+    def attention(self, qkv, d_qkv: int = 0, d_out: int = 0) -> np.ndarray:
+        qkv = _arr(qkv)
+        t = qkv.shape[0]
+        self._check("attention tokens", t, self.sizes["tokens"])
+        out = np.zeros((t, self.sizes["embed"]), dtype=np.int64)
+        self.lib.em_attention(_ptr(qkv), _ptr(out), ctypes.c_int(t), ctypes.c_int(d_qkv), ctypes.c_int(d_out))
+        return out
+
+    def moe_route(self, x, w_gate, d_x: int = 0, d_gw: int = 0) -> dict:
+        x, wg = _arr(x), _arr(w_gate)
+        t = x.shape[0]
+        self._check("route tokens", t, self.sizes["tokens"])
+        e, k, T = self.sizes["num_experts"], self.sizes["top_k"], self.sizes["tokens"]
+        r = dict(logits=np.zeros((t, e), np.int64), probs=np.zeros((t, e), np.int64),
+                 topk_idx=np.zeros((t, k), np.int64), topk_score=np.zeros((t, k), np.int64),
+                 queue_tok=np.zeros((e, T), np.int64), queue_score=np.zeros((e, T), np.int64),
+                 queue_len=np.zeros(e, np.int64))
+        self.lib.em_moe_route(_ptr(x), _ptr(wg), ctypes.c_int(t), ctypes.c_int(d_x), ctypes.c_int(d_gw),
+                              *(_ptr(r[n]) for n in ("logits", "probs", "topk_idx", "topk_score",
+                                                     "queue_tok", "queue_score", "queue_len")))
+        r["queues"] = [(r["queue_tok"][i, :r["queue_len"][i]], r["queue_score"][i, :r["queue_len"][i]])
+                       for i in range(e)]
+        return r
+
+    def patch_embed(self, pixels, w, b, cls, pos) -> np.ndarray:
+        pix = _arr(pixels)
+        p = pix.shape[0]
+        out = np.zeros((p + 1, self.sizes["embed"]), dtype=np.int64)
+        self.lib.em_patch_embed(_ptr(pix), _ptr(_arr(w)), _ptr(_arr(b)), _ptr(_arr(cls)), _ptr(_arr(pos)),
+                                _ptr(out), ctypes.c_int(p))
+        return out
+
+    def residual(self, x, y, score=None) -> np.ndarray:
+        x = _arr(x).copy()
+        y = _arr(y)
+        sc = _arr(score if score is not None else np.zeros(x.size))
+        self.lib.em_residual(_ptr(x), _ptr(y), ctypes.c_int(x.size), _ptr(sc), ctypes.c_int(score is not None))
+        return x
+
+
+def build_unit_library(spec, prec, design: Design | None = None, out_dir=None) -> UnitLib:
+    """Render the config, write the harness, compile (cached by content hash) and load it."""
+    import tempfile
+    design = design or get_design(DEFAULT_DESIGN)
+    config = render_config(spec, prec, design)
+    src = harness_source()
+    headers = "".join((INCLUDE_DIR / h).read_text() for h in ("edgemoe_fixed.h",) + UNIT_HEADERS)
+    key = hashlib.sha256((config + src + headers + " ".join(CXX_FLAGS)).encode()).hexdigest()[:16]
+    out_dir = Path(out_dir) if out_dir is not None else Path(tempfile.gettempdir()) / "edgemoe_units"
+    build = out_dir / f"units_{prec.name}_{key}"
+    build.mkdir(parents=True, exist_ok=True)
+    (build / CONFIG_NAME).write_text(config)
+    (build / "harness.cpp").write_text(src)
+    lib = build / "libedgemoe_units.so"
+    if not lib.is_file():
+        compile_cpp(build / "harness.cpp", build / "libedgemoe_units.tmp.so", flags=CXX_FLAGS,
+                    include_dirs=[build, INCLUDE_DIR], shared=True)
+        (build / "libedgemoe_units.tmp.so").rename(lib)
+    return UnitLib(lib, spec, prec, design)
+
+
+__all__ = ["build_unit_library", "UnitLib", "harness_source", "UNIT_HEADERS", "CXX_FLAGS",
+           "LIN_QKV", "LIN_ACT", "LIN_GELU", "LIN_SCATTER", "BIAS_QKV", "BIAS_B"]

@@ -1,0 +1,108 @@
+// edgemoe_fixed.h -- fixed-point helpers shared by every unit (synthesizable).
+//
+//   fx_info<T>::W / I / F / S      width, integer bits, fraction bits, signedness of ap_(u)fixed T
+//   fx_raw(v)                      the raw two's-complement bits of v (ap_int<W> / ap_uint<W>)
+//   fx_from_raw<T>(r)              T whose raw bits are the low W bits of integer r
+//   rescale<DST>(v, delta)         DST(v') where v' has v's raw bits and F(v) + delta fraction bits:
+//                                  the cast of a tensor whose scale is only known at run time
+//                                  (calibrated w8a8 types); |delta| <= RESCALE_SPAN.  The raw bits
+//                                  are shifted into a static wide type and cast with DST's own
+//                                  quantisation and overflow modes, so the result is exactly the
+//                                  ap_fixed assignment.  With RESCALE_SPAN == 0 it is a plain cast.
+//   floor_div / shift_floor        integer helpers with Python semantics (floor, clipped shifts)
+#ifndef EDGEMOE_FIXED_H
+#define EDGEMOE_FIXED_H
+
+#include <ap_fixed.h>
+#include <ap_int.h>
+
+#include "edgemoe_config.h"
+
+#ifndef __SYNTHESIS__
+#include <cassert>
+#define EDGEMOE_CHECK(c) assert(c)
+#else
+#define EDGEMOE_CHECK(c)
+#endif
+
+template <class T> struct fx_info;
+template <int W_, int I_, ap_q_mode Q_, ap_o_mode O_, int N_>
+struct fx_info<ap_fixed<W_, I_, Q_, O_, N_> > {
+    static const int W = W_;
+    static const int I = I_;
+    static const int F = W_ - I_;
+    static const bool S = true;
+};
+template <int W_, int I_, ap_q_mode Q_, ap_o_mode O_, int N_>
+struct fx_info<ap_ufixed<W_, I_, Q_, O_, N_> > {
+    static const int W = W_;
+    static const int I = I_;
+    static const int F = W_ - I_;
+    static const bool S = false;
+};
+
+template <int W, bool S> struct raw_int { typedef ap_int<W> type; };
+template <int W> struct raw_int<W, false> { typedef ap_uint<W> type; };
+
+template <int W, int I, bool S> struct fx_make { typedef ap_fixed<W, I> type; };
+template <int W, int I> struct fx_make<W, I, false> { typedef ap_ufixed<W, I> type; };
+
+template <class T>
+struct fx_raw_t {
+    typedef typename raw_int<fx_info<T>::W, fx_info<T>::S>::type type;
+};
+
+template <class T>
+typename fx_raw_t<T>::type fx_raw(const T &v) {
+#pragma HLS INLINE
+    ap_uint<fx_info<T>::W> bits = v.range(fx_info<T>::W - 1, 0);
+    typename fx_raw_t<T>::type r = bits;
+    return r;
+}
+
+template <class T, class R>
+T fx_from_raw(const R &raw) {
+#pragma HLS INLINE
+    ap_uint<fx_info<T>::W> bits = raw;  // the low W bits
+    T v;
+    v.range(fx_info<T>::W - 1, 0) = bits;
+    return v;
+}
+
+template <class DST, class SRC>
+DST rescale(const SRC &v, int delta) {
+#pragma HLS INLINE
+    EDGEMOE_CHECK(delta >= -RESCALE_SPAN && delta <= RESCALE_SPAN);
+    typedef fx_info<SRC> si;
+    typedef typename fx_make<si::W + 2 * RESCALE_SPAN, si::I + RESCALE_SPAN, si::S>::type wide_t;
+    typename raw_int<si::W + 2 * RESCALE_SPAN, si::S>::type r = fx_raw(v);  // sign/zero extended
+    r <<= (RESCALE_SPAN - delta);
+    wide_t w = fx_from_raw<wide_t>(r);
+    return DST(w);
+}
+
+// floor(a / b) for b > 0 (C++ division truncates toward zero)
+template <int W>
+ap_int<W> floor_div(const ap_int<W> &a, int b) {
+#pragma HLS INLINE
+    ap_int<W> q = a / b;
+    if (a < 0 && q * b != a) q -= 1;
+    return q;
+}
+
+// v * 2^n: left shift for n > 0 (wraps at W bits), floor right shift for n < 0; both shift
+// amounts clipped to 62 like the golden model's int64 shifts
+template <int W>
+ap_int<W> shift_clip62(const ap_int<W> &v, int n) {
+#pragma HLS INLINE
+    ap_int<W> r;
+    if (n >= 0) {
+        r = v << (n > 62 ? 62 : n);
+    } else {
+        int m = -n > 62 ? 62 : -n;
+        r = v >> m;
+    }
+    return r;
+}
+
+#endif  // EDGEMOE_FIXED_H
