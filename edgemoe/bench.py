@@ -41,6 +41,56 @@ def bench_golden(presets=("micro", "m3vit-tiny-edge"), repeat: int = 3) -> list:
     return rows
 
 
+def bench_accuracy(presets=("micro", "m3vit-tiny-edge")) -> dict:
+    """The approximation errors of the units and fixed vs float encoder outputs, both tasks."""
+    import torch
+
+    from edgemoe.golden.apfixed import Fx
+    from edgemoe.golden.calibrate import precision_for
+    from edgemoe.golden.fixed_model import run_fixed
+    from edgemoe.golden.model import build_model, params_numpy, run_golden, sample_image
+    from edgemoe.golden.precision import base_precision
+    from edgemoe.golden.units.attention import row_start
+    from edgemoe.golden.units.gelu import gelu_fixed, gelu_float
+    from edgemoe.golden.units.softmax import softmax_fixed, softmax_float
+    from edgemoe.spec import get_preset
+    out = {}
+    w16 = base_precision("w16a32")
+    x = np.linspace(-8, 8, 320001)
+    out["gelu_max_abs_err"] = float(np.abs(gelu_fixed(Fx.from_float(x, w16.t("gelu_in")), w16).to_float()
+                                           - gelu_float(x)).max())
+    print(f"  GELU (table + interpolation) max abs error over [-8, 8]: {out['gelu_max_abs_err']:.3g}")
+    spec = get_preset("m3vit-tiny-edge")
+    model = build_model(spec, seed=0)
+    taps = {}
+    with torch.no_grad():
+        model.encode(torch.from_numpy(sample_image(spec, 0))[None], 0, taps=taps)
+    errs = []
+    for b in range(spec.depth):
+        s = Fx.from_float(taps[f"blocks.{b}.scores"][0].numpy(), w16.t("score"))
+        p = softmax_fixed(s, w16, start=row_start(spec.tokens, 4)).to_float()
+        errs.append(np.abs(p - softmax_float(s.to_float())).max())
+    out["softmax_max_abs_err"] = float(max(errs))
+    print(f"  single-pass softmax max abs error on the probabilities of the real attention logits of "
+          f"{spec.name} (all blocks, heads, rows): {out['softmax_max_abs_err']:.3g}")
+    for name in presets:
+        spec = get_preset(name)
+        model = build_model(spec, seed=0)
+        params = params_numpy(model)
+        image = sample_image(spec, 0)
+        for prec_name in ("w16a32", "w8a8"):
+            prec = precision_for(prec_name, spec, model, params)
+            for task in range(spec.num_tasks):
+                y = run_golden(model, image, task).astype(np.float64).ravel()
+                q = run_fixed(spec, prec, params, image, task).astype(np.float64).ravel()
+                cos = float(y @ q / np.linalg.norm(y) / np.linalg.norm(q))
+                mae = float(np.abs(y - q).max())
+                out[f"{name}/{prec_name}/task{task}"] = {"cosine": cos, "max_abs_err": mae}
+                print(f"  {name:16s} {prec_name:7s} task {task} ({spec.tasks[task].name:6s}) fixed vs float: "
+                      f"cosine {cos:.6f}  max abs err {mae:.4g}  (|y| max {np.abs(y).max():.3g})", flush=True)
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m edgemoe.bench", description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
@@ -49,6 +99,8 @@ def main(argv=None) -> int:
     np.random.seed(0)
     print("golden models, one frame (best of %d): fixed-point numpy vs PyTorch float" % args.repeat)
     bench_golden(args.presets, args.repeat)
+    print("accuracy of the fixed-point golden against the float golden")
+    bench_accuracy(args.presets)
     return 0
 
 
