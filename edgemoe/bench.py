@@ -31,10 +31,10 @@ def bench_golden(presets=("micro", "m3vit-tiny-edge"), repeat: int = 3) -> list:
         model = build_model(spec, seed=0)
         params = params_numpy(model)
         image = sample_image(spec, seed=0)
-        t_float = _best_of(lambda: run_golden(model, image, 0), repeat)
+        t_float = _best_of(lambda m=model, im=image: run_golden(m, im, 0), repeat)
         for prec_name in ("w16a32", "w8a8"):
             fixed = FixedM3ViT(spec, precision_for(prec_name, spec, model, params), params)
-            t_fixed = _best_of(lambda: fixed.encode(image, 0), repeat)
+            t_fixed = _best_of(lambda f=fixed, im=image: f.encode(im, 0), repeat)
             rows.append((name, prec_name, t_float, t_fixed, t_fixed / t_float))
             print(f"  {name:16s} {prec_name:7s} float {t_float * 1e3:9.1f} ms  fixed {t_fixed * 1e3:9.1f} ms  "
                   f"ratio {t_fixed / t_float:6.1f}x", flush=True)

@@ -81,7 +81,8 @@ def run_demo(args) -> int:
              "| task | precision | cosine vs float | max abs err | seconds |", "|---|---|---|---|---|"]
     for name, r in summary["tasks"].items():
         for p in ("w16a32", "w8a8"):
-            lines.append(f"| {name} | {p} | {r[p]['cosine_vs_float']:.6f} | {r[p]['max_abs_err_vs_float']:.3g} | {r[p]['seconds']} |")
+            c = r[p]
+            lines.append(f"| {name} | {p} | {c['cosine_vs_float']:.6f} | {c['max_abs_err_vs_float']:.3g} | {c['seconds']} |")
     lines += ["", "Pictures: overview.png, input.png, " + ", ".join(f"{t.name}.png" for t in spec.tasks)]
     with atomic_path(out / "summary.md") as tmp:
         tmp.write_text("\n".join(lines) + "\n")

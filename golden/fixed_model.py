@@ -43,7 +43,7 @@ def quantize_params(spec: ModelSpec, prec: Precision, params: dict) -> dict:
     q["cls"] = Fx.from_float(get("backbone.cls_token").reshape(d), prec.t("bias"))
     q["pos"] = Fx.from_float(get("backbone.pos_embed").reshape(spec.tokens, d), prec.t("bias"))
     for i in range(spec.depth):
-        k = lambda n: block_key(i, n)  # noqa: E731
+        k = lambda n, i=i: block_key(i, n)
         for n in ("norm1", "norm2"):
             q[k(n + ".weight")] = Fx.from_float(get(k(n + ".weight")), prec.t("ln_param"))
             q[k(n + ".bias")] = Fx.from_float(get(k(n + ".bias")), prec.t("ln_param"))
@@ -91,7 +91,7 @@ class FixedM3ViT:
         x = patch_embed_fixed(self.quantize_image(image), q["patch_w"], q["patch_b"], q["cls"], q["pos"], prec)
         tap("patch_embed", x)
         for i in range(spec.depth):
-            k = lambda n: block_key(i, n)  # noqa: E731
+            k = lambda n, i=i: block_key(i, n)
             p = f"blocks.{i}."
             ln1 = layernorm_fixed(x, q[k("norm1.weight")], q[k("norm1.bias")], prec, spec.ln_eps,
                                   out_t=prec.t("ln_out", tensor=k("ln1")))
@@ -133,7 +133,7 @@ class FixedM3ViT:
         """Route, run each expert over its own queue only, scatter score * y into the output."""
         spec, prec, q = self.spec, self.prec, self.q
         act = prec.t("act")
-        k = lambda n: block_key(i, n)  # noqa: E731
+        k = lambda n, i=i: block_key(i, n)
         route = route_fixed(ln2, q[k(f"mlp.gate.{task}.w_gate")], prec, spec.top_k)
         tap(p + "gate_logits", route.logits), tap(p + "gate_probs", route.probs)
         tap(p + "topk_idx", route.topk_idx), tap(p + "topk_score", route.topk_score)
