@@ -14,6 +14,9 @@ setup: $(STAMP)
 $(STAMP): requirements.txt pyproject.toml
 	@command -v g++ >/dev/null || { echo "g++ missing: installing it (C simulation needs it)"; \
 	  (apt-get update -qq && apt-get install -y -qq g++) || { echo "error: g++ not found; install it (apt-get install g++)"; exit 1; }; }
+	@missing=""; for t in iverilog yosys perl make; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	  test -z "$$missing" || { echo "installing$$missing (RTL simulation and resource estimates need them)"; \
+	  (apt-get update -qq && apt-get install -y -qq $$missing) || { echo "error: install$$missing (apt-get install$$missing)"; exit 1; }; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -r requirements.txt

@@ -53,6 +53,7 @@ DELTA_TABLES = (
     ("D_HIDDEN", "hidden", "ln_out", "GELU output = fc2 input (MoE blocks: the experts' hidden)"),
     ("D_W_FC2", "w", "w", "fc2 weights (MoE blocks: expert h4toh)"),
     ("D_GATE_W", "gate_w", "gate_w", "MoE gate weights (0 in dense blocks)"),
+    ("D_PROB", "prob", "prob", "attention probabilities (calibrated per block in w8a8)"),
 )
 
 
@@ -70,7 +71,7 @@ def block_types(spec, prec: Precision) -> dict:
     :class:`edgemoe.golden.fixed_model.FixedM3ViT` does (``prec.t(role, tensor=...)``)."""
     out = {name: [] for name, *_ in DELTA_TABLES}
     for i in range(spec.depth):
-        k = lambda n: f"backbone.blocks.{i}.{n}"  # noqa: E731
+        k = lambda n, i=i: f"backbone.blocks.{i}.{n}"  # noqa: E731
         moe = spec.is_moe(i)
         out["D_LN1"].append(prec.t("ln_out", tensor=k("ln1")))
         out["D_W_QKV"].append(prec.t("w", tensor=k("attn.qkv")))
@@ -82,6 +83,7 @@ def block_types(spec, prec: Precision) -> dict:
         out["D_HIDDEN"].append(prec.t("hidden", tensor=k("mlp.experts" if moe else "mlp")))
         out["D_W_FC2"].append(prec.t("w", tensor=k("mlp.experts.h4toh" if moe else "mlp.fc2")))
         out["D_GATE_W"].append(prec.t("gate_w", tensor=k("mlp.gate")) if moe else prec.types["gate_w"])
+        out["D_PROB"].append(prec.t("prob", tensor=k("attn")))
     return out
 
 
@@ -121,7 +123,8 @@ def rescale_sites(spec, prec: Precision) -> dict:
         s = {
             "ln1_out": -g["D_LN1"], "ln2_out": -g["D_LN2"],
             "qkv_bias": -(g["D_LN1"] + g["D_W_QKV"]), "qkv_out": g["D_LN1"] + g["D_W_QKV"] - g["D_QKV"],
-            "qk_score": 2 * g["D_QKV"], "av_out": g["D_QKV"] - g["D_ATTN_OUT"],
+            "qk_score": 2 * g["D_QKV"], "prob_out": -g["D_PROB"],
+            "av_out": g["D_QKV"] + g["D_PROB"] - g["D_ATTN_OUT"],
             "proj_bias": -(g["D_ATTN_OUT"] + g["D_W_PROJ"]), "proj_out": g["D_ATTN_OUT"] + g["D_W_PROJ"],
             "fc1_bias": -(g["D_LN2"] + g["D_W_FC1"]), "fc1_out": g["D_LN2"] + g["D_W_FC1"],
             "gelu_out": -g["D_HIDDEN"],

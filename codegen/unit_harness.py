@@ -148,11 +148,11 @@ void em_linear(int kind, int bias_kind, const long long *x, int n_x_rows, int ga
     }
 }
 
-void em_attention(const long long *qkv, long long *out, int n_tok, int d_qkv, int d_out) {
+void em_attention(const long long *qkv, long long *out, int n_tok, int d_qkv, int d_out, int d_prob) {
     static qkv_t qb[TOKENS * QKV_DIM];
     static attn_out_t ob[TOKENS * EMBED];
     IN_ARRAY(qkv_t, qb, qkv, n_tok * QKV_DIM);
-    attention_unit(qb, qb + EMBED, qb + 2 * EMBED, QKV_DIM, ob, n_tok, d_qkv, d_out);
+    attention_unit(qb, qb + EMBED, qb + 2 * EMBED, QKV_DIM, ob, n_tok, d_qkv, d_out, d_prob);
     OUT_ARRAY(out, ob, n_tok * EMBED);
 }
 
@@ -317,12 +317,13 @@ class UnitLib:
                            ctypes.c_int(d_y))
         return y
 
-    def attention(self, qkv, d_qkv: int = 0, d_out: int = 0) -> np.ndarray:
+    def attention(self, qkv, d_qkv: int = 0, d_out: int = 0, d_prob: int = 0) -> np.ndarray:
         qkv = _arr(qkv)
         t = qkv.shape[0]
         self._check("attention tokens", t, self.sizes["tokens"])
         out = np.zeros((t, self.sizes["embed"]), dtype=np.int64)
-        self.lib.em_attention(_ptr(qkv), _ptr(out), ctypes.c_int(t), ctypes.c_int(d_qkv), ctypes.c_int(d_out))
+        self.lib.em_attention(_ptr(qkv), _ptr(out), ctypes.c_int(t), ctypes.c_int(d_qkv), ctypes.c_int(d_out),
+                              ctypes.c_int(d_prob))
         return out
 
     def moe_route(self, x, w_gate, d_x: int = 0, d_gw: int = 0) -> dict:

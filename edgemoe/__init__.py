@@ -11,3 +11,14 @@ Importing ``edgemoe`` itself stays light: no torch, so the host runtime can use 
 __version__ = "0.1.0"
 
 from .errors import EdgeMoeError  # noqa: E402,F401
+
+
+def __getattr__(name):
+    """Lazy exports (importing edgemoe stays torch free): ``edgemoe.generate``, ``edgemoe.Project``."""
+    if name == "generate":
+        from edgemoe.codegen.generate import generate
+        return generate
+    if name == "Project":
+        from edgemoe.codegen.project import Project
+        return Project
+    raise AttributeError(f"module 'edgemoe' has no attribute {name!r}")

@@ -91,6 +91,50 @@ def bench_accuracy(presets=("micro", "m3vit-tiny-edge")) -> dict:
     return out
 
 
+def bench_csim(preset: str = "m3vit-tiny-edge", precision: str = "w16a32", repeat: int = 2) -> dict:
+    """One full frame of the generated kernel in C simulation: bit-exact check, wall time, and the
+    ratio to the PyTorch float golden timed in the same run."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from edgemoe.codegen.generate import generate
+    from edgemoe.codegen.pack import unpack_raw
+    from edgemoe.golden.model import build_model, run_golden
+    from edgemoe.spec import get_preset
+    tmp = Path(tempfile.mkdtemp(prefix="edgemoe_bench_"))
+    try:
+        t = time.perf_counter()
+        project = generate(tmp / "proj", preset=preset, board="zcu102", precision=precision)
+        t_gen = time.perf_counter() - t
+        t = time.perf_counter()
+        project.compile()
+        t_compile = time.perf_counter() - t
+        image = project.input_image()
+        project.run(image, 0)  # loads the weights and the one-time parameters
+        raw = None
+
+        def frame():
+            nonlocal raw
+            raw, _ = project.run(image, 0)
+        t_csim = _best_of(frame, repeat)
+        spec = project.spec
+        gold = unpack_raw((project.path / "data" / "golden_out_task0.bin").read_bytes(), project.layout.act_t,
+                          spec.tokens * spec.embed).reshape(spec.tokens, spec.embed)
+        bad = int(np.count_nonzero(raw[0] != gold))
+        model = build_model(get_preset(preset), seed=0)
+        t_float = _best_of(lambda: run_golden(model, image, 0), 3)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    res = dict(preset=preset, precision=precision, csim_seconds=t_csim, float_seconds=t_float,
+               ratio=t_csim / t_float, mismatches=bad, generate_seconds=t_gen, compile_seconds=t_compile)
+    print(f"  {preset} {precision}: csim {t_csim:.2f} s/frame ({'bit-exact' if bad == 0 else f'{bad} MISMATCHES'}), "
+          f"PyTorch float {t_float * 1e3:.1f} ms, ratio {t_csim / t_float:.0f}x "
+          f"(goal <= 10 s: {'met' if t_csim <= 10 else 'MISSED'}); generate {t_gen:.1f} s, compile {t_compile:.1f} s",
+          flush=True)
+    return res
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m edgemoe.bench", description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
@@ -101,7 +145,9 @@ def main(argv=None) -> int:
     bench_golden(args.presets, args.repeat)
     print("accuracy of the fixed-point golden against the float golden")
     bench_accuracy(args.presets)
-    return 0
+    print("generated kernel in C simulation, one frame (best of 2)")
+    res = bench_csim()
+    return 1 if res["mismatches"] else 0
 
 
 if __name__ == "__main__":

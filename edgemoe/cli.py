@@ -33,6 +33,31 @@ def _cmd_demo(args) -> int:
     return run_demo(args)
 
 
+def _cmd_generate(args) -> int:
+    from edgemoe.codegen.generate import generate
+    if args.checkpoint and not args.preset:
+        raise EdgeMoeError("--checkpoint needs --preset (the model the checkpoint belongs to)")
+    if args.onnx and args.preset:
+        raise EdgeMoeError("give either --preset (optionally with --checkpoint) or --onnx, not both")
+    if not args.onnx and not args.preset:
+        raise EdgeMoeError("give --preset P, --checkpoint PATH --preset P, or --onnx FILE")
+    generate(args.output, preset=args.preset, checkpoint=args.checkpoint, onnx=args.onnx, board=args.board,
+             precision=args.precision, design=args.design, clock=args.clock, force=args.force, seed=args.seed,
+             quiet=False)
+    return 0
+
+
+def _cmd_csim(args) -> int:
+    from edgemoe.codegen.csim import csim_command
+    return csim_command(args)
+
+
+
+def _cmd_sim(args) -> int:
+    from edgemoe.sim.cli_sim import sim_command
+    return sim_command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .spec import DEFAULT_PRESET
     ap = argparse.ArgumentParser(prog="edgemoe", description="FPGA accelerators for multi-task "
@@ -69,6 +94,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
     p.add_argument("--seed", type=int, default=0, help="weights seed")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("generate", help="generate a Vitis HLS project (kernel, testbench, data, scripts)",
+                       description="Write a self-contained Vitis HLS project folder: kernel C++ (one header "
+                       "per unit and a top kernel), configuration header, C testbench, packed weights, golden "
+                       "data with a manifest, hls_config.cfg, run_hls.tcl, Makefile and README.")
+    p.add_argument("--preset", help="model preset (see `edgemoe presets`)")
+    p.add_argument("--checkpoint", metavar="PATH", help="M3ViT checkpoint for --preset (folder of {rank}.pth or one .pth)")
+    p.add_argument("--onnx", metavar="FILE", help="an encoder exported by edgemoe (spec read from the file)")
+    p.add_argument("--board", required=True, help="target board: zcu104, zcu102 or kv260")
+    p.add_argument("--precision", default="w16a32", help="w16a32 (default) or w8a8 (calibrated)")
+    p.add_argument("--design", help="design point (edge-moe, small; default: the board's)")
+    p.add_argument("--clock", type=float, metavar="MHZ", help="kernel clock in MHz (default: the board's)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights when no checkpoint is given")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="project folder to write")
+    p.add_argument("--force", action="store_true", help="replace DIR if it exists")
+    p.set_defaults(func=_cmd_generate)
+
+    p = sub.add_parser("csim", help="C-simulate a generated project and compare it with the goldens",
+                       description="Compile the project's kernel with g++ (ap_types from $XILINX_HLS/include, "
+                       "else the hls4ml wheel), run it, compare every tap bit for bit with the fixed-point "
+                       "golden and the output with the float golden. Exit 1 on any bit mismatch.")
+    p.add_argument("project", metavar="DIR", help="a folder written by `edgemoe generate`")
+    p.add_argument("--task", default="0", help="task index or name (default 0)")
+    p.add_argument("--input", metavar="X.npy", help="image, float32 (3, H, W) (default: the project's golden input)")
+    p.add_argument("--output", metavar="Y.npy", help="write the last block's output, float32 (tokens, embed)")
+    p.add_argument("--taps", choices=["all"], help="compare every stage (one kernel run dumping all taps)")
+    p.add_argument("--json", metavar="J", help="write the results as JSON")
+    p.set_defaults(func=_cmd_csim)
+
+    p = sub.add_parser("sim", help="simulate the RTL units with cocotb (Verilator, Icarus) against the goldens",
+                       description="Build and run each RTL unit's cocotb bench on every installed simulator "
+                       "(or --simulator), compare with the fixed-point golden and measure items per cycle. "
+                       "Exit 1 on any mismatch.")
+    p.add_argument("--unit", default="all", metavar="NAME|all", help="one unit (gelu, softmax, layernorm, "
+                   "linear, moe_route) or all (default)")
+    p.add_argument("--simulator", choices=["verilator", "icarus"], help="default: every installed one")
+    p.add_argument("--vectors", type=int, default=10000, metavar="N", help="test vectors per unit (default 10000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random vectors")
+    p.add_argument("--rtl-dir", metavar="DIR", help="Verilog of the unit tops from Vitis instead of ours")
+    p.add_argument("--json", metavar="J", help="write the results as JSON")
+    p.set_defaults(func=_cmd_sim)
     return ap
 
 

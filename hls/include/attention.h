@@ -12,10 +12,11 @@
 //
 // Call signature:
 //   void attention_unit(const qkv_t *q, const qkv_t *k, const qkv_t *v, int ld,
-//                       attn_out_t *out, int n_tok, int d_qkv, int d_out);
+//                       attn_out_t *out, int n_tok, int d_qkv, int d_out, int d_prob = 0);
 //   q/k/v: row t at q[t * ld], heads concatenated (head h at columns h*HEAD_DIM ..); with the qkv
 //   linear output [T][QKV_DIM]: q = qkv, k = qkv + EMBED, v = qkv + 2*EMBED, ld = QKV_DIM.
-//   out: [n_tok][EMBED]; n_tok <= TOKENS; d_qkv = D_QKV[block], d_out = D_ATTN_OUT[block].
+//   out: [n_tok][EMBED]; n_tok <= TOKENS; d_qkv = D_QKV[block], d_out = D_ATTN_OUT[block],
+//   d_prob = D_PROB[block] (the calibrated probability type's fraction-bit offset).
 #ifndef EDGEMOE_ATTENTION_H
 #define EDGEMOE_ATTENTION_H
 
@@ -23,7 +24,7 @@
 #include "softmax.h"
 
 inline void attention_unit(const qkv_t *q, const qkv_t *k, const qkv_t *v, int ld, attn_out_t *out,
-                           int n_tok, int d_qkv, int d_out) {
+                           int n_tok, int d_qkv, int d_out, int d_prob = 0) {
     qkv_t qbuf[ATTN_ROWS][EMBED];
     score_t sbuf[HEADS][ATTN_ROWS][TOKENS];
     score_t m[HEADS][ATTN_ROWS];
@@ -125,7 +126,7 @@ groups:
             av_rows:
                 for (int o = 0; o < ATTN_ROWS; o++) {
 #pragma HLS PIPELINE II=1
-                    prob_t p = sm_prob<prob_t>(sbuf[h][o][j], m[h][o], rcp[h][o]);
+                    prob_t p = sm_prob_scaled<prob_t>(sbuf[h][o][j], m[h][o], rcp[h][o], d_prob);
                 av_cols:
                     for (int c = 0; c < HEAD_DIM; c++) {
                         oacc[o][h * HEAD_DIM + c] += p * kv[h * HEAD_DIM + c];
@@ -138,7 +139,7 @@ groups:
         av_write_cols:
             for (int c = 0; c < EMBED; c++) {
 #pragma HLS PIPELINE II=1
-                if (r0 + o < n_tok) out[(r0 + o) * EMBED + c] = rescale<attn_out_t>(oacc[o][c], d_qkv - d_out);
+                if (r0 + o < n_tok) out[(r0 + o) * EMBED + c] = rescale<attn_out_t>(oacc[o][c], d_qkv + d_prob - d_out);
             }
         }
     }

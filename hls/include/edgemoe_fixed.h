@@ -10,6 +10,12 @@
 //                                  quantisation and overflow modes, so the result is exactly the
 //                                  ap_fixed assignment.  With RESCALE_SPAN == 0 it is a plain cast.
 //   floor_div / shift_floor        integer helpers with Python semantics (floor, clipped shifts)
+//   packed_ptr<T>(base, off)       read-only "pointer" to T values packed in ap_uint<AXI_BITS> words
+//                                  (the kernel's m_axi ports): value j of the buffer sits in word
+//                                  j / per, bits [lane * SB, lane * SB + W), lane = j % per,
+//                                  SB = storage_bits<T> (W rounded up to a power of two >= 8),
+//                                  per = AXI_BITS / SB; p[i] reads value off + i
+//   ptr_elem<P>::type              the element type of a plain pointer or a packed_ptr
 #ifndef EDGEMOE_FIXED_H
 #define EDGEMOE_FIXED_H
 
@@ -80,6 +86,48 @@ DST rescale(const SRC &v, int delta) {
     wide_t w = fx_from_raw<wide_t>(r);
     return DST(w);
 }
+
+// ceil(log2(N)) for N >= 1 (bits of an adder tree over N terms)
+template <int N> struct clog2 { static const int value = 1 + clog2<(N + 1) / 2>::value; };
+template <> struct clog2<1> { static const int value = 0; };
+
+// mac_int<W>::type: a signed integer of at least W bits for exact raw-code MACs.  Synthesis gets the
+// exact ap_int<W>; C simulation uses the native 64-bit integer whenever W <= 64 (the same values:
+// W is chosen so that nothing overflows), which makes csim of the MAC loops several times faster.
+template <int W, bool NATIVE = (W <= 64)> struct mac_int { typedef ap_int<W> type; };
+#ifndef __SYNTHESIS__
+template <int W> struct mac_int<W, true> { typedef long long type; };
+#endif
+
+// ---- packed AXI words -------------------------------------------------------------------------
+typedef ap_uint<AXI_BITS> axi_word_t;
+
+template <int W> struct storage_bits {
+    static const int value = W <= 8 ? 8 : W <= 16 ? 16 : W <= 32 ? 32 : 64;
+};
+
+template <class T>
+struct packed_ptr {
+    static const int SB = storage_bits<fx_info<T>::W>::value;
+    static const int PER = AXI_BITS / SB;
+    const axi_word_t *base;
+    long off;
+    packed_ptr(const axi_word_t *b, long o) : base(b), off(o) {}
+    T operator[](long i) const {
+#pragma HLS INLINE
+        const long j = off + i;
+        const axi_word_t word = base[j / PER];
+        const int lane = int(j % PER);
+        ap_uint<SB> bits = word.range(lane * SB + SB - 1, lane * SB);
+        return fx_from_raw<T>(bits);
+    }
+    packed_ptr operator+(long n) const { return packed_ptr(base, off + n); }
+};
+
+template <class P> struct ptr_elem;
+template <class T> struct ptr_elem<T *> { typedef T type; };
+template <class T> struct ptr_elem<const T *> { typedef T type; };
+template <class T> struct ptr_elem<packed_ptr<T> > { typedef T type; };
 
 // floor(a / b) for b > 0 (C++ division truncates toward zero)
 template <int W>

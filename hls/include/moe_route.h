@@ -3,11 +3,12 @@
 // order.  Mirrors edgemoe.golden.units.moe_route.route_fixed bit for bit.
 //
 // Call signature:
-//   void moe_route_unit(const lin_in_t *x, const gate_w_t *wg, int n_tok, int d_x, int d_gw,
+//   template <class GP> void moe_route_unit(const lin_in_t *x, GP wg, int n_tok, int d_x, int d_gw,
 //                       gate_logit_t *logits, gate_score_t *probs,
 //                       expert_idx_t *topk_idx, gate_score_t *topk_score,
 //                       tok_idx_t *queue_tok, gate_score_t *queue_score, tok_idx_t *queue_len);
-//   x: [n_tok][EMBED] (norm2 output); wg: [NUM_EXPERTS][EMBED] (the task's gate, one row per expert);
+//   x: [n_tok][EMBED] (norm2 output); wg: [NUM_EXPERTS][EMBED] (the task's gate, one row per expert;
+//   a gate_w_t pointer or a packed_ptr<gate_w_t> into AXI words);
 //   logits, probs: [n_tok][NUM_EXPERTS] (taps); topk_idx, topk_score: [n_tok][TOP_K], best first;
 //   queue_tok, queue_score: [NUM_EXPERTS][TOKENS]; queue_len: [NUM_EXPERTS] (0: expert skipped).
 //   d_x = D_LN2[block], d_gw = D_GATE_W[block].
@@ -17,10 +18,11 @@
 #include "edgemoe_fixed.h"
 #include "softmax.h"
 
-inline void moe_route_unit(const lin_in_t *x, const gate_w_t *wg, int n_tok, int d_x, int d_gw,
-                           gate_logit_t *logits, gate_score_t *probs, expert_idx_t *topk_idx,
-                           gate_score_t *topk_score, tok_idx_t *queue_tok, gate_score_t *queue_score,
-                           tok_idx_t *queue_len) {
+template <class GP>
+void moe_route_unit(const lin_in_t *x, const GP wg, int n_tok, int d_x, int d_gw,
+                    gate_logit_t *logits, gate_score_t *probs, expert_idx_t *topk_idx,
+                    gate_score_t *topk_score, tok_idx_t *queue_tok, gate_score_t *queue_score,
+                    tok_idx_t *queue_len) {
     gate_w_t wbuf[NUM_EXPERTS][EMBED];
     gate_logit_t lg[NUM_EXPERTS];
     gate_score_t pr[NUM_EXPERTS];

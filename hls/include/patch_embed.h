@@ -4,8 +4,10 @@
 // Mirrors edgemoe.golden.units.patch_embed.patch_embed_fixed bit for bit.
 //
 // Call signature:
-//   void patch_embed_unit(const pixel_t *pix, const patch_w_t *w, const bias_t *b, const bias_t *cls,
+//   template <class PP, class WP>
+//   void patch_embed_unit(PP pix, WP w, const bias_t *b, const bias_t *cls,
 //                         const bias_t *pos, act_t *out, int n_patches);
+//   PP / WP: pixel_t / patch_w_t pointers, or packed_ptr<pixel_t> / packed_ptr<patch_w_t> (AXI words)
 //   pix: [n_patches][PATCH_DIM]; w: [EMBED][PATCH_DIM]; b, cls: [EMBED]; pos: [n_patches + 1][EMBED];
 //   out: [n_patches + 1][EMBED]; n_patches <= NUM_PATCHES.
 #ifndef EDGEMOE_PATCH_EMBED_H
@@ -14,8 +16,9 @@
 #include "edgemoe_fixed.h"
 #include "linear.h"
 
-inline void patch_embed_unit(const pixel_t *pix, const patch_w_t *w, const bias_t *b, const bias_t *cls,
-                             const bias_t *pos, act_t *out, int n_patches) {
+template <class PP, class WP>
+void patch_embed_unit(const PP pix, const WP w, const bias_t *b, const bias_t *cls,
+                      const bias_t *pos, act_t *out, int n_patches) {
     patch_acc_t acc[MAX_ROWS][ENGINE_OUT];
     tok_idx_t no_gather[1] = {0};   // the engine reads rows directly here (gather disabled)
 #pragma HLS ARRAY_PARTITION variable=acc complete dim=2

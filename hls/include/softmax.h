@@ -13,6 +13,7 @@
 //   void  sm_update<S_T>(S_T s, S_T &m, sm_sum_t &S);           // every further score
 //   recip_t sm_recip(sm_sum_t S);
 //   P_T   sm_prob<P_T, S_T>(S_T s, S_T m, recip_t r);
+//   P_T   sm_prob_scaled<P_T, S_T>(S_T s, S_T m, recip_t r, int d_p);  // calibrated P_T (offset d_p)
 //   void  softmax_row<S_T, P_T>(const S_T *s, P_T *p, int n, int start);  // a row of n <= SM_MAX_LEN
 //         scores visited in the order (start + c) mod n (the attention unit's skew), c = 0..n-1
 #ifndef EDGEMOE_SOFTMAX_H
@@ -103,6 +104,17 @@ P_T sm_prob(const S_T s, const S_T m, const recip_t r) {
     diff_t d = s - m;
     exp_t e = sm_exp_neg(d);
     return P_T(e * r);
+}
+
+// p = exp(s - m) * (1/S) cast to a calibrated probability type stored in P_T with d_p more
+// fraction bits than P_T's own (d_p = 0: sm_prob)
+template <class P_T, class S_T>
+P_T sm_prob_scaled(const S_T s, const S_T m, const recip_t r, int d_p) {
+#pragma HLS INLINE
+    typedef typename sm_diff<S_T>::type diff_t;
+    diff_t d = s - m;
+    exp_t e = sm_exp_neg(d);
+    return rescale<P_T>(e * r, -d_p);
 }
 
 template <class S_T, class P_T>

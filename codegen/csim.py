@@ -1,0 +1,116 @@
+"""``edgemoe csim``: the generated kernel in C simulation, compared stage by stage with the goldens.
+
+Every tap of the kernel (one run with ``tap_id = TAP_ALL``) is compared bit for bit with the
+fixed-point golden; the final output is also compared with the float golden (cosine, max abs error).
+Any bit mismatch makes the command exit 1.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgemoe.errors import EdgeMoeError
+
+
+def _cosine(a, b) -> float:
+    a = np.asarray(a, np.float64).ravel()
+    b = np.asarray(b, np.float64).ravel()
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    return float(a @ b / (na * nb)) if na > 0 and nb > 0 else float(na == nb)
+
+
+def run_csim(project_dir, task=0, input_path=None, output_path=None, taps: str | None = None,
+             json_path=None, quiet: bool = False) -> dict:
+    """Compile and run the project's kernel; returns the result dict (also written to ``json_path``)."""
+    from edgemoe.io import load_image_npy, save_npy
+    from .pack import unpack_raw
+    from .project import Project
+    if taps not in (None, "all"):
+        raise EdgeMoeError(f"--taps takes 'all', not {taps!r}")
+    project = Project(project_dir)
+    spec = project.spec
+    task = spec.task_index(task)
+    project.compile()
+    if input_path is not None:
+        image = load_image_npy(input_path, spec.input_shape)
+    else:
+        image = project.input_image()
+    # the kernel
+    t0 = time.perf_counter()
+    if taps == "all":
+        ktaps, out_raw = project.taps(image, task)
+    else:
+        raw, _ = project.run(image, task)
+        out_raw, ktaps = raw[0], {}
+    seconds = time.perf_counter() - t0
+    # the fixed-point golden
+    if input_path is None and taps is None:
+        gdata = (project.path / "data" / f"golden_out_task{task}.bin").read_bytes()
+        g_out = unpack_raw(gdata, project.layout.act_t, spec.tokens * spec.embed).reshape(spec.tokens, spec.embed)
+        g_taps = {}
+    else:
+        g_out, g_taps = project.golden_fixed(image, task, with_taps=taps == "all")
+        g_taps = g_taps or {}
+    rows = []
+    total_bad = 0
+    for t in project.manifest["taps"]:
+        if t["name"] not in ktaps:
+            continue
+        got, want = ktaps[t["name"]], g_taps[t["name"]]
+        bad = int(np.count_nonzero(got != want)) if got.shape == want.shape else int(np.prod(t["shape"]))
+        maxd = int(np.abs(got - want).max()) if got.shape == want.shape and got.size else 0
+        rows.append(dict(id=t["id"], name=t["name"], shape=t["shape"], mismatches=bad, max_raw_diff=maxd))
+        total_bad += bad
+    bad_out = int(np.count_nonzero(out_raw != g_out))
+    rows.append(dict(id=None, name="output", shape=[spec.tokens, spec.embed], mismatches=bad_out,
+                     max_raw_diff=int(np.abs(out_raw - g_out).max())))
+    total_bad += bad_out
+    y = project.layout.act_t.to_float(out_raw).astype(np.float32)
+    y_float = project.golden_float(image if input_path is not None else None, task)
+    cos = _cosine(y, y_float)
+    mae = float(np.abs(y.astype(np.float64) - y_float).max())
+    result = {
+        "project": str(project.path), "model": spec.name, "precision": project.prec.name, "task": task,
+        "input": str(input_path) if input_path else "data/input.npy",
+        "taps_compared": len(rows), "mismatches": total_bad, "cosine_vs_float": cos,
+        "max_abs_err_vs_float": mae, "seconds": seconds, "compile_seconds": project.compile_seconds,
+        "taps": rows,
+    }
+    if output_path is not None:
+        save_npy(output_path, y)
+    if json_path is not None:
+        from edgemoe.io import atomic_path
+        with atomic_path(json_path) as tmp:
+            Path(tmp).write_text(json.dumps(result, indent=1))
+    if not quiet:
+        print(format_table(result))
+    return result
+
+
+def format_table(result: dict) -> str:
+    rows = [("id", "stage", "shape", "mismatches", "max |diff| (lsb)")]
+    for r in result["taps"]:
+        rows.append(("" if r["id"] is None else str(r["id"]), r["name"], "x".join(map(str, r["shape"])),
+                     str(r["mismatches"]), str(r["max_raw_diff"])))
+    w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w[i]) for i, c in enumerate(r)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * x for x in w))
+    verdict = "bit-exact" if result["mismatches"] == 0 else f"{result['mismatches']} BIT MISMATCHES"
+    lines.append(f"{result['model']} {result['precision']} task {result['task']}: {result['taps_compared']} "
+                 f"tensors compared with the fixed-point golden: {verdict}")
+    lines.append(f"vs float golden: cosine {result['cosine_vs_float']:.6f}, max abs error "
+                 f"{result['max_abs_err_vs_float']:.4g}; csim {result['seconds']:.2f} s "
+                 f"(compile {result['compile_seconds']:.1f} s)")
+    return "\n".join(lines)
+
+
+def csim_command(args) -> int:
+    res = run_csim(args.project, task=args.task, input_path=args.input, output_path=args.output,
+                   taps=args.taps, json_path=args.json)
+    return 1 if res["mismatches"] else 0
+
+
+__all__ = ["run_csim", "csim_command", "format_table"]

@@ -1,0 +1,187 @@
+"""``edgemoe generate``: a self-contained Vitis HLS project folder for one model, precision, design
+and board.
+
+Layout of the folder::
+
+    src/        top kernel ({TOP}.cpp), edgemoe_config.h, edgemoe_layout.h, one header per unit
+    tb/tb.cpp   C testbench (reads data/, compares bit for bit)
+    csim/       ctypes harness of `edgemoe csim` (not kernel code)
+    compat/     what the open ap_types lack (used without Vitis only)
+    data/       weights.bin, input.npy, input_pixels.bin, golden_*_task{t}.*, manifest.json
+    hls_config.cfg, run_hls.tcl, Makefile, README.md
+
+The folder is written to a temporary folder beside the target and renamed at the very end, so an
+interrupted run never leaves a folder that looks complete.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgemoe.errors import EdgeMoeError
+
+from .config_header import CONFIG_NAME, render_config
+from .design import Design, board_default, get_design
+from .render import HLS_DIR, INCLUDE_DIR, render_template
+
+TOP = "edgemoe_top"
+LAYOUT_NAME = "edgemoe_layout.h"
+UNIT_FILES = ("edgemoe_fixed.h", "patch_embed.h", "layernorm.h", "linear.h", "attention.h", "softmax.h",
+              "gelu.h", "moe_route.h", "residual.h")
+COMPAT_DIR = HLS_DIR / "compat"
+MANIFEST_FORMAT = 1
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def kernel_sources(project_dir) -> list:
+    """The kernel's own C++ files in a generated project (what the synthesizability check covers)."""
+    src = Path(project_dir) / "src"
+    return [src / f"{TOP}.cpp", src / CONFIG_NAME, src / LAYOUT_NAME] + [src / f for f in UNIT_FILES]
+
+
+def resolve_design(board: str, design: str | None, clock: float | None) -> tuple:
+    from edgemoe.boards.boards import get_board
+    b = get_board(board)
+    d = get_design(design) if design else board_default(b.name)
+    mhz = float(clock) if clock is not None else b.clock_mhz
+    if mhz <= 0 or mhz > 1000:
+        raise EdgeMoeError(f"clock {mhz:g} MHz is outside 1..1000")
+    return b, d.with_(clock_mhz=mhz)
+
+
+def load_source_model(preset=None, checkpoint=None, onnx=None, seed: int = 0):
+    from edgemoe.golden.checkpoint import load_model
+    if onnx is None and preset is None:
+        raise EdgeMoeError("give --preset P (with --checkpoint PATH for trained weights) or --onnx FILE")
+    if onnx is not None and checkpoint is not None:
+        raise EdgeMoeError("give either --checkpoint (with --preset) or --onnx, not both")
+    return load_model(preset, checkpoint=checkpoint, onnx=onnx, seed=seed)
+
+
+def generate(out_dir, preset: str | None = None, checkpoint=None, onnx=None, board: str = "zcu104",
+             precision: str = "w16a32", design: str | None = None, clock: float | None = None,
+             force: bool = False, seed: int = 0, model=None, quiet: bool = True):
+    """Write the project folder ``out_dir`` and return its :class:`~edgemoe.codegen.project.Project`.
+
+    The model comes from ``preset`` (seeded weights), ``preset`` + ``checkpoint``, ``onnx``, or an
+    already built ``model`` (:class:`edgemoe.golden.model.M3ViT`, e.g. of a custom spec).
+    """
+    from edgemoe.golden.precision import base_precision
+    from .project import Project
+    t0 = time.perf_counter()
+    out_dir = Path(out_dir)
+    base_precision(precision)  # unknown precision: one line before anything is built
+    b, des = resolve_design(board, design, clock)
+    if out_dir.exists() and not force:
+        raise EdgeMoeError(f"output folder {out_dir} exists (use --force to replace it)")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise EdgeMoeError(f"output path {out_dir} exists and is not a folder")
+    if model is None:
+        if preset is not None and onnx is None:
+            from edgemoe.spec import get_preset
+            des.validate(get_preset(preset))  # a bad tiling fails before the model is built
+        model = load_source_model(preset, checkpoint, onnx, seed)
+    spec = model.spec
+    des.validate(spec)
+    source = dict(preset=None if onnx else (preset or spec.name), seed=seed,
+                  checkpoint=str(Path(checkpoint).resolve()) if checkpoint else None,
+                  onnx=str(Path(onnx).resolve()) if onnx else None)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+    try:
+        _write_project(tmp, model, spec, precision, des, b, source, out_dir.resolve())
+        if out_dir.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=out_dir.parent))
+            os.replace(out_dir, old / "x")
+            os.replace(tmp, out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    if not quiet:
+        print(f"generated {out_dir} ({spec.name}, {precision}, {des.name}, {b.name} {des.clock_mhz:g} MHz) "
+              f"in {time.perf_counter() - t0:.1f} s")
+    return Project(out_dir)
+
+
+def _write_project(root: Path, model, spec, precision: str, design: Design, board, source: dict,
+                   final_dir: Path) -> None:
+    from edgemoe.golden.apfixed import Fx
+    from edgemoe.golden.calibrate import precision_for
+    from edgemoe.golden.fixed_model import FixedM3ViT
+    from edgemoe.golden.model import params_numpy, run_golden, sample_image
+    from edgemoe.golden.units.patch_embed import patchify
+    from .pack import Layout, pack_raw
+
+    params = params_numpy(model)
+    prec = precision_for(precision, spec, model, params)
+    layout = Layout(spec, prec, design)
+    layout.fill(params)
+    for sub in ("src", "tb", "csim", "compat", "data"):
+        (root / sub).mkdir()
+    data = root / "data"
+    buffers = layout.write_weights(data / "weights.bin")
+    # golden input and outputs
+    image = sample_image(spec, seed=0)
+    np.save(data / "input.npy", image.astype(np.float32))
+    pix = Fx.from_float(patchify(image.astype(np.float64), spec.patch), prec.t("pixel")).raw
+    pix_bytes = layout.pack_pixels(pix)
+    (data / "input_pixels.bin").write_bytes(pix_bytes)
+    files = [dict(name="input_pixels", file="input_pixels.bin", shape=[spec.num_patches, spec.patch_dim],
+                  type=layout.pix_t.cpp, byte_offset=0, size=len(pix_bytes), sha256=_sha(pix_bytes))]
+    fixed = FixedM3ViT(spec, prec, params, attn_rows=design.attn_rows)
+    for t in range(spec.num_tasks):
+        y = fixed.encode(image, t)
+        np.save(data / f"golden_fixed_task{t}.npy", y.to_float().astype(np.float32))
+        ob = pack_raw(y.raw, layout.act_t, design.axi_bits)
+        (data / f"golden_out_task{t}.bin").write_bytes(ob)
+        files.append(dict(name=f"golden_out_task{t}", file=f"golden_out_task{t}.bin",
+                          shape=[spec.tokens, spec.embed], type=layout.act_t.cpp, byte_offset=0,
+                          size=len(ob), sha256=_sha(ob)))
+        np.save(data / f"golden_float_task{t}.npy", run_golden(model, image, t).astype(np.float32))
+    # sources
+    ctx = dict(spec=spec, prec=prec, design=design, top=TOP, board=board.name, part=board.part,
+               clock_mhz=f"{design.clock_mhz:g}", clock_ns=f"{1000.0 / design.clock_mhz:.4g}",
+               axi_bits=design.axi_bits, headers=[CONFIG_NAME, LAYOUT_NAME] + list(UNIT_FILES),
+               data_dir=str(final_dir / "data"), generated_by=f"edgemoe {__import__('edgemoe').__version__}")
+    src = root / "src"
+    (src / CONFIG_NAME).write_text(render_config(spec, prec, design))
+    (src / LAYOUT_NAME).write_text(render_template("edgemoe_layout.h.j2", spec=spec, prec=prec,
+                                                   **layout.layout_context()))
+    (src / f"{TOP}.cpp").write_text(render_template("edgemoe_top.cpp.j2", **ctx))
+    for f in UNIT_FILES:
+        shutil.copyfile(INCLUDE_DIR / f, src / f)
+    (root / "tb" / "tb.cpp").write_text(render_template("csim/tb.cpp.j2", **ctx))
+    (root / "csim" / "edgemoe_csim.cpp").write_text(render_template("csim/edgemoe_csim.cpp.j2", **ctx))
+    for f in sorted(COMPAT_DIR.glob("*.h")):
+        shutil.copyfile(f, root / "compat" / f.name)
+    for name in ("hls_config.cfg", "run_hls.tcl", "Makefile", "README.md"):
+        (root / name).write_text(render_template(f"scripts/{name}.j2", **ctx))
+    manifest = dict(
+        format=MANIFEST_FORMAT, top=TOP, spec=spec.to_dict(), precision=prec.to_dict(),
+        design=design.to_dict(), board=dict(name=board.name, part=board.part), clock_mhz=design.clock_mhz,
+        source=source, axi_bits=design.axi_bits, word_bytes=design.axi_bits // 8,
+        sizes=dict(weight_words=layout.weight_words, onetime_words=layout.onetime_words,
+                   pix_words=layout.pix_words, out_words=layout.out_words,
+                   scratch_words=layout.scratch_words),
+        types=dict(pixel=layout.pix_t.cpp, act=layout.act_t.cpp),
+        buffers=buffers, files=files, taps=layout.tap_manifest(), tap_none=-1, tap_all=-2,
+        golden=dict(input="input.npy", fixed=[f"golden_fixed_task{t}.npy" for t in range(spec.num_tasks)],
+                    float=[f"golden_float_task{t}.npy" for t in range(spec.num_tasks)],
+                    out=[f"golden_out_task{t}.bin" for t in range(spec.num_tasks)]))
+    (data / "manifest.json").write_text(json.dumps(manifest, indent=1))
+
+
+__all__ = ["generate", "TOP", "UNIT_FILES", "kernel_sources", "resolve_design", "load_source_model"]

@@ -1,0 +1,352 @@
+"""Memory layout of the generated kernel and the packer that writes it.
+
+Every m_axi port of the top kernel carries ``ap_uint<AXI_BITS>`` words.  A buffer is a run of
+words starting on a word boundary; value ``j`` of a buffer of type T sits in word ``j / per`` at
+bits ``[lane * SB, lane * SB + W)`` with ``lane = j % per``, ``SB`` = T's width rounded up to a
+power of two (at least 8), ``per = AXI_BITS / SB`` (``packed_ptr<T>`` in edgemoe_fixed.h).  With
+words stored little-endian, a buffer is simply its raw codes as little-endian SB-bit integers,
+padded with zeros to a whole word: that is what ``weights.bin`` / ``input_pixels.bin`` hold.
+
+``weights.bin`` has two regions: the *one-time* parameters (patch bias, CLS, positions, LayerNorm
+parameters, every bias) that the kernel copies on chip when its reload flag is set, then the
+*streamed* weights (patch embedding, qkv, proj, dense fc1/fc2, experts, gates) read per layer.
+Scratch holds the debug taps: one word-aligned region per tap id, each value a 32-bit raw code
+(sign- or zero-extended).
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgemoe.errors import EdgeMoeError
+from edgemoe.golden.apfixed import FixedType
+from edgemoe.golden.fixed_model import block_key, quantize_params
+from edgemoe.golden.precision import Precision
+from edgemoe.spec import ModelSpec
+
+from .config_header import block_types
+from .design import Design
+
+TAP_BITS = 32
+TAP_NONE, TAP_ALL = -1, -2
+#: stages of one block, in order; a block's tap id is 1 + STAGES_PER_BLOCK * block + position
+BLOCK_STAGES = ("ln1", "qkv", "attn_out", "proj", "res1", "ln2", "fc1", "gate_logits", "gate_probs",
+                "topk_idx", "topk_score", "mlp_out", "out")
+DENSE_ONLY = ("fc1",)
+MOE_ONLY = ("gate_logits", "gate_probs", "topk_idx", "topk_score")
+STAGES_PER_BLOCK = len(BLOCK_STAGES)
+
+
+def storage_bits(width: int) -> int:
+    for b in (8, 16, 32, 64):
+        if width <= b:
+            return b
+    raise EdgeMoeError(f"no storage for a {width}-bit value")
+
+
+def num_tap_ids(spec: ModelSpec) -> int:
+    return 1 + STAGES_PER_BLOCK * spec.depth
+
+
+def tap_id(block: int, stage: str) -> int:
+    return 1 + STAGES_PER_BLOCK * block + BLOCK_STAGES.index(stage)
+
+
+@dataclass
+class Buffer:
+    name: str
+    shape: tuple
+    ftype: FixedType
+    region: str            # "onetime" | "stream"
+    word_offset: int = 0
+    raw: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def sb(self) -> int:
+        return storage_bits(self.ftype.W)
+
+    @property
+    def count(self) -> int:
+        return int(np.prod(self.shape))
+
+    def words(self, axi_bits: int) -> int:
+        per = axi_bits // self.sb
+        return -(-self.count // per)
+
+    def to_bytes(self, axi_bits: int) -> bytes:
+        return pack_raw(self.raw.reshape(-1), self.ftype, axi_bits)
+
+
+def pack_raw(raw, ftype: FixedType, axi_bits: int) -> bytes:
+    """Raw codes -> packed little-endian bytes of whole AXI words (zero padded)."""
+    sb = storage_bits(ftype.W)
+    raw = np.asarray(raw, dtype=np.int64).reshape(-1)
+    mask = np.int64(-1) if ftype.W >= 64 else np.int64((1 << ftype.W) - 1)
+    bits = (raw & mask).astype(np.uint64)
+    data = bits.astype({8: "<u1", 16: "<u2", 32: "<u4", 64: "<u8"}[sb]).tobytes()
+    wb = axi_bits // 8
+    pad = (-len(data)) % wb
+    return data + b"\0" * pad
+
+
+def unpack_raw(data: bytes, ftype: FixedType, count: int) -> np.ndarray:
+    """Packed bytes -> raw codes (sign-extended for signed types)."""
+    sb = storage_bits(ftype.W)
+    u = np.frombuffer(data, dtype={8: "<u1", 16: "<u2", 32: "<u4", 64: "<u8"}[sb], count=count)
+    v = u.astype(np.uint64)
+    if ftype.W < 64:
+        v = v & np.uint64((1 << ftype.W) - 1)
+    v = v.astype(np.int64)
+    if ftype.signed and ftype.W < 64:
+        sign = np.int64(1 << (ftype.W - 1))
+        v = (v ^ sign) - sign
+    return v
+
+
+def _storage(t: FixedType) -> FixedType:
+    """A parameter type as stored (modes do not matter for the bits)."""
+    return FixedType(t.W, t.I, t.signed)
+
+
+class Layout:
+    """Buffers of ``weights.bin``, the input / output / scratch sizes and the tap table."""
+
+    def __init__(self, spec: ModelSpec, prec: Precision, design: Design):
+        self.spec, self.prec, self.design = spec, prec, design
+        self.axi = design.axi_bits
+        t = prec.types
+        d, T = spec.embed, spec.tokens
+        bufs = []
+
+        def add(name, shape, role_t, region):
+            bufs.append(Buffer(name, tuple(int(s) for s in shape), _storage(role_t), region))
+
+        # one-time region
+        add("patch_b", (d,), t["bias"], "onetime")
+        add("cls", (d,), t["bias"], "onetime")
+        add("pos", (T, d), t["bias"], "onetime")
+        add("ln_params", (spec.depth, 4, d), t["ln_param"], "onetime")
+        add("qkv_b", (spec.depth, 3 * d), t["qkv_b"], "onetime")
+        self.b_off = {"proj": [], "fc1": [], "fc2": []}
+        n_b = 0
+        b_parts = []
+        for i in range(spec.depth):
+            moe = spec.is_moe(i)
+            parts = [("proj", (d,)),
+                     ("fc1", (spec.num_experts, spec.expert_hidden) if moe else (spec.mlp_hidden,)),
+                     ("fc2", (spec.num_experts, d) if moe else (d,))]
+            for name, shape in parts:
+                self.b_off[name].append(n_b)
+                n_b += int(np.prod(shape))
+                b_parts.append((i, name, shape))
+        self.b_parts = b_parts
+        add("biases", (n_b,), t["b"], "onetime")
+        self.total_b = n_b
+        # streamed region
+        add("patch_w", (d, spec.patch_dim), t["patch_w"], "stream")
+        tps = block_types(spec, prec)
+        for i in range(spec.depth):
+            add(f"blocks.{i}.qkv_w", (3 * d, d), tps["D_W_QKV"][i], "stream")
+            add(f"blocks.{i}.proj_w", (d, d), tps["D_W_PROJ"][i], "stream")
+            if spec.is_moe(i):
+                e, h = spec.num_experts, spec.expert_hidden
+                add(f"blocks.{i}.fc1_w", (e, h, d), tps["D_W_FC1"][i], "stream")
+                add(f"blocks.{i}.fc2_w", (e, d, h), tps["D_W_FC2"][i], "stream")
+                add(f"blocks.{i}.gate_w", (spec.num_tasks, e, d), tps["D_GATE_W"][i], "stream")
+            else:
+                h = spec.mlp_hidden
+                add(f"blocks.{i}.fc1_w", (h, d), tps["D_W_FC1"][i], "stream")
+                add(f"blocks.{i}.fc2_w", (d, h), tps["D_W_FC2"][i], "stream")
+        off = 0
+        for b in bufs:
+            b.word_offset = off
+            off += b.words(self.axi)
+        self.onetime_words = sum(b.words(self.axi) for b in bufs if b.region == "onetime")
+        self.weight_words = off
+        self.buffers = {b.name: b for b in bufs}
+        # activations
+        self.pix_t = _storage(t["pixel"])
+        self.act_t = t["act"]
+        self.pix_words = -(-spec.num_patches * spec.patch_dim // (self.axi // storage_bits(self.pix_t.W)))
+        self.out_words = -(-T * d // (self.axi // storage_bits(self.act_t.W)))
+        self.taps = self._tap_table()
+        self.scratch_words = max([tp["word_offset"] + tp["words"] for tp in self.taps] + [1])
+
+    # --- taps --------------------------------------------------------------------------------
+    def _tap_table(self) -> list:
+        spec, prec = self.spec, self.prec
+        t = prec.types
+        T, d = spec.tokens, spec.embed
+        e, k = spec.num_experts, spec.top_k
+        tps = block_types(spec, prec)
+        idx_t = FixedType(max(1, (max(e - 1, 1)).bit_length()), max(1, (max(e - 1, 1)).bit_length()), False)
+        rows = [dict(id=0, name="patch_embed", block=-1, stage="patch_embed", shape=[T, d], type=t["act"])]
+        for i in range(spec.depth):
+            moe = spec.is_moe(i)
+            hid = spec.expert_hidden if moe else spec.mlp_hidden
+            kinds = {
+                "ln1": ([T, d], tps["D_LN1"][i]), "qkv": ([T, 3 * d], tps["D_QKV"][i]),
+                "attn_out": ([T, d], tps["D_ATTN_OUT"][i]), "proj": ([T, d], t["act"]),
+                "res1": ([T, d], t["act"]), "ln2": ([T, d], tps["D_LN2"][i]),
+                "fc1": ([T, hid], tps["D_HIDDEN"][i]),
+                "gate_logits": ([T, e], t["gate_logit"]), "gate_probs": ([T, e], t["gate_score"]),
+                "topk_idx": ([T, k], idx_t), "topk_score": ([T, k], t["gate_score"]),
+                "mlp_out": ([T, d], t["act"]), "out": ([T, d], t["act"]),
+            }
+            for stage in BLOCK_STAGES:
+                if (stage in DENSE_ONLY and moe) or (stage in MOE_ONLY and not moe):
+                    continue
+                shape, ft = kinds[stage]
+                rows.append(dict(id=tap_id(i, stage), name=f"blocks.{i}.{stage}", block=i, stage=stage,
+                                 shape=shape, type=ft))
+        off = 0
+        per = self.axi // TAP_BITS
+        for r in rows:
+            if r["type"].W > TAP_BITS:
+                raise EdgeMoeError(f"tap {r['name']}: {r['type'].cpp} is wider than {TAP_BITS} bits")
+            n = int(np.prod(r["shape"]))
+            r["word_offset"] = off
+            r["words"] = -(-n // per)
+            off += r["words"]
+        return rows
+
+    def tap_offsets(self) -> list:
+        """Word offset in scratch of every tap id (-1: the id does not exist in this model)."""
+        offs = [-1] * num_tap_ids(self.spec)
+        for r in self.taps:
+            offs[r["id"]] = r["word_offset"]
+        return offs
+
+    def tap_manifest(self) -> list:
+        return [dict(id=r["id"], name=r["name"], block=r["block"], stage=r["stage"], shape=r["shape"],
+                     type=r["type"].cpp, word_offset=r["word_offset"], words=r["words"]) for r in self.taps]
+
+    # --- packing -----------------------------------------------------------------------------
+    def fill(self, params: dict) -> None:
+        """Raw codes of every buffer from the float state_dict (quantised like the golden model)."""
+        spec = self.spec
+        q = quantize_params(spec, self.prec, params)
+        raw = lambda name: q[name].raw  # noqa: E731
+        B = self.buffers
+        B["patch_b"].raw = raw("patch_b")
+        B["cls"].raw = raw("cls")
+        B["pos"].raw = raw("pos")
+        k = block_key
+        B["ln_params"].raw = np.stack([np.stack([raw(k(i, "norm1.weight")), raw(k(i, "norm1.bias")),
+                                                 raw(k(i, "norm2.weight")), raw(k(i, "norm2.bias"))])
+                                       for i in range(spec.depth)])
+        B["qkv_b"].raw = np.stack([raw(k(i, "attn.qkv.bias")) for i in range(spec.depth)])
+        parts = []
+        for i, name, _ in self.b_parts:
+            moe = spec.is_moe(i)
+            key = {"proj": "attn.proj.bias",
+                   "fc1": "mlp.experts.htoh4.bias" if moe else "mlp.fc1.bias",
+                   "fc2": "mlp.experts.h4toh.bias" if moe else "mlp.fc2.bias"}[name]
+            parts.append(raw(k(i, key)).reshape(-1))
+        B["biases"].raw = np.concatenate(parts)
+        B["patch_w"].raw = raw("patch_w")
+        for i in range(spec.depth):
+            p = f"blocks.{i}."
+            B[p + "qkv_w"].raw = raw(k(i, "attn.qkv.weight"))
+            B[p + "proj_w"].raw = raw(k(i, "attn.proj.weight"))
+            if spec.is_moe(i):
+                B[p + "fc1_w"].raw = raw(k(i, "mlp.experts.htoh4.weight"))
+                B[p + "fc2_w"].raw = raw(k(i, "mlp.experts.h4toh.weight"))
+                B[p + "gate_w"].raw = np.stack([raw(k(i, f"mlp.gate.{t}.w_gate")) for t in range(spec.num_tasks)])
+            else:
+                B[p + "fc1_w"].raw = raw(k(i, "mlp.fc1.weight"))
+                B[p + "fc2_w"].raw = raw(k(i, "mlp.fc2.weight"))
+        for b in self.buffers.values():
+            if tuple(b.raw.shape) != b.shape:
+                raise EdgeMoeError(f"internal: buffer {b.name} has shape {b.raw.shape}, expected {b.shape}")
+
+    def write_weights(self, path) -> list:
+        """Write weights.bin; returns the manifest entries of its buffers."""
+        entries = []
+        wb = self.axi // 8
+        with open(path, "wb") as f:
+            for b in self.buffers.values():
+                data = b.to_bytes(self.axi)
+                assert f.tell() == b.word_offset * wb
+                f.write(data)
+                entries.append(dict(name=b.name, file="weights.bin", shape=list(b.shape), type=b.ftype.cpp,
+                                    region=b.region, storage_bits=b.sb, byte_offset=b.word_offset * wb,
+                                    size=len(data), sha256=hashlib.sha256(data).hexdigest()))
+        return entries
+
+    def pack_pixels(self, pixels_raw) -> bytes:
+        """Quantised, patchified pixels [patches, patch_dim] -> input_pixels.bin bytes (one image)."""
+        return pack_raw(pixels_raw, self.pix_t, self.axi)
+
+    def layout_context(self) -> dict:
+        B = self.buffers
+        spec = self.spec
+        blk = lambda n: [B[f"blocks.{i}.{n}"].word_offset for i in range(spec.depth)]  # noqa: E731
+        gate = [B[f"blocks.{i}.gate_w"].word_offset if spec.is_moe(i) else 0 for i in range(spec.depth)]
+        return dict(
+            words=[("W_OFF_PATCH_B", B["patch_b"].word_offset), ("W_OFF_CLS", B["cls"].word_offset),
+                   ("W_OFF_POS", B["pos"].word_offset), ("W_OFF_LN", B["ln_params"].word_offset),
+                   ("W_OFF_QKV_B", B["qkv_b"].word_offset), ("W_OFF_BIASES", B["biases"].word_offset),
+                   ("W_OFF_PATCH_W", B["patch_w"].word_offset), ("WEIGHT_WORDS", self.weight_words),
+                   ("ONETIME_WORDS", self.onetime_words), ("PIX_WORDS", self.pix_words),
+                   ("OUT_WORDS", self.out_words), ("SCRATCH_WORDS", self.scratch_words),
+                   ("TOTAL_B", self.total_b), ("NUM_TAP_IDS", num_tap_ids(spec)),
+                   ("STAGES_PER_BLOCK", STAGES_PER_BLOCK), ("TAP_BITS", TAP_BITS)],
+            stages=list(enumerate(BLOCK_STAGES)),
+            tables=[("W_OFF_QKV", blk("qkv_w")), ("W_OFF_PROJ", blk("proj_w")), ("W_OFF_FC1", blk("fc1_w")),
+                    ("W_OFF_FC2", blk("fc2_w")), ("W_OFF_GATE", gate),
+                    ("B_OFF_PROJ", self.b_off["proj"]), ("B_OFF_FC1", self.b_off["fc1"]),
+                    ("B_OFF_FC2", self.b_off["fc2"])],
+            tap_offsets=self.tap_offsets(), tap_none=TAP_NONE, tap_all=TAP_ALL)
+
+    def params_from_weights(self, data: bytes) -> dict:
+        """Float state_dict (exactly representable values) rebuilt from weights.bin: quantising it
+        again gives the same raw codes, so the golden fixed model can run from the project alone."""
+        spec = self.spec
+        wb = self.axi // 8
+        raw = {}
+        for b in self.buffers.values():
+            start = b.word_offset * wb
+            raw[b.name] = unpack_raw(data[start:start + b.words(self.axi) * wb], b.ftype, b.count).reshape(b.shape)
+        fl = lambda name: self.buffers[name].ftype.to_float(raw[name])  # noqa: E731
+        p = {}
+        d = spec.embed
+        p["backbone.patch_embed.proj.weight"] = fl("patch_w").reshape(d, spec.in_chans, spec.patch, spec.patch)
+        p["backbone.patch_embed.proj.bias"] = fl("patch_b")
+        p["backbone.cls_token"] = fl("cls").reshape(1, 1, d)
+        p["backbone.pos_embed"] = fl("pos").reshape(1, spec.tokens, d)
+        ln = fl("ln_params")
+        qb = fl("qkv_b")
+        biases = fl("biases")
+        for i in range(spec.depth):
+            k = lambda n, i=i: block_key(i, n)  # noqa: E731
+            pre = f"blocks.{i}."
+            p[k("norm1.weight")], p[k("norm1.bias")], p[k("norm2.weight")], p[k("norm2.bias")] = ln[i]
+            p[k("attn.qkv.weight")] = fl(pre + "qkv_w")
+            p[k("attn.qkv.bias")] = qb[i]
+            p[k("attn.proj.weight")] = fl(pre + "proj_w")
+            moe = spec.is_moe(i)
+            for name in ("proj", "fc1", "fc2"):
+                shape = next(s for (j, n, s) in self.b_parts if j == i and n == name)
+                o = self.b_off[name][i]
+                v = biases[o:o + int(np.prod(shape))].reshape(shape)
+                key = {"proj": "attn.proj.bias",
+                       "fc1": "mlp.experts.htoh4.bias" if moe else "mlp.fc1.bias",
+                       "fc2": "mlp.experts.h4toh.bias" if moe else "mlp.fc2.bias"}[name]
+                p[k(key)] = v
+            if moe:
+                p[k("mlp.experts.htoh4.weight")] = fl(pre + "fc1_w")
+                p[k("mlp.experts.h4toh.weight")] = fl(pre + "fc2_w")
+                g = fl(pre + "gate_w")
+                for t in range(spec.num_tasks):
+                    p[k(f"mlp.gate.{t}.w_gate")] = g[t].T
+            else:
+                p[k("mlp.fc1.weight")] = fl(pre + "fc1_w")
+                p[k("mlp.fc2.weight")] = fl(pre + "fc2_w")
+        return p
+
+
+__all__ = ["Layout", "Buffer", "pack_raw", "unpack_raw", "storage_bits", "BLOCK_STAGES", "TAP_NONE",
+           "TAP_ALL", "TAP_BITS", "tap_id", "num_tap_ids"]

@@ -1,0 +1,216 @@
+"""`edgemoe generate`: the project folder, its manifest and packed data, the synthesizability of the
+generated kernel, strict compilation of our own C++, and every kind of bad input."""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+import numpy as np
+import pytest
+
+from edgemoe.cli import main
+from edgemoe.codegen.aptypes import compile_cpp
+from edgemoe.codegen.generate import TOP, generate, kernel_sources
+from edgemoe.codegen.pack import pack_raw, storage_bits, unpack_raw
+from edgemoe.codegen.project import STRICT_CHECK_FLAGS
+from edgemoe.codegen.synth_check import check_files, strip_comments
+from edgemoe.errors import EdgeMoeError, ToolMissingError
+from edgemoe.golden.apfixed import FixedType
+from edgemoe.golden.fixed_model import quantize_params
+from edgemoe.golden.model import build_model, params_numpy
+from edgemoe.spec import get_preset
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    return generate(tmp_path_factory.mktemp("gen") / "proj", preset="micro", board="zcu104")
+
+
+def test_folder_layout(project):
+    root = project.path
+    for f in ["src/edgemoe_top.cpp", "src/edgemoe_config.h", "src/edgemoe_layout.h", "src/linear.h",
+              "src/attention.h", "src/softmax.h", "src/gelu.h", "src/layernorm.h", "src/moe_route.h",
+              "src/patch_embed.h", "src/residual.h", "src/edgemoe_fixed.h", "tb/tb.cpp", "csim/edgemoe_csim.cpp",
+              "compat/edgemoe_compat.h", "compat/ap_axi_sdata.h", "data/weights.bin", "data/input.npy",
+              "data/input_pixels.bin", "data/manifest.json", "data/golden_fixed_task0.npy",
+              "data/golden_fixed_task1.npy", "data/golden_float_task0.npy", "data/golden_out_task1.bin",
+              "hls_config.cfg", "run_hls.tcl", "Makefile", "README.md"]:
+        assert (root / f).is_file(), f
+    assert not list(root.parent.glob(".proj.*")), "temporary folders left behind"
+
+
+def test_manifest_buffers_match_files(project):
+    m = json.loads((project.path / "data" / "manifest.json").read_text())
+    for key in ("spec", "precision", "design", "board", "taps", "clock_mhz", "buffers"):
+        assert key in m
+    assert m["board"]["part"] == "xczu7ev-ffvc1156-2-e" and m["clock_mhz"] == 300.0
+    data = (project.path / "data" / "weights.bin").read_bytes()
+    wb = m["axi_bits"] // 8
+    end = 0
+    for b in m["buffers"]:
+        assert b["byte_offset"] % wb == 0 and b["size"] % wb == 0
+        chunk = data[b["byte_offset"]:b["byte_offset"] + b["size"]]
+        assert hashlib.sha256(chunk).hexdigest() == b["sha256"], b["name"]
+        assert b["byte_offset"] >= end
+        end = b["byte_offset"] + b["size"]
+    assert end == len(data)
+    for f in m["files"]:
+        blob = (project.path / "data" / f["file"]).read_bytes()
+        assert hashlib.sha256(blob).hexdigest() == f["sha256"]
+    ids = [t["id"] for t in m["taps"]]
+    assert ids == sorted(ids) and ids[0] == 0 and len(ids) == 1 + 2 * 9 + 2 * 12
+
+
+def test_packed_weights_are_the_quantised_params(project):
+    """A buffer read back from weights.bin equals quantize_params of the model, code for code."""
+    spec = project.spec
+    q = quantize_params(spec, project.prec, params_numpy(build_model(spec, seed=0)))
+    m = {b["name"]: b for b in project.manifest["buffers"]}
+    data = (project.path / "data" / "weights.bin").read_bytes()
+    for name, key in (("blocks.0.qkv_w", "backbone.blocks.0.attn.qkv.weight"),
+                      ("blocks.1.fc1_w", "backbone.blocks.1.mlp.experts.htoh4.weight"), ("pos", "pos")):
+        b = m[name]
+        t = FixedType.parse(b["type"])
+        got = unpack_raw(data[b["byte_offset"]:], t, int(np.prod(b["shape"]))).reshape(b["shape"])
+        assert np.array_equal(got, q[key].raw), name
+    gate = m["blocks.1.gate_w"]
+    t = FixedType.parse(gate["type"])
+    got = unpack_raw(data[gate["byte_offset"]:], t, int(np.prod(gate["shape"]))).reshape(gate["shape"])
+    assert np.array_equal(got[1], q["backbone.blocks.1.mlp.gate.1.w_gate"].raw)
+
+
+def test_pack_roundtrip():
+    rng = np.random.default_rng(0)
+    for t in (FixedType(8, 0, False), FixedType(16, 2), FixedType(18, 1, False), FixedType(32, 10)):
+        raw = rng.integers(t.min_raw, t.max_raw, 100, endpoint=True)
+        data = pack_raw(raw, t, 256)
+        assert len(data) % 32 == 0 and len(data) >= 100 * storage_bits(t.W) // 8
+        assert np.array_equal(unpack_raw(data, t, 100), raw)
+
+
+def test_scripts(project):
+    root = project.path
+    cfg = (root / "hls_config.cfg").read_text()
+    assert "part=xczu7ev-ffvc1156-2-e" in cfg and f"syn.top={TOP}" in cfg and "tb.file=tb/tb.cpp" in cfg
+    assert re.search(r"clock=3\.33\d*ns", cfg)
+    tcl = (root / "run_hls.tcl").read_text()
+    assert "set_part xczu7ev-ffvc1156-2-e" in tcl and "csim_design" in tcl and "cosim_design" in tcl
+    mk = (root / "Makefile").read_text()
+    for target in ("csim:", "synth:", "cosim:", "export:"):
+        assert target in mk
+    assert "edgemoe csim" in (root / "README.md").read_text()
+
+
+def test_generated_kernel_is_synthesizable(project):
+    violations = check_files(kernel_sources(project.path))
+    assert not violations, "\n".join(map(str, violations))
+
+
+def _top_args_and_pragmas(text: str):
+    code = strip_comments(text)
+    m = re.search(rf'extern\s+"C"\s+void\s+{TOP}\s*\(([^)]*)\)', text)
+    args = [re.findall(r"(\w+)\s*$", a.strip())[0] for a in m.group(1).split(",")]
+    pragmas = re.findall(r"#pragma HLS INTERFACE (\w+) port=(\w+)", code)
+    return args, pragmas
+
+
+def test_top_has_interface_pragmas_for_every_argument(project):
+    text = (project.path / "src" / f"{TOP}.cpp").read_text()
+    args, pragmas = _top_args_and_pragmas(text)
+    assert args == ["pixels", "weights", "scratch", "out", "n_images", "task", "reload", "tap_id"]
+    ported = {}
+    for mode, port in pragmas:
+        ported.setdefault(port, set()).add(mode)
+    for a in args:
+        assert a in ported, a
+    for ptr in ("pixels", "weights", "scratch", "out"):
+        assert "m_axi" in ported[ptr]
+    assert "s_axilite" in ported["return"]
+    bundles = dict(re.findall(r"m_axi port=(\w+) offset=slave bundle=(\w+)", text))
+    assert bundles["pixels"] == bundles["out"] == "gmem_act"
+    assert bundles["scratch"] == "gmem_scratch" and bundles["weights"] == "gmem_w"
+    assert "allocation function instances=engine_tile limit=1" in text
+
+
+def test_own_cpp_compiles_with_all_warnings_as_errors(project, tmp_path):
+    """-Wall -Wextra -Werror on the kernel and the harness (ap_types on -isystem)."""
+    src = project.path
+    compile_cpp([src / "src" / f"{TOP}.cpp", src / "csim" / "edgemoe_csim.cpp"], tmp_path / "k.so",
+                flags=list(STRICT_CHECK_FLAGS), include_dirs=[src / "src", src / "compat"], shared=True)
+
+
+# ---- bad input -------------------------------------------------------------------------------------
+def test_existing_folder_refused_then_forced(tmp_path):
+    out = tmp_path / "p"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep")
+    with pytest.raises(EdgeMoeError, match="exists.*--force"):
+        generate(out, preset="micro", board="kv260")
+    assert (out / "mine.txt").is_file()
+    assert main(["generate", "--preset", "micro", "--board", "kv260", "-o", str(out)]) == 2
+    p = generate(out, preset="micro", board="kv260", force=True, clock=200)
+    assert not (out / "mine.txt").exists() and p.manifest["clock_mhz"] == 200.0
+    assert p.manifest["board"]["part"] == "xck26-sfvc784-2LV-c"
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["p"]
+
+
+def test_failure_leaves_no_folder(tmp_path, monkeypatch):
+    import edgemoe.codegen.generate as g
+
+    def boom(*a, **k):
+        raise EdgeMoeError("interrupted")
+    monkeypatch.setattr(g, "render_config", boom)
+    with pytest.raises(EdgeMoeError, match="interrupted"):
+        generate(tmp_path / "p", preset="micro", board="zcu104")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_board_and_precision(tmp_path, capsys):
+    with pytest.raises(EdgeMoeError, match="known: zcu104, zcu102, kv260"):
+        generate(tmp_path / "p", preset="micro", board="zcu999")
+    with pytest.raises(EdgeMoeError, match="unknown precision"):
+        generate(tmp_path / "p", preset="micro", board="zcu104", precision="fp8")
+    assert main(["generate", "--preset", "micro", "--board", "zcu999", "-o", str(tmp_path / "q")]) == 2
+    assert "unknown board" in capsys.readouterr().err
+
+
+def test_size_not_divisible_names_nearest_values(tmp_path):
+    spec = get_preset("micro").with_(name="odd", embed=40, heads=2)
+    with pytest.raises(EdgeMoeError, match=r"embed = 40 is not a multiple of engine_in = 16.*nearest valid: 32 or 48"):
+        generate(tmp_path / "p", model=build_model(spec, seed=0), board="zcu104")
+    assert not (tmp_path / "p").exists()
+
+
+def test_unsupported_onnx_operator(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+    spec = get_preset("micro")
+    node = helper.make_node("FancyGelu", ["x"], ["y"], name="blocks.0.mlp.act")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    model = helper.make_model(graph)
+    e = model.metadata_props.add()
+    e.key, e.value = "edgemoe.spec", spec.to_json()
+    path = tmp_path / "bad.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(EdgeMoeError, match=r"unsupported ONNX operator FancyGelu at node 'blocks.0.mlp.act'"):
+        generate(tmp_path / "p", onnx=path, board="zcu104")
+    assert main(["generate", "--onnx", str(path), "--board", "zcu104", "-o", str(tmp_path / "q")]) == 2
+
+
+def test_missing_compiler_and_headers(project, monkeypatch):
+    import edgemoe.codegen.aptypes as ap
+    monkeypatch.setenv("CXX", "/nonexistent/g++")
+    with pytest.raises(ToolMissingError, match="g\\+\\+"):
+        project.compile(force=True)
+    monkeypatch.delenv("CXX")
+    monkeypatch.delenv("XILINX_HLS", raising=False)
+    monkeypatch.setattr(ap, "_hls4ml_dirs", lambda: [])
+    with pytest.raises(ToolMissingError, match="ap_types headers .* hls4ml"):
+        project.compile(force=True)
+
+
+def test_lazy_export():
+    import edgemoe
+    assert edgemoe.generate is generate
