@@ -450,7 +450,7 @@ def _ref_matmul_wrapped(a, b, acc: FixedType) -> np.ndarray:
 
 
 def test_mac_loop_matches_cpp(cpp_run):
-    for (a_t, b_t, acc, M, K, N), (a, b), out in zip(MAC_CASES, cpp_run.mac_in, cpp_run.mac_out):
+    for (a_t, b_t, acc, M, _K, N), (a, b), out in zip(MAC_CASES, cpp_run.mac_in, cpp_run.mac_out):
         want = _as_signed(out.ravel(), acc.W, acc.signed).reshape(M, N)
         got = fx_matmul(Fx(a, a_t), Fx(b, b_t), acc).raw
         np.testing.assert_array_equal(got, want, err_msg=f"{acc.cpp} += {a_t.cpp} * {b_t.cpp}")

@@ -13,13 +13,6 @@ from edgemoe.spec import get_preset
 MICRO = get_preset("micro")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # on a shared 2-core machine torch's thread pool stalls whenever another process holds a core
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -16,12 +16,6 @@ MIN_COSINE = {"w16a32": 0.9999, "w8a8": 0.999}
 MIN_STAGE_COSINE = {"w16a32": 0.999, "w8a8": 0.97}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 _cache = {}

@@ -14,13 +14,6 @@ from edgemoe.spec import get_preset
 MICRO = get_preset("micro")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # on a shared 2-core machine torch's thread pool stalls whenever another process holds a core
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +119,7 @@ def numpy_encoder(spec, params, image, task):
             x[1 + r * gw + c] = np.tensordot(w, patch, axes=3) + P["backbone.patch_embed.proj.bias"]
     x = x + P["backbone.pos_embed"][0]
     for i in range(spec.depth):
-        k = lambda n: P[f"backbone.blocks.{i}.{n}"]  # noqa: E731
+        k = lambda n, i=i: P[f"backbone.blocks.{i}.{n}"]  # noqa: E731
         h = _ln(x, k("norm1.weight"), k("norm1.bias"), spec.ln_eps)
         qkv = h @ k("attn.qkv.weight").T + k("attn.qkv.bias")
         heads = []
@@ -164,7 +157,7 @@ def test_moe_block_by_hand_from_taps(micro, image):
     params = params_numpy(micro)
     for b in MICRO.moe_blocks:
         p = f"blocks.{b}."
-        k = lambda n: params[f"backbone.blocks.{b}.{n}"].astype(np.float64)  # noqa: E731
+        k = lambda n, b=b: params[f"backbone.blocks.{b}.{n}"].astype(np.float64)  # noqa: E731
         x = taps[p + "ln2"].astype(np.float64)
         logits = x @ k("mlp.gate.1.w_gate")
         np.testing.assert_allclose(taps[p + "gate_logits"], logits, atol=1e-5)

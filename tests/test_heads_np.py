@@ -13,13 +13,6 @@ from edgemoe.host.heads import conv3x3, resize_bilinear, run_head
 from edgemoe.spec import get_preset
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # on a shared 2-core machine torch's thread pool stalls whenever another process holds a core
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def torch_head(model, tokens, task):

@@ -499,7 +499,7 @@ def _encoder_through_the_units(lib, task):
     assert_same(x, taps["patch_embed"].raw, "patch_embed")
     for i in range(spec.depth):
         d = lib.block_deltas(i)
-        k = lambda n: f"backbone.blocks.{i}.{n}"  # noqa: E731
+        k = lambda n, i=i: f"backbone.blocks.{i}.{n}"  # noqa: E731
         p = f"blocks.{i}."
         ln1 = lib.layernorm(x, q[k("norm1.weight")], q[k("norm1.bias")], d["D_LN1"])
         assert_same(ln1, taps[p + "ln1"].raw, p + "ln1")
