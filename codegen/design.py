@@ -80,10 +80,18 @@ DESIGNS = {
                        "the published Edge-MoE design point: 16x16 MACs, 4 attention rows, 256-bit AXI"),
     "small": Design("small", 8, 8, 2, 128, 200.0,
                     "a small design point for small boards and quick synthesis"),
+    # board defaults: the widest engine whose MACs (two DSP48E2 each for the 32x16-bit products of
+    # w16a32) leave room for attention, softmax and LayerNorm on the board's DSP budget
+    "zcu104": Design("zcu104", 32, 16, 8, 256, 300.0,
+                     "ZCU104 default: 512 MACs (1024 of 1728 DSP48E2 at w16a32), 8 attention rows, 256-bit AXI"),
+    "zcu102": Design("zcu102", 32, 32, 8, 256, 300.0,
+                     "ZCU102 default: 1024 MACs (2048 of 2520 DSP48E2 at w16a32), 8 attention rows, 256-bit AXI"),
+    "kv260": Design("kv260", 16, 16, 4, 128, 250.0,
+                    "KV260 default: 256 MACs (512 of 1248 DSP48E2 at w16a32), 128-bit AXI (the K26's HP ports)"),
 }
 DEFAULT_DESIGN = "edge-moe"
 # the design point a board gets unless told otherwise
-BOARD_DESIGNS = {"zcu102": "edge-moe", "zcu104": "edge-moe", "pynq-z2": "small"}
+BOARD_DESIGNS = {"zcu102": "zcu102", "zcu104": "zcu104", "kv260": "kv260"}
 
 
 def get_design(name: str) -> Design:

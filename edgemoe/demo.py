@@ -75,7 +75,7 @@ def run_demo(args) -> int:
                 "cosine_vs_float": round(cosine(yq, floats[task]), 6),
                 "max_abs_err_vs_float": float(np.abs(yq - floats[task]).max()),
                 "seconds": round(time.time() - ts, 3)}
-    _step(5, total, "generate the Vitis HLS project (zcu104, w16a32, edge-moe design)")
+    _step(5, total, "generate the Vitis HLS project (zcu104 and its default design, w16a32)")
     from edgemoe.codegen.csim import run_csim
     from edgemoe.codegen.generate import generate
     project = generate(out / "hls_project", preset=spec.name, board="zcu104", precision="w16a32",

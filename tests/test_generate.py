@@ -178,7 +178,7 @@ def test_unknown_board_and_precision(tmp_path, capsys):
 def test_size_not_divisible_names_nearest_values(tmp_path):
     spec = get_preset("micro").with_(name="odd", embed=40, heads=2)
     with pytest.raises(EdgeMoeError, match=r"embed = 40 is not a multiple of engine_in = 16.*nearest valid: 32 or 48"):
-        generate(tmp_path / "p", model=build_model(spec, seed=0), board="zcu104")
+        generate(tmp_path / "p", model=build_model(spec, seed=0), board="zcu104", design="edge-moe")
     assert not (tmp_path / "p").exists()
 
 

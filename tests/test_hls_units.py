@@ -144,7 +144,12 @@ def test_design_points_and_validation():
     assert get_design("edge-moe") == Design()
     assert (DESIGNS["edge-moe"].engine_in, DESIGNS["edge-moe"].engine_out, DESIGNS["edge-moe"].attn_rows,
             DESIGNS["edge-moe"].axi_bits) == (16, 16, 4, 256)
-    assert board_default("zcu104").name == "edge-moe" and board_default(None).name == "edge-moe"
+    assert board_default(None).name == "edge-moe"
+    for board in ("zcu104", "zcu102", "kv260"):  # each board has its own default, valid for every preset
+        d = board_default(board)
+        assert d.name == board
+        for preset in ("micro", "m3vit-tiny-edge", "m3vit-small"):
+            d.validate(get_preset(preset))
     for preset in ("micro", "m3vit-tiny-edge", "m3vit-small"):
         DESIGN.validate(get_preset(preset))
     with pytest.raises(EdgeMoeError, match=r"embed = 200 .*engine_in = 16.*nearest valid: 192 or 208"):
