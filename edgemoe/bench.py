@@ -141,6 +141,10 @@ def main(argv=None) -> int:
     ap.add_argument("--presets", nargs="+", default=["micro", "m3vit-tiny-edge"])
     args = ap.parse_args(argv)
     np.random.seed(0)
+    import torch
+    # one thread: the C simulation and the numpy golden are single-threaded too, and torch's pool
+    # stalls badly on a shared 2-core machine whenever another process holds a core
+    torch.set_num_threads(1)
     print("golden models, one frame (best of %d): fixed-point numpy vs PyTorch float" % args.repeat)
     bench_golden(args.presets, args.repeat)
     print("accuracy of the fixed-point golden against the float golden")

@@ -58,6 +58,11 @@ def _cmd_sim(args) -> int:
     return sim_command(args)
 
 
+def _cmd_synth_estimate(args) -> int:
+    from edgemoe.sim.synth_estimate import synth_estimate_command
+    return synth_estimate_command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .spec import DEFAULT_PRESET
     ap = argparse.ArgumentParser(prog="edgemoe", description="FPGA accelerators for multi-task "
@@ -135,6 +140,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rtl-dir", metavar="DIR", help="Verilog of the unit tops from Vitis instead of ours")
     p.add_argument("--json", metavar="J", help="write the results as JSON")
     p.set_defaults(func=_cmd_sim)
+    p = sub.add_parser("synth-estimate", help="resource estimate of the RTL units with Yosys (synth_xilinx)",
+                       description="Synthesise the RTL units with Yosys (synth_xilinx -family xcup) and "
+                       "tabulate LUT, FF, DSP48E2, BRAM and CARRY8 counts.")
+    p.add_argument("--unit", default="all", help="unit name or all (default)")
+    p.add_argument("--json", metavar="J", help="also write {\"units\": {name: {lut, ff, dsp, bram, carry}}} here")
+    p.add_argument("--preset", help="model preset (default: the sim default, micro)")
+    p.add_argument("--precision", help="w16a32 (default) or w8a8")
+    p.add_argument("--design", help="design point (default edge-moe)")
+    p.set_defaults(func=_cmd_synth_estimate)
     return ap
 
 
