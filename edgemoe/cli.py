@@ -28,6 +28,19 @@ def _cmd_golden(args) -> int:
     return golden_command(args)
 
 
+def _cmd_export_onnx(args) -> int:
+    from edgemoe.golden.checkpoint import load_model
+    from edgemoe.golden.onnx_io import export_onnx
+    from edgemoe.io import atomic_path
+    from .spec import get_preset
+    get_preset(args.preset)
+    model = load_model(args.preset, checkpoint=args.checkpoint, seed=args.seed)
+    with atomic_path(args.output) as tmp:
+        export_onnx(model, tmp)
+    print(f"wrote {args.output}: the {model.spec.name} encoder (inputs image [1,3,H,W], task [1]; output tokens)")
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from .demo import run_demo
     return run_demo(args)
@@ -91,6 +104,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, metavar="Y.npy", help="last block's output, float32, (tokens, embed)")
     p.add_argument("--heads", metavar="OUT_DIR", help="also write the task output (.npy and .png) here")
     p.set_defaults(func=_cmd_golden)
+
+    p = sub.add_parser("export-onnx", help="export the encoder to ONNX (loads back with --onnx)",
+                       description="Export the M3ViT encoder (both tasks: the task is a graph input) to ONNX, "
+                       "with the model spec in the metadata so that `--onnx FILE` loads it back.")
+    p.add_argument("--preset", default=DEFAULT_PRESET, help=f"model preset (default {DEFAULT_PRESET})")
+    p.add_argument("--checkpoint", metavar="DIR_OR_PTH", help="M3ViT checkpoint: folder of {rank}.pth or one .pth")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights when no checkpoint is given")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="the .onnx file to write")
+    p.set_defaults(func=_cmd_export_onnx)
 
     p = sub.add_parser("demo", help="run the whole flow that exists on the built-in default model",
                        description="Run the flow end to end on the default preset and a sample image: "

@@ -42,7 +42,7 @@ def test_presets_lists_every_preset_with_sizes():
 
 
 def test_help_on_each_subcommand():
-    for cmd in ("presets", "golden", "demo"):
+    for cmd in ("presets", "golden", "demo", "export-onnx", "generate", "csim"):
         assert "usage" in run(cmd, "--help", check=0).stdout
 
 
@@ -115,9 +115,12 @@ def test_onnx_round_trip_and_unsupported_operator(image, tmp_path):
     from edgemoe.golden.model import build_model
     from edgemoe.golden.onnx_io import export_onnx
     path = export_onnx(build_model(get_preset("micro"), seed=0), tmp_path / "enc.onnx")
+    run("export-onnx", "--preset", "micro", "-o", tmp_path / "cli.onnx", check=0)
+    run("golden", "--onnx", tmp_path / "cli.onnx", "--task", "1", "--input", image, "--output", tmp_path / "c.npy", check=0)
     run("golden", "--onnx", path, "--task", "1", "--input", image, "--output", tmp_path / "o.npy", check=0)
     run("golden", "--preset", "micro", "--task", "1", "--input", image, "--output", tmp_path / "p.npy", check=0)
     assert np.abs(np.load(tmp_path / "o.npy") - np.load(tmp_path / "p.npy")).max() < 1e-5
+    assert np.abs(np.load(tmp_path / "c.npy") - np.load(tmp_path / "p.npy")).max() < 1e-5
     m = onnx.load(path)
     m.graph.node.append(helper.make_node("Celu", ["tokens"], ["celu_out"], name="my_celu"))
     onnx.save(m, tmp_path / "bad.onnx")
