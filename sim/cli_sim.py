@@ -1,0 +1,96 @@
+"""``edgemoe sim``: run the RTL unit benches (cocotb) on Verilator and/or Icarus and print a table.
+
+Exit codes: 0 all units ran without mismatches, 1 some unit has mismatches, 2 an error (a missing
+simulator, a missing top in --rtl-dir, a bench that hung or failed: reported after the table).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from edgemoe.errors import EdgeMoeError, ToolMissingError
+
+from .runner import check_rtl_dir, get_unit, load_units, resolve_config, run_unit
+from .tools import INSTALL_HINTS, SIMULATORS, find_simulators, require_simulator
+
+SUMMARY_KEYS = ("vectors", "mismatches", "cycles", "items_per_cycle", "throughput_cycles", "last_handshake",
+                "design_rate", "simulator", "simulator_version", "seconds")
+
+
+def select_units(unit: str) -> dict:
+    if unit in (None, "all"):
+        units = load_units()
+        if not units:
+            raise EdgeMoeError("no RTL units are registered (edgemoe.sim.units is missing or its UNITS is empty)")
+        return units
+    return {unit: get_unit(unit)}
+
+
+def select_simulators(simulator: str | None) -> dict:
+    if simulator:
+        return {simulator: require_simulator(simulator)}
+    sims = find_simulators()
+    if not sims:
+        raise ToolMissingError("no HDL simulator found: " + "; ".join(f"{s}: {INSTALL_HINTS[s]}" for s in SIMULATORS))
+    return sims
+
+
+def format_table(rows: list) -> str:
+    head = ("unit", "simulator", "vectors", "mismatches", "cycles", "items/cycle", "design rate", "seconds")
+    body = []
+    for r in rows:
+        if "error" in r:
+            body.append((r["unit"], r["simulator"], str(r.get("vectors", "")), "FAILED", "-", "-",
+                         f"{r.get('design_rate', 0):g}", "-"))
+        else:
+            body.append((r["unit"], r["simulator"], str(r["vectors"]), str(r["mismatches"]), str(r["cycles"]),
+                         f"{float(r['items_per_cycle']):.3f}", f"{float(r['design_rate']):g}",
+                         f"{float(r.get('seconds', 0)):.1f}"))
+    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(head)]
+    fmt = lambda cells: "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+    return "\n".join([fmt(head), fmt(["-" * w for w in widths])] + [fmt(b) for b in body])
+
+
+def sim_command(args) -> int:
+    sims = select_simulators(getattr(args, "simulator", None))
+    units = select_units(getattr(args, "unit", "all") or "all")
+    vectors = int(getattr(args, "vectors", 10000))
+    seed = int(getattr(args, "seed", 0) or 0)
+    rtl_dir = getattr(args, "rtl_dir", None)
+    rtl = check_rtl_dir(rtl_dir, [u.top for u in units.values()]) if rtl_dir else {}
+    cfg = resolve_config(None)
+    rows, errors = [], []
+    by_sim: dict = {s: {} for s in sims}
+    for name, unit in units.items():
+        for s in sims:
+            try:
+                r = run_unit(name, s, vectors=vectors, seed=seed, unit=unit, config=cfg,
+                             rtl_files=rtl.get(unit.top), build_dir=getattr(args, "build_dir", None))
+            except EdgeMoeError as e:
+                r = dict(unit=name, simulator=s, vectors=vectors, design_rate=float(unit.design_rate), error=str(e))
+                errors.append(str(e))
+            r.setdefault("unit", name)
+            rows.append(r)
+            by_sim[s][name] = {k: r[k] for k in SUMMARY_KEYS + ("error",) if k in r}
+    print(format_table(rows))
+    mismatched = [f"{r['unit']}/{r['simulator']}" for r in rows if r.get("mismatches")]
+    if getattr(args, "json", None):
+        first = next(iter(sims))
+        units_out = {}
+        for name in units:   # each unit under the first simulator that ran it without error, else the first
+            cands = [by_sim[s][name] for s in sims if "error" not in by_sim[s][name]] or [by_sim[first][name]]
+            units_out[name] = cands[0]
+        doc = dict(units=units_out, units_by_simulator=by_sim, config=cfg, vectors=vectors, seed=seed,
+                   simulators={s: i.version for s, i in sims.items()}, rtl_dir=str(rtl_dir) if rtl_dir else None,
+                   ok=not errors and not mismatched)
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(doc, indent=1))
+    if errors:
+        raise EdgeMoeError("; ".join(errors))
+    if mismatched:
+        print(f"mismatches in {', '.join(mismatched)}")
+        return 1
+    return 0
+
+
+__all__ = ["sim_command", "format_table", "select_units", "select_simulators"]

