@@ -76,6 +76,16 @@ def _cmd_synth_estimate(args) -> int:
     return synth_estimate_command(args)
 
 
+def _cmd_build(args) -> int:
+    from edgemoe.boards.build import build_command
+    return build_command(args)
+
+
+def _cmd_package(args) -> int:
+    from edgemoe.boards.package import package_command
+    return package_command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .spec import DEFAULT_PRESET
     ap = argparse.ArgumentParser(prog="edgemoe", description="FPGA accelerators for multi-task "
@@ -171,6 +181,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", help="w16a32 (default) or w8a8")
     p.add_argument("--design", help="design point (default edge-moe)")
     p.set_defaults(func=_cmd_synth_estimate)
+
+    p = sub.add_parser("build", help="run Vitis HLS and Vivado on a generated project (bitstream + hwh)",
+                       description="Export the kernel as a Vivado IP with Vitis HLS (v++, or vitis_hls before "
+                       "2023.2), then build the block design (PS, kernel, smartconnects to the HP ports, control "
+                       "from HPM0), bitstream and .hwh with Vivado, into DIR/build/. Without the tools: exit 2 "
+                       "and print the exact commands to run on a machine that has them.")
+    p.add_argument("project", metavar="DIR", help="a folder written by `edgemoe generate`")
+    p.add_argument("--until", choices=["hls", "bitstream"], default="bitstream",
+                   help="last step to run (default bitstream)")
+    p.set_defaults(func=_cmd_build)
+
+    p = sub.add_parser("package", help="make the folder and tarball to copy to the board",
+                       description="Write PKG/ and PKG.tar.gz: bitstream and hwh when built, packed weights, "
+                       "golden inputs and outputs, the host runtime, run.sh and a manifest with the sha256 of "
+                       "every file.")
+    p.add_argument("project", metavar="DIR", help="a folder written by `edgemoe generate`")
+    p.add_argument("-o", "--output", required=True, metavar="PKG", help="package folder to write (and PKG.tar.gz)")
+    p.add_argument("--force", action="store_true", help="replace PKG and PKG.tar.gz if they exist")
+    p.set_defaults(func=_cmd_package)
     return ap
 
 
