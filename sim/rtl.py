@@ -219,3 +219,57 @@ def _ctx_linear(spec, prec, design) -> dict:
             dict(name="n_in_tiles", offset=0x18, reset=spec.embed // ei, doc="in_dim / ENGINE_IN"),
             dict(name="mode", offset=0x20, reset=0, doc="[1:0] output kind, [2] qkv bias")]
     return dict(L=L, EI=ei, EO=eo, regs=regs)
+
+
+def _ctx_layernorm(spec, prec, design) -> dict:
+    from edgemoe.golden.precision import RSQRT_IDX_BITS, RSQRT_MANT_F, RSQRT_NEWTON_STEPS
+    from edgemoe.golden.units.layernorm import SEED_F, eps_raw, rsqrt_table
+    xt, pt = prec.t("act"), prec.t("ln_param")
+    dt, qt, nt, ot = prec.t("ln_diff"), prec.t("ln_sq_acc"), prec.t("ln_norm"), prec.t("ln_out")
+    if nt.O != "AP_WRAP" or qt.O != "AP_WRAP":
+        raise EdgeMoeError("the RTL LayerNorm expects wrapping ln_norm and ln_sq_acc types")
+    d = spec.embed
+    sub_t = add_type(xt, xt)
+    sub_t = FixedType(sub_t.W, sub_t.I, True)
+    prod_t = mul_type(nt, pt)
+    sum_t = add_type(prod_t, pt)
+    vw = qt.W + 1                                   # var + eps
+    if vw - 1 < RSQRT_MANT_F + 2:
+        raise EdgeMoeError("the RTL rsqrt needs ln_sq_acc wider than RSQRT_MANT_F + 2 bits")
+    sumw = xt.W + _bits(d) + 1
+    div_lat_mean = sumw + 3
+    div_lat_var = qt.W + 3
+    rs_lat = 3 + 3 * RSQRT_NEWTON_STEPS + 1
+    aw_a = max(4, math.ceil(math.log2(2 * d + div_lat_mean + 16)))
+    aw_b = max(4, math.ceil(math.log2(2 * d + div_lat_var + rs_lat + 16)))
+    xl, gl = storage_bits(xt.W), storage_bits(pt.W)
+    return dict(
+        D=d, DRW=d.bit_length() + 1, xw=xt.W, pw=pt.W, xl=xl, gl=gl, in_sb=xl + 2 * gl,
+        out_sb=storage_bits(ot.W), ow=ot.W, out_signed=int(ot.signed), sumw=sumw, subw=sub_t.W,
+        dw=dt.W, qw=qt.W, vw=vw, vf=qt.F, nw=nt.W, sqs=2 * dt.F - qt.F,
+        cast_diff=cast_params(sub_t, dt), eps=eps_raw(qt, spec.ln_eps),
+        mant_f=RSQRT_MANT_F, idx_bits=RSQRT_IDX_BITS, seed_f=SEED_F, steps=RSQRT_NEWTON_STEPS,
+        table=[int(v) for v in rsqrt_table()], nsh0=nt.F - dt.F - RSQRT_MANT_F,
+        prodw=prod_t.W, sumtw=sum_t.W, prod_sh=sum_t.F - prod_t.F, beta_sh=sum_t.F - pt.F,
+        cast_out=cast_params(sum_t, ot), aw_a=aw_a, aw_b=aw_b,
+        x_cpp=xt.cpp, p_cpp=pt.cpp, d_cpp=dt.cpp, q_cpp=qt.cpp, n_cpp=nt.cpp, o_cpp=ot.cpp,
+        x_t=xt, p_t=pt, out_t=ot)
+
+
+def _ctx_moe_route(spec, prec, design) -> dict:
+    lt, st = prec.t("gate_logit"), prec.t("gate_score")
+    n_exp, k = spec.num_experts, spec.top_k
+    if n_exp < 2:
+        raise EdgeMoeError("the RTL router needs at least two experts")
+    e = exp_ctx(prec, lt)
+    s = softmax_core_ctx(prec, lt, st)
+    max_t = spec.tokens
+    tw = _bits(max_t)                              # token index and queue length
+    ew = _bits(n_exp - 1)
+    lane_bits = 1 + tw + st.W
+    out_lane = storage_bits(lane_bits)
+    lat = 1 + 4 + 1 + s["div_steps"] + 4 + 2
+    return dict(E=n_exp, K=k, max_t=max_t, tw=tw, ew=ew, lw=lt.W, in_lane=storage_bits(lt.W),
+                in_sb=n_exp * storage_bits(lt.W), scw=st.W, out_lane=out_lane, out_sb=n_exp * out_lane,
+                rf_aw=max(4, math.ceil(math.log2(lat + 8))), e=e, s=s, logit_t=lt, score_t=st,
+                logit_cpp=lt.cpp, score_cpp=st.cpp)

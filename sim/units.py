@@ -41,7 +41,9 @@ def _unit(name: str, rate: float, item: str) -> RtlUnit:
 UNITS: dict[str, RtlUnit] = {
     "gelu": _unit("gelu", 1.0, "value"),
     "softmax": _unit("softmax", 1.0, "score"),
+    "layernorm": _unit("layernorm", 1.0, "value"),   # a vector is a row of embed values
     "linear": _unit("linear", _default_macs(), "MAC"),
+    "moe_route": _unit("moe_route", 1.0, "token"),   # a vector is a token (its E gate logits)
 }
 
 __all__ = ["RtlUnit", "UNITS", "DEFAULT_SPEC"]
