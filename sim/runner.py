@@ -109,10 +109,13 @@ def config_objects(cfg: dict) -> tuple:
     return spec, prec, get_design(cfg["design"])
 
 
+STALL_CYCLES = 100_000
+
+
 def default_cycle_limit(unit, vectors: int) -> int:
-    """Generous: 20x the full-rate cycle count (random backpressure phases run at about half rate)."""
-    rate = float(getattr(unit, "design_rate", 1.0) or 1.0)
-    return int(20 * vectors / max(rate, 1e-6)) + 100_000
+    """Cycles without any handshake after which a unit bench fails as hung (the benches measure
+    stalls, not total cycles; a healthy unit never pauses that long, whatever the vector count)."""
+    return STALL_CYCLES
 
 
 # ---- Verilog sources --------------------------------------------------------------------------------

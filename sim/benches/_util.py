@@ -7,7 +7,7 @@ Environment (set by ``edgemoe sim`` / :mod:`edgemoe.sim.runner`):
   EDGEMOE_SEED         random seed (default 0)
   EDGEMOE_CONFIG       JSON {"preset", "precision", "design"} (default edgemoe.sim.units.DEFAULT_SPEC)
   EDGEMOE_RESULT       where to write the result JSON (default ./result.json)
-  EDGEMOE_CYCLE_LIMIT  cycles after which the bench fails as hung (default: from the vector count)
+  EDGEMOE_CYCLE_LIMIT  cycles without any handshake after which the bench fails as hung
   EDGEMOE_TAPS_CACHE   optional path of the .npz of golden-model taps (default: beside the build dir)
 """
 from __future__ import annotations
@@ -127,7 +127,7 @@ def now_cycles() -> int:
 
 
 class Watchdog:
-    """Fails the test when ``limit`` cycles pass, naming the unit and the last handshake seen
+    """Fails the test when ``limit`` cycles pass without progress, naming the unit and the last handshake seen
     (beats counted on each stream; checked every ``step`` cycles to keep the bench fast)."""
 
     def __init__(self, dut, env: Env, limit: int, step: int = 256):
@@ -148,12 +148,18 @@ class Watchdog:
                 self.last = f"{name} frame #{c} by cycle ~{now_cycles()}"
 
     async def run(self):
+        """A hang is ``limit`` cycles without a handshake on any watched stream (a total-cycle
+        bound would have to know each unit's cycles per vector, which differ by orders)."""
         from cocotb.triggers import ClockCycles
+        seen, since = None, now_cycles()
         while True:
             await ClockCycles(self.dut.ap_clk, self.step)
             self.note()
-            if now_cycles() - self.t0 > self.limit:
-                msg = (f"{self.env.unit}: hung after {self.limit} cycles (EDGEMOE_CYCLE_LIMIT); "
+            cur = tuple(fn() for fn in self.counters.values())
+            if cur != seen:
+                seen, since = cur, now_cycles()
+            elif now_cycles() - since > self.limit:
+                msg = (f"{self.env.unit}: hung: no handshake for {self.limit} cycles (EDGEMOE_CYCLE_LIMIT); "
                        f"last handshake seen: {self.last}")
                 self.env.write_result(vectors=0, mismatches=-1, cycles=now_cycles() - self.t0,
                                       items_per_cycle=0.0, throughput_cycles=0, last_handshake=self.last,

@@ -59,30 +59,6 @@ def _rows(env: Env, n: int):
     return np.stack(xs), np.stack(g), np.stack(b)
 
 
-class _StallWatchdog(Watchdog):
-    """A row is D values, so the runner's vector-based EDGEMOE_CYCLE_LIMIT would bound far fewer
-    cycles than a run needs: here the limit bounds the cycles without any handshake progress."""
-
-    async def run(self):
-        from cocotb.triggers import ClockCycles
-
-        from ._util import now_cycles
-        seen, since = None, now_cycles()
-        while True:
-            await ClockCycles(self.dut.ap_clk, self.step)
-            self.note()
-            cur = tuple(fn() for fn in self.counters.values())
-            if cur != seen:
-                seen, since = cur, now_cycles()
-            elif now_cycles() - since > self.limit:
-                msg = (f"{self.env.unit}: hung: no handshake for {self.limit} cycles (EDGEMOE_CYCLE_LIMIT); "
-                       f"last handshake seen: {self.last}")
-                self.env.write_result(vectors=0, mismatches=-1, cycles=now_cycles() - self.t0,
-                                      items_per_cycle=0.0, throughput_cycles=0, last_handshake=self.last,
-                                      error=msg)
-                raise AssertionError(msg)
-
-
 def _golden(env: Env, x, g, b) -> np.ndarray:
     c = env.ctx
     return layernorm_fixed(Fx(x, c["x_t"]), Fx(g, c["p_t"]), Fx(b, c["p_t"]), env.prec,
@@ -98,7 +74,7 @@ async def layernorm_bench(dut):
     n = max(env.vectors, 1)
     x, g, b = _rows(env, n)
     items = x.size
-    wd = _StallWatchdog(dut, env, env.limit(2000 + 20 * items))
+    wd = Watchdog(dut, env, env.limit(2000 + 20 * items))
     src = make_stream(dut, "in_r", in_sb, True, wd)
     snk = make_stream(dut, "out_r", out_sb, False, wd)
     await start(dut, env)
