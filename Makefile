@@ -5,11 +5,14 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.edgemoe-setup
+# the PYNQ host runtime's own venv: pynq pins numpy<2 and protobuf<6 (clash with onnx in .venv)
+PYNQ_VENV  := .venv-pynq
+PYNQ_STAMP := $(PYNQ_VENV)/.edgemoe-setup
 HLS4ML := hls4ml==1.3.0
 
 .PHONY: setup test demo bench lint clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(PYNQ_STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
 	@command -v g++ >/dev/null || { echo "g++ missing: installing it (C simulation needs it)"; \
@@ -22,6 +25,13 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PIP) install -q -r requirements.txt
 	$(PIP) install -q --no-deps $(HLS4ML)
 	$(PIP) install -q --no-deps -e .
+	@touch $@
+
+$(PYNQ_STAMP): requirements-pynq.txt pyproject.toml
+	@test -x $(PYNQ_VENV)/bin/python || $(PYTHON) -m venv $(PYNQ_VENV)
+	$(PYNQ_VENV)/bin/python -m pip install -q --upgrade pip
+	$(PYNQ_VENV)/bin/python -m pip install -q -r requirements-pynq.txt
+	$(PYNQ_VENV)/bin/python -m pip install -q --no-deps -e .
 	@touch $@
 
 test: setup

@@ -182,6 +182,8 @@ def _write_project(root: Path, model, spec, precision: str, design: Design, boar
                     float=[f"golden_float_task{t}.npy" for t in range(spec.num_tasks)],
                     out=[f"golden_out_task{t}.bin" for t in range(spec.num_tasks)]))
     (data / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    from edgemoe.host.pack_heads import write_heads
+    write_heads(root, data / "heads.npz", model=model)  # the task heads the board runs on its CPU
     from edgemoe.boards.vivado import write_vivado_files
     write_vivado_files(root)  # vivado/build_bd.tcl, vivado/hls_ip.tcl, hls_config_ip.cfg (`edgemoe build`)
 

@@ -86,6 +86,11 @@ def _cmd_package(args) -> int:
     return package_command(args)
 
 
+def _cmd_emulate(args) -> int:
+    from edgemoe.boards.emulator import emulate_command
+    return emulate_command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .spec import DEFAULT_PRESET
     ap = argparse.ArgumentParser(prog="edgemoe", description="FPGA accelerators for multi-task "
@@ -200,6 +205,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="PKG", help="package folder to write (and PKG.tar.gz)")
     p.add_argument("--force", action="store_true", help="replace PKG and PKG.tar.gz if they exist")
     p.set_defaults(func=_cmd_package)
+
+    p = sub.add_parser("emulate", help="a board stand-in for pynq: PYNQ.remote on 127.0.0.1, kernel in C simulation",
+                       description="Serve PYNQ.remote's gRPC services (pynq 4.0) on 127.0.0.1 for a package made "
+                       "by `edgemoe package`: emulated DDR for pynq.allocate, the kernel's AXI-Lite registers at "
+                       "its base address, and ap_start running the generated kernel in C simulation on the "
+                       "buffers the registers point to. Drive it with the real pynq client "
+                       "(PYNQ_REMOTE_DEVICES=127.0.0.1). Runs until interrupted.")
+    p.add_argument("--package", required=True, metavar="PKG", help="a folder written by `edgemoe package`")
+    p.add_argument("--port", type=int, default=7967, help="TCP port (default 7967, pynq's; 0: any free port)")
+    p.add_argument("--latency", type=float, default=0.0, metavar="S",
+                   help="minimum seconds a kernel run stays busy (to exercise host timeouts; default 0)")
+    p.add_argument("--ddr-mb", type=int, default=1024, metavar="MB", help="room for allocations (default 1024)")
+    p.add_argument("--workdir", metavar="DIR", help="where to render and compile the kernel when the packaged "
+                   "project is gone (default: a temporary folder)")
+    p.set_defaults(func=_cmd_emulate)
     return ap
 
 

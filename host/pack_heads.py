@@ -1,0 +1,75 @@
+"""heads.npz: the task-head weights the host runtime runs on the board's CPU (host/heads.py).
+
+Written on the toolkit side (needs the model, so torch) and read on the board with numpy only.
+Keys are the model's own state_dict names, ``heads.{t}.{param}`` (no ``num_batches_tracked``),
+float32. The package step calls::
+
+    from edgemoe.host.pack_heads import write_heads
+    write_heads(project_dir, stage / "heads.npz")       # or the default: project_dir/data/heads.npz
+
+and lists the file in package_manifest.json like every other file (the runtime ignores a heads.npz
+that the package manifest does not cover).
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from edgemoe.errors import EdgeMoeError
+
+HEADS_NPZ = "heads.npz"
+
+
+def head_arrays(model) -> dict:
+    """{"heads.{t}.{param}": float32 array} for every task head of an M3ViT (torch only here)."""
+    from edgemoe.golden.model import head_params_numpy
+    out = {}
+    for t in range(model.spec.num_tasks):
+        for k, v in head_params_numpy(model, t).items():
+            out[f"heads.{t}.{k}"] = np.ascontiguousarray(v, dtype=np.float32)
+    return out
+
+
+def _source_model(manifest: dict):
+    from edgemoe.codegen.generate import load_source_model
+    src = manifest.get("source") or {}
+    if not src.get("preset") and not src.get("onnx"):
+        raise EdgeMoeError("the project records no preset or ONNX source to rebuild its task heads from; "
+                           "pass the model to write_heads(model=...)")
+    return load_source_model(preset=src.get("preset"), checkpoint=src.get("checkpoint"), onnx=src.get("onnx"),
+                             seed=int(src.get("seed") or 0))
+
+
+def write_heads(project_dir, out=None, model=None) -> Path:
+    """Write the task heads of the project's model to ``out`` (default PROJECT/data/heads.npz)."""
+    root = Path(project_dir)
+    manifest = json.loads((root / "data" / "manifest.json").read_text())
+    if model is None:
+        model = _source_model(manifest)
+    want = manifest.get("spec", {})
+    have = model.spec.to_dict()
+    diff = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k) and k != "description")
+    if diff:
+        raise EdgeMoeError(f"the model for the heads differs from the project's spec in {', '.join(diff)}")
+    arrays = head_arrays(model)
+    out = Path(out) if out is not None else root / "data" / HEADS_NPZ
+    out.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(buf.getvalue())
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out
+
+
+__all__ = ["write_heads", "head_arrays", "HEADS_NPZ"]
