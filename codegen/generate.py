@@ -169,6 +169,8 @@ def _write_project(root: Path, model, spec, precision: str, design: Design, boar
         shutil.copyfile(f, root / "compat" / f.name)
     for name in ("hls_config.cfg", "run_hls.tcl", "Makefile", "README.md"):
         (root / name).write_text(render_template(f"scripts/{name}.j2", **ctx))
+    from .unit_tops import write_unit_tops
+    write_unit_tops(root, spec, precision, design, board.part, ctx["clock_ns"])  # unit_tops/: HLS tops of the RTL units
     manifest = dict(
         format=MANIFEST_FORMAT, top=TOP, spec=spec.to_dict(), precision=prec.to_dict(),
         design=design.to_dict(), board=dict(name=board.name, part=board.part), clock_mhz=design.clock_mhz,

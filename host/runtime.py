@@ -24,6 +24,7 @@ pointer as two 32-bit words (low word first); ``reload`` = 1 on the first run on
 from __future__ import annotations
 
 import hashlib
+import os
 import json
 import time
 from pathlib import Path
@@ -76,6 +77,8 @@ def _device_call(what: str, fn, *args, **kwargs):
         return fn(*args, **kwargs)
     except Exception as e:  # noqa: BLE001 -- pynq raises plain exceptions; one line for the user
         why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if callable(getattr(e, "code", None)) and callable(getattr(e, "details", None)):  # a gRPC error (PYNQ.remote)
+            why = f"connection to the board lost ({e.code().name}: {e.details()})"
         hint = (" (no PYNQ board here: run on the board, or set PYNQ_REMOTE_DEVICES=<board ip> to drive one "
                 "over the network)") if "no devices" in why.lower() else ""
         raise ToolMissingError(f"{what} failed: {why}{hint}") from None
@@ -123,6 +126,17 @@ class RunResult(SimpleNamespace):
     wrote it), ``raw`` [frames, tokens, d] int64 codes, ``tokens`` [frames, tokens, d] float32,
     ``heads`` (list of [C, H, W] or None), ``latency_s`` (per frame, wall clock start..done),
     ``call_s``, ``energy_j`` (per frame or None), ``power_w``, ``notes``."""
+
+
+def _remote_port(pynq) -> None:
+    """PYNQ.remote always dials port 7967; EDGEMOE_PYNQ_PORT points it at another one (an emulator on
+    a free port, several boards behind one host) by making that device the active one."""
+    port = os.environ.get("EDGEMOE_PYNQ_PORT")
+    host = os.environ.get("PYNQ_REMOTE_DEVICES")
+    if not port or not host:
+        return
+    from pynq.pl_server.remote_device import RemoteDevice
+    pynq.Device.active_device = RemoteDevice(0, host.split(",")[0].strip(), port=int(port))
 
 
 class EdgeMoeRuntime:
@@ -216,6 +230,7 @@ class EdgeMoeRuntime:
             except ImportError as e:
                 raise ToolMissingError(f"pynq is not importable ({e}); the host runtime needs it: pip install pynq "
                                        f"(on a PYNQ image it is installed already)") from None
+            _remote_port(pynq)
             self._pynq = pynq
         return self._pynq
 
@@ -361,11 +376,12 @@ class EdgeMoeRuntime:
         mmio = self.mmio
         deadline_s = self.timeout_s
         t0 = time.perf_counter()
-        mmio.write(ctrl, self.bit_start)
+        _device_call("starting the kernel (MMIO write of ap_start)", mmio.write, ctrl, self.bit_start)
         status = 0
         pause = 0.0
         while True:
-            status = int(mmio.read(ctrl))
+            # a board (or emulator) that goes away mid-run must end the run with one line, not a trace
+            status = int(_device_call("waiting for ap_done (MMIO read of the control register)", mmio.read, ctrl))
             now = time.perf_counter()
             if status & self.bit_done:
                 return now - t0

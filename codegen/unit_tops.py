@@ -1,0 +1,96 @@
+"""Standalone Vitis HLS tops of the RTL units (``edgemoe generate`` writes them under ``unit_tops/``).
+
+For each unit of :mod:`edgemoe.sim.rtl` (gelu, softmax, layernorm, linear, moe_route) a C++ top
+function named like the RTL top module (``edgemoe_gelu``, ...) whose ports are exactly the RTL's:
+AXI-Stream arguments ``hls::axis<ap_uint<W>, 0, 0, 0, AXIS_ENABLE_LAST>`` (TDATA / TVALID / TREADY /
+TLAST, no TKEEP / TSTRB), ``ap_ctrl_none``, and for the linear engine an ``s_axilite`` bundle
+``control`` with n_rows / n_in_tiles / mode at 0x10 / 0x18 / 0x20.  The stream widths and lane
+packing come from the RTL's own context (:func:`edgemoe.sim.rtl.unit_context`, never retyped), the
+arithmetic from the unit headers (``hls/include``), so Vitis's RTL of a unit and ours run under one
+cocotb bench.  Each top gets a ``hls_config_<unit>.cfg`` for ``v++ -c --mode hls``.
+
+``unit_top_contexts(spec, precision, design)`` -> {unit: template context};
+``write_unit_tops(root, spec, precision, design, part, clock_ns)`` -> [written paths].
+
+The RTL uses the precision's base types (see ``edgemoe.sim.rtl.LIMITATIONS``); the tops call the
+units with zero fraction-bit offsets, so they match the RTL wherever the RTL matches the golden.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .render import render_template
+
+UNIT_TOP_DIR = "unit_tops"
+UNIT_TOP_TEMPLATES = {u: f"unit_tops/{u}_top.cpp.j2" for u in
+                      ("gelu", "softmax", "layernorm", "linear", "moe_route")}
+# unit headers each top includes (beyond edgemoe_config.h and edgemoe_fixed.h)
+UNIT_TOP_HEADERS = {"gelu": ["gelu.h"], "softmax": ["softmax.h"], "layernorm": ["layernorm.h"],
+                    "linear": ["linear.h"], "moe_route": ["softmax.h"]}
+VITIS_MAX_BITS = 4096          # ap_(u)int and AXI-Stream TDATA limit of Vitis HLS
+
+
+def _stream_bits(unit: str, ctx: dict) -> list:
+    if unit == "linear":
+        L = ctx["L"]
+        return [L["w_bits"], L["x_bits"], L["o_bits"]]
+    return [ctx["in_sb"], ctx["out_sb"]]
+
+
+def unit_top_contexts(spec, precision, design, skipped: dict | None = None) -> dict:
+    """Template context of every unit top (the RTL unit's context plus the top's own values).
+    A unit the RTL generator refuses for this model (e.g. the router with one expert) is left out
+    (its reason in ``skipped`` when given)."""
+    from edgemoe.errors import EdgeMoeError
+    from edgemoe.golden.precision import base_precision
+    from edgemoe.sim.rtl import UNIT_NAMES, unit_context
+    prec = base_precision(precision if isinstance(precision, str) else precision.name)
+    out = {}
+    for unit in UNIT_NAMES:
+        try:
+            ctx = unit_context(unit, spec, prec, design)
+        except EdgeMoeError as e:
+            if skipped is not None:
+                skipped[unit] = str(e)
+            continue
+        max_bits = max(_stream_bits(unit, ctx))
+        ctx.update(unit=unit, headers=UNIT_TOP_HEADERS[unit], max_bits=max_bits,
+                   ap_int_max_w=(-(-max_bits // 1024) * 1024) if max_bits > 1024 else 0)
+        if unit == "softmax":
+            ctx["row_max"] = 2 ** ctx["fifo_aw"]
+        if unit == "moe_route":
+            ctx["q_max"] = 2 ** ctx["tw"] - 1
+        out[unit] = ctx
+    return out
+
+
+def unit_top_file(unit: str) -> str:
+    return f"edgemoe_{unit}.cpp"
+
+
+def write_unit_tops(root, spec, precision, design, part: str, clock_ns: str) -> list:
+    """Write ``<root>/unit_tops/edgemoe_<unit>.cpp`` and ``hls_config_<unit>.cfg`` for every unit."""
+    d = Path(root) / UNIT_TOP_DIR
+    d.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for unit, ctx in unit_top_contexts(spec, precision, design).items():
+        p = d / unit_top_file(unit)
+        p.write_text(render_template(UNIT_TOP_TEMPLATES[unit], **ctx))
+        c = d / f"hls_config_{unit}.cfg"
+        c.write_text(render_template("unit_tops/hls_config.cfg.j2", unit=unit, top=ctx["top"], part=part,
+                                     clock_ns=clock_ns))
+        paths += [p, c]
+    return paths
+
+
+def oversized_units(spec, precision, design) -> dict:
+    """{unit: widest stream bits} of the tops that Vitis cannot synthesize (a word over 4096 bits)."""
+    out = {}
+    for unit, ctx in unit_top_contexts(spec, precision, design).items():
+        if ctx["max_bits"] > VITIS_MAX_BITS:
+            out[unit] = ctx["max_bits"]
+    return out
+
+
+__all__ = ["UNIT_TOP_DIR", "unit_top_contexts", "unit_top_file", "write_unit_tops", "oversized_units",
+           "VITIS_MAX_BITS"]

@@ -1,0 +1,86 @@
+"""End to end without a board: `edgemoe-host run` in .venv-pynq, through the REAL pynq client
+(PYNQ.remote over gRPC), drives `edgemoe emulate`, whose kernel is the C-simulated generated C++."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PYNQ_ENV = ROOT / ".venv-pynq" / "bin"
+
+
+@pytest.fixture(scope="module")
+def pkg(tmp_path_factory):
+    assert (PYNQ_ENV / "edgemoe-host").exists(), ".venv-pynq is missing: run `make setup`"
+    from edgemoe.boards.package import package
+    from edgemoe.codegen.generate import generate
+    d = tmp_path_factory.mktemp("e2e")
+    generate(d / "proj", preset="micro", board="zcu104")
+    package(d / "proj", d / "pkg")
+    return d / "pkg"
+
+
+def start_emulator(pkg, *extra):
+    proc = subprocess.Popen([sys.executable, "-m", "edgemoe.cli", "emulate", "--package", str(pkg), "--port", "0",
+                             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    line = []
+    t = threading.Thread(target=lambda: line.append(proc.stdout.readline()), daemon=True)
+    t.start()
+    t.join(120)
+    if not line or "127.0.0.1:" not in line[0]:
+        proc.kill()
+        raise AssertionError(f"emulator did not start: {line} {proc.stderr.read()}")
+    return proc, int(line[0].split("127.0.0.1:")[1].split()[0])
+
+
+def stop(proc):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def host_run(pkg, port, *args, timeout=180):
+    env = dict(os.environ, PYNQ_REMOTE_DEVICES="127.0.0.1", EDGEMOE_PYNQ_PORT=str(port))
+    return subprocess.run([str(PYNQ_ENV / "edgemoe-host"), "run", str(pkg), *args], capture_output=True, text=True,
+                          env=env, timeout=timeout)
+
+
+def test_host_runtime_drives_the_emulated_board_bit_exact(pkg, tmp_path):
+    proc, port = start_emulator(pkg)
+    try:
+        j = tmp_path / "r.json"
+        r = host_run(pkg, port, "--images", "2", "--json", str(j), "--timeout", "60")
+        assert r.returncode == 0, r.stdout + r.stderr
+        res = json.loads(j.read_text())
+        assert res["mismatches"] == 0
+        assert res["frames"] >= 2
+        assert res["latency_ms"] > 0
+    finally:
+        stop(proc)
+
+
+def test_emulator_killed_mid_run_fails_clearly_without_hanging(pkg):
+    proc, port = start_emulator(pkg, "--latency", "60")
+    killer = threading.Timer(8.0, proc.kill)
+    killer.start()
+    try:
+        t0 = time.time()
+        r = host_run(pkg, port, "--timeout", "30", timeout=120)
+        assert r.returncode != 0
+        assert time.time() - t0 < 60
+        err = (r.stderr + r.stdout).strip()
+        assert "Traceback" not in r.stderr
+        assert len(err.splitlines()) == 1 and "connection to the board lost" in err, err
+    finally:
+        killer.cancel()
+        stop(proc)
