@@ -2,7 +2,8 @@
 
 Today: float golden and bit-accurate fixed-point golden (w16a32 and w8a8) on a sample image, both
 tasks, with the task outputs as pictures; then the generated Vitis HLS project, C-simulated (g++)
-and compared tap by tap with the fixed golden; and a summary.
+and compared tap by tap with the fixed golden; the RTL units in cocotb; the board package run on the
+emulated board (`edgemoe emulate`) by the host runtime through the real pynq client; and a summary.
 Each later capability (generate, csim, RTL sim, package, emulated board, estimate) adds its step.
 """
 from __future__ import annotations
@@ -28,6 +29,61 @@ def cosine(a, b) -> float:
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-30))
 
 
+def _rtl_units(out: Path) -> dict:
+    """Each RTL unit's bench on Verilator (a short run; `edgemoe sim` runs the full 10,000 vectors)."""
+    from edgemoe.errors import EdgeMoeError
+    from edgemoe.sim.runner import run_unit
+    from edgemoe.sim.units import UNITS
+    res = {}
+    for name, unit in UNITS.items():
+        try:
+            r = run_unit(name, "verilator", vectors=1000)
+            res[name] = {k: r.get(k) for k in ("vectors", "mismatches", "cycles", "items_per_cycle")}
+            res[name]["design_rate"] = unit.design_rate
+        except EdgeMoeError as e:
+            res[name] = {"error": str(e)}
+        print(f"    {name}: {res[name]}", flush=True)
+    return res
+
+
+def _emulated_board(project: Path, out: Path) -> dict:
+    """`edgemoe package`, then `edgemoe emulate` and `edgemoe-host run` (the PYNQ env) against it."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    from edgemoe.boards.package import package
+    pkg = out / "board_package"
+    package(project, pkg, force=True)
+    host = Path(sys.prefix).parent / ".venv-pynq" / "bin" / "edgemoe-host"
+    if not host.exists():
+        return {"error": f"{host} not found: run `make setup` (it builds the PYNQ environment)"}
+    emu = subprocess.Popen([sys.executable, "-m", "edgemoe.cli", "emulate", "--package", str(pkg), "--port", "0"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    try:
+        line = emu.stdout.readline()
+        if "127.0.0.1:" not in line:
+            return {"error": f"the emulator did not start: {line.strip() or emu.stderr.read().strip()}"}
+        port = line.split("127.0.0.1:")[1].split()[0]
+        with tempfile.TemporaryDirectory() as d:
+            j = Path(d) / "run.json"
+            r = subprocess.run([str(host), "run", str(pkg), "--images", "2", "--json", str(j), "--timeout", "120"],
+                               capture_output=True, text=True, timeout=600,
+                               env=dict(os.environ, PYNQ_REMOTE_DEVICES="127.0.0.1", EDGEMOE_PYNQ_PORT=port))
+            if not j.exists():
+                return {"error": (r.stderr or r.stdout).strip().splitlines()[-1]}
+            res = json.loads(j.read_text())
+        return {k: res[k] for k in ("frames", "mismatches", "latency_ms")}
+    finally:
+        emu.terminate()
+        try:
+            emu.wait(10)
+        except subprocess.TimeoutExpired:
+            emu.kill()
+
+
 def run_demo(args) -> int:
     from edgemoe.golden.calibrate import precision_for
     from edgemoe.golden.fixed_model import run_fixed
@@ -38,7 +94,7 @@ def run_demo(args) -> int:
     spec = get_preset(args.preset)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    total = 6
+    total = 8
     t0 = _step(1, total, f"building {spec.name} (seed {args.seed}): {spec.summary()}")
     model = build_model(spec, seed=args.seed)
     params = params_numpy(model)
@@ -86,6 +142,10 @@ def run_demo(args) -> int:
         res = run_csim(project.path, task=task, taps="all", quiet=True)
         summary["csim"][t.name] = {k: res[k] for k in ("taps_compared", "mismatches", "cosine_vs_float",
                                                       "max_abs_err_vs_float", "seconds")}
+    _step(7, total, "RTL units in cocotb (Verilator), bit for bit against the fixed golden")
+    summary["rtl"] = _rtl_units(out)
+    _step(8, total, "package for the board and run it on the emulated board with the real pynq client")
+    summary["board"] = _emulated_board(project.path, out)
     save_overview(out / "overview.png", panels, f"{spec.name}: task outputs (random weights, seed {args.seed})")
     with atomic_path(out / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=1))
@@ -99,10 +159,22 @@ def run_demo(args) -> int:
               "| task | taps compared | bit mismatches | cosine vs float | seconds |", "|---|---|---|---|---|"]
     for name, r in summary["csim"].items():
         lines.append(f"| {name} | {r['taps_compared']} | {r['mismatches']} | {r['cosine_vs_float']:.6f} | {r['seconds']:.2f} |")
+    lines += ["", "RTL units (cocotb, Verilator, micro spec):", "",
+              "| unit | vectors | bit mismatches | items/cycle | design rate |", "|---|---|---|---|---|"]
+    for name, r in summary["rtl"].items():
+        lines.append(f"| {name} | {r.get('vectors')} | {r.get('mismatches')} | {r.get('items_per_cycle', 0):.3f} | "
+                     f"{r.get('design_rate')} |" if "error" not in r else f"| {name} | - | - | - | {r['error']} |")
+    b = summary["board"]
+    lines += ["", "Emulated board (edgemoe emulate + edgemoe-host run in .venv-pynq, real pynq client): "
+              + (f"{b['frames']} frames, {b['mismatches']} bit mismatches, {b['latency_ms']:.1f} ms/frame "
+                 "(C simulation, not board latency)" if "error" not in b else b["error"])]
     lines += ["", "Pictures: overview.png, input.png, " + ", ".join(f"{t.name}.png" for t in spec.tasks)]
     with atomic_path(out / "summary.md") as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     print("\n".join(lines[4:-2]))
+    if any(r.get("mismatches") for r in summary["rtl"].values()) or summary["board"].get("mismatches"):
+        print("RTL or emulated board does NOT match bit for bit")
+        return 1
     if any(r["mismatches"] for r in summary["csim"].values()):
         print("C simulation does NOT match the fixed-point golden bit for bit")
         return 1
