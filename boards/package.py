@@ -116,6 +116,24 @@ def _bitstream(root: Path) -> tuple:
     return [], dict(present=False)
 
 
+def _registers_from_driver_header(root: Path, kernel: dict) -> None:
+    """When a Vitis build left its driver header (x<top>_hw.h), its offsets replace the ones derived
+    from the argument list: the generated register map is the authority, not our layout rule."""
+    from edgemoe.sim.kernel_bench import parse_register_map
+    hits = sorted((root / BUILD_DIR).rglob(f"x{kernel['top']}_hw.h")) if (root / BUILD_DIR).is_dir() else []
+    if not hits:
+        kernel["register_map_source"] = "Vitis HLS s_axilite layout rule (no driver header in the build)"
+        return
+    rm = parse_register_map(hits[0], kernel["top"])
+    for a in kernel["args"]:
+        if a["name"].lower() not in rm.args:
+            raise EdgeMoeError(f"{hits[0]}: no register for kernel argument {a['name']} "
+                               f"(the header has: {', '.join(sorted(rm.args))})")
+        off, bits = rm.args[a["name"].lower()]
+        a.update(offset=off, hex=f"0x{off:02X}", words=max(1, bits // 32))
+    kernel["register_map_source"] = str(hits[0].relative_to(root))
+
+
 def package(project_dir, output, force: bool = False) -> dict:
     """Write the package folder ``output`` and ``output``.tar.gz; returns the package manifest."""
     from .boards import get_board
@@ -133,6 +151,7 @@ def package(project_dir, output, force: bool = False) -> dict:
     board = get_board(manifest["board"]["name"])
     iface = kernel_interface(root, manifest.get("top", "edgemoe_top"))
     kernel = kernel_record(board, iface)
+    _registers_from_driver_header(root, kernel)
     bit_files, bit_entry = _bitstream(root)
     if not bit_entry["present"]:
         bit_entry["note"] = (f"no bitstream in {root / BUILD_DIR}: build one with `edgemoe build {root}` (needs Vitis "

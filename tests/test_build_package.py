@@ -331,3 +331,29 @@ def test_run_sh_calls_edgemoe_host(proj, tmp_path, monkeypatch):
                        env=dict(os.environ, PATH=SYS_PATH))
     if not (pkg / "runtime" / "edgemoe" / "host" / "__main__.py").exists():
         assert r.returncode == 127 and "edgemoe-host not found" in r.stderr
+
+
+def test_package_takes_the_register_map_from_the_vitis_driver_header(tmp_path):
+    """A build's x<top>_hw.h (what Vitis generates) overrides the layout rule in the package."""
+    import json as _json
+
+    from edgemoe.boards.package import package
+    from edgemoe.codegen.generate import generate
+    proj = tmp_path / "proj"
+    generate(proj, preset="micro", board="zcu104")
+    hdr = proj / "build" / "hls" / "impl" / "misc" / "drivers" / "edgemoe_top_v1_0" / "src" / "xedgemoe_top_hw.h"
+    hdr.parent.mkdir(parents=True)
+    regs = {"PIXELS": 0x20, "WEIGHTS": 0x2C, "SCRATCH": 0x38, "OUT": 0x44, "N_IMAGES": 0x50, "TASK": 0x58,
+            "RELOAD": 0x60, "TAP_ID": 0x68}
+    lines = ["#define XEDGEMOE_TOP_CONTROL_ADDR_AP_CTRL 0x00"]
+    for name, off in regs.items():
+        bits = 64 if name in ("PIXELS", "WEIGHTS", "SCRATCH", "OUT") else 32
+        lines += [f"#define XEDGEMOE_TOP_CONTROL_ADDR_{name}_DATA 0x{off:x}",
+                  f"#define XEDGEMOE_TOP_CONTROL_BITS_{name}_DATA {bits}"]
+    hdr.write_text("\n".join(lines) + "\n")
+    pm = package(proj, tmp_path / "pkg")
+    got = {a["name"].upper(): a["offset"] for a in pm["kernel"]["args"]}
+    assert got == regs
+    assert "xedgemoe_top_hw.h" in pm["kernel"]["register_map_source"]
+    on_disk = _json.loads((tmp_path / "pkg" / "package_manifest.json").read_text())
+    assert on_disk["kernel"]["args"] == pm["kernel"]["args"]
