@@ -84,7 +84,11 @@ def write_unit_tops(root, spec, precision, design, part: str, clock_ns: str) -> 
 
 
 def oversized_units(spec, precision, design) -> dict:
-    """{unit: widest stream bits} of the tops that Vitis cannot synthesize (a word over 4096 bits)."""
+    """{unit: widest stream bits} of the tops that Vitis cannot synthesize (a word over 4096 bits).
+    Empty for every shipped design: the linear engine's weight beats carry a few weight rows of a
+    tile (``L["w_rows"]``, sized by :func:`edgemoe.sim.rtl.unit_context` to stay <= 4096 bits), not a
+    whole tile; only an unusually wide custom engine (e.g. 128+ inputs of 32-bit activations) can
+    still get there, and its top then refuses synthesis with an ``#error`` (``_common.j2``)."""
     out = {}
     for unit, ctx in unit_top_contexts(spec, precision, design).items():
         if ctx["max_bits"] > VITIS_MAX_BITS:

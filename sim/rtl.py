@@ -212,7 +212,17 @@ def _ctx_linear(spec, prec, design) -> dict:
              acc_cpp=acc.cpp, w_cpp=wt.cpp, b_cpp=bt.cpp, qb_cpp=qbt.cpp, x_cpp=xt.cpp, sc_cpp=sct.cpp,
              qkv_cpp=qt.cpp, act_cpp=at.cpp, gi_cpp=git.cpp, hid_cpp=ht.cpp,
              x_t=xt, w_t=wt, b_t=bt, qb_t=qbt, acc_t=acc, q_t=qt, a_t=at, gi_t=git, h_t=ht, sc_t=sct)
-    L["w_bits"] = eo * ei * L["wb"] + eo * L["bb"]
+    # weight stream: a beat carries w_rows whole weight rows of the tile (EI weights + that output's
+    # bias each), w_beats = EO / w_rows beats per tile.  Rows per beat: the most that keep the beat
+    # <= 1024 bits, more if the tile load (w_beats cycles, hidden behind the previous tile's n_rows
+    # cycles of compute) would outlast a full call's rows; never over Vitis's 4096-bit ap_uint limit.
+    row_bits = ei * L["wb"] + L["bb"]
+    divs = [r for r in range(1, eo + 1) if eo % r == 0]
+    rows = max([r for r in divs if r * row_bits <= 1024] or [1])
+    if eo // rows > spec.tokens:
+        fit = [r for r in divs if r * row_bits <= 4096]
+        rows = min([r for r in fit if eo // r <= spec.tokens] or [max(fit or [1])])
+    L.update(pw=pw, w_row_bits=row_bits, w_rows=rows, w_beats=eo // rows, w_bits=rows * row_bits)
     L["x_bits"] = ei * L["xb"] + L["scb"]
     L["o_bits"] = eo * ob
     regs = [dict(name="n_rows", offset=0x10, reset=spec.tokens, doc="rows of the call"),

@@ -77,11 +77,14 @@ class Call:
         L, ei, eo = env.ctx["L"], env.ctx["EI"], env.ctx["EO"]
         n_ot, n_it = self.outd // eo, self.ind // ei
         wbeats, xframes = [], []
+        rb, nr = L["w_row_bits"], L["w_rows"]
         for ot in range(n_ot):
-            bias = pack(self.b[ot * eo:(ot + 1) * eo], L["bw"], L["bb"])
             for it in range(n_it):
-                tile = self.w[ot * eo:(ot + 1) * eo, it * ei:(it + 1) * ei].reshape(-1)
-                wbeats.append(pack(tile, L["ww"], L["wb"]) | (bias << (eo * ei * L["wb"])))
+                # w_beats beats per weight tile, w_rows rows (EI weights + the row's bias) per beat
+                rows = [pack(self.w[o, it * ei:(it + 1) * ei], L["ww"], L["wb"]) |
+                        (pack([self.b[o]], L["bw"], L["bb"]) << (ei * L["wb"]))
+                        for o in range(ot * eo, (ot + 1) * eo)]
+                wbeats += [sum(r << (k * rb) for k, r in enumerate(rows[j:j + nr])) for j in range(0, eo, nr)]
                 xframes.append([pack(self.x[t, it * ei:(it + 1) * ei], L["xw"], L["xb"]) |
                                 (int(self.sc[t]) << (ei * L["xb"])) for t in range(self.rows)])
         return [wbeats], xframes, n_ot
@@ -107,7 +110,7 @@ async def linear_bench(dut):
         r = min(r, n - rows_total)
         calls.append(Call(env, layers[int(rng.integers(len(layers)))], r, rng))
         rows_total += r
-    beats = sum(c.rows * (c.ind // ei) * (c.outd // eo) for c in calls)
+    beats = sum((c.rows + L["w_beats"]) * (c.ind // ei) * (c.outd // eo) for c in calls)
     wd = Watchdog(dut, env, env.limit(2000 + 30 * beats + 200 * len(calls)))
     wsrc = make_stream(dut, "w_r", L["w_bits"], True, wd)
     xsrc = make_stream(dut, "x_r", L["x_bits"], True, wd)
