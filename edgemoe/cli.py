@@ -14,6 +14,15 @@ from .errors import EdgeMoeError
 EXIT_ERROR = 2
 
 
+def _lazy(module: str, function: str):
+    """A subcommand handler that imports its flow only when it runs (``import edgemoe`` and
+    ``edgemoe --help`` stay free of torch and the other heavy packages)."""
+    def run(args):
+        import importlib
+        return getattr(importlib.import_module(module), function)(args)
+    return run
+
+
 def _cmd_presets(args) -> int:
     from .spec import PRESETS, preset_table
     print(preset_table())
@@ -21,11 +30,6 @@ def _cmd_presets(args) -> int:
         for p in PRESETS.values():
             print(f"\n{p.name}: {p.description}\n  {p.summary()}")
     return 0
-
-
-def _cmd_golden(args) -> int:
-    from edgemoe.golden.run import golden_command
-    return golden_command(args)
 
 
 def _cmd_export_onnx(args) -> int:
@@ -41,11 +45,6 @@ def _cmd_export_onnx(args) -> int:
     return 0
 
 
-def _cmd_demo(args) -> int:
-    from .demo import run_demo
-    return run_demo(args)
-
-
 def _cmd_generate(args) -> int:
     from edgemoe.codegen.generate import generate
     if args.checkpoint and not args.preset:
@@ -58,37 +57,6 @@ def _cmd_generate(args) -> int:
              precision=args.precision, design=args.design, clock=args.clock, force=args.force, seed=args.seed,
              quiet=False)
     return 0
-
-
-def _cmd_csim(args) -> int:
-    from edgemoe.codegen.csim import csim_command
-    return csim_command(args)
-
-
-
-def _cmd_sim(args) -> int:
-    from edgemoe.sim.cli_sim import sim_command
-    return sim_command(args)
-
-
-def _cmd_synth_estimate(args) -> int:
-    from edgemoe.sim.synth_estimate import synth_estimate_command
-    return synth_estimate_command(args)
-
-
-def _cmd_build(args) -> int:
-    from edgemoe.boards.build import build_command
-    return build_command(args)
-
-
-def _cmd_package(args) -> int:
-    from edgemoe.boards.package import package_command
-    return package_command(args)
-
-
-def _cmd_emulate(args) -> int:
-    from edgemoe.boards.emulator import emulate_command
-    return emulate_command(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, metavar="X.npy", help="one image, float32, shape (3, H, W), values in [0, 1]")
     p.add_argument("--output", required=True, metavar="Y.npy", help="last block's output, float32, (tokens, embed)")
     p.add_argument("--heads", metavar="OUT_DIR", help="also write the task output (.npy and .png) here")
-    p.set_defaults(func=_cmd_golden)
+    p.set_defaults(func=_lazy("edgemoe.golden.run", "golden_command"))
 
     p = sub.add_parser("export-onnx", help="export the encoder to ONNX (loads back with --onnx)",
                        description="Export the M3ViT encoder (both tasks: the task is a graph input) to ONNX, "
@@ -135,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default=DEFAULT_PRESET, help=f"model preset (default {DEFAULT_PRESET})")
     p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
     p.add_argument("--seed", type=int, default=0, help="weights seed")
-    p.set_defaults(func=_cmd_demo)
+    p.set_defaults(func=_lazy("edgemoe.demo", "run_demo"))
 
     p = sub.add_parser("generate", help="generate a Vitis HLS project (kernel, testbench, data, scripts)",
                        description="Write a self-contained Vitis HLS project folder: kernel C++ (one header "
@@ -163,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", metavar="Y.npy", help="write the last block's output, float32 (tokens, embed)")
     p.add_argument("--taps", choices=["all"], help="compare every stage (one kernel run dumping all taps)")
     p.add_argument("--json", metavar="J", help="write the results as JSON")
-    p.set_defaults(func=_cmd_csim)
+    p.set_defaults(func=_lazy("edgemoe.codegen.csim", "csim_command"))
 
     p = sub.add_parser("sim", help="simulate the RTL units with cocotb (Verilator, Icarus) against the goldens",
                        description="Build and run each RTL unit's cocotb bench on every installed simulator "
@@ -176,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the random vectors")
     p.add_argument("--rtl-dir", metavar="DIR", help="Verilog of the unit tops from Vitis instead of ours")
     p.add_argument("--json", metavar="J", help="write the results as JSON")
-    p.set_defaults(func=_cmd_sim)
+    p.set_defaults(func=_lazy("edgemoe.sim.cli_sim", "sim_command"))
     p = sub.add_parser("synth-estimate", help="resource estimate of the RTL units with Yosys (synth_xilinx)",
                        description="Synthesise the RTL units with Yosys (synth_xilinx -family xcup) and "
                        "tabulate LUT, FF, DSP48E2, BRAM and CARRY8 counts.")
@@ -185,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", help="model preset (default: the sim default, micro)")
     p.add_argument("--precision", help="w16a32 (default) or w8a8")
     p.add_argument("--design", help="design point (default edge-moe)")
-    p.set_defaults(func=_cmd_synth_estimate)
+    p.set_defaults(func=_lazy("edgemoe.sim.synth_estimate", "synth_estimate_command"))
 
     p = sub.add_parser("build", help="run Vitis HLS and Vivado on a generated project (bitstream + hwh)",
                        description="Export the kernel as a Vivado IP with Vitis HLS (v++, or vitis_hls before "
@@ -195,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("project", metavar="DIR", help="a folder written by `edgemoe generate`")
     p.add_argument("--until", choices=["hls", "bitstream"], default="bitstream",
                    help="last step to run (default bitstream)")
-    p.set_defaults(func=_cmd_build)
+    p.set_defaults(func=_lazy("edgemoe.boards.build", "build_command"))
 
     p = sub.add_parser("package", help="make the folder and tarball to copy to the board",
                        description="Write PKG/ and PKG.tar.gz: bitstream and hwh when built, packed weights, "
@@ -204,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("project", metavar="DIR", help="a folder written by `edgemoe generate`")
     p.add_argument("-o", "--output", required=True, metavar="PKG", help="package folder to write (and PKG.tar.gz)")
     p.add_argument("--force", action="store_true", help="replace PKG and PKG.tar.gz if they exist")
-    p.set_defaults(func=_cmd_package)
+    p.set_defaults(func=_lazy("edgemoe.boards.package", "package_command"))
 
     p = sub.add_parser("emulate", help="a board stand-in for pynq: PYNQ.remote on 127.0.0.1, kernel in C simulation",
                        description="Serve PYNQ.remote's gRPC services (pynq 4.0) on 127.0.0.1 for a package made "
@@ -219,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ddr-mb", type=int, default=1024, metavar="MB", help="room for allocations (default 1024)")
     p.add_argument("--workdir", metavar="DIR", help="where to render and compile the kernel when the packaged "
                    "project is gone (default: a temporary folder)")
-    p.set_defaults(func=_cmd_emulate)
+    p.set_defaults(func=_lazy("edgemoe.boards.emulator", "emulate_command"))
     return ap
 
 
