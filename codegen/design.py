@@ -19,7 +19,9 @@ class Design:
 
     ``engine_in`` x ``engine_out``: MACs per cycle of the unified linear engine (its weight tiles are
     ``engine_out`` x ``engine_in``, double buffered); ``attn_rows``: query rows the attention unit
-    keeps on chip (and the skew of the softmax order); ``axi_bits``: width of every m_axi port.
+    keeps on chip (and the skew of the softmax order); ``attn_lanes``: K / V values the attention unit
+    takes per cycle (each of the ``attn_rows`` rows does ``attn_lanes`` MACs per cycle in Q.K^T and A.V);
+    ``axi_bits``: width of every m_axi port.
     """
 
     name: str = "edge-moe"
@@ -28,10 +30,11 @@ class Design:
     attn_rows: int = 4
     axi_bits: int = 256
     clock_mhz: float = 300.0
+    attn_lanes: int = 8
     description: str = field(default="", compare=False)
 
     def __post_init__(self):
-        for field_name in ("engine_in", "engine_out", "attn_rows"):
+        for field_name in ("engine_in", "engine_out", "attn_rows", "attn_lanes"):
             v = getattr(self, field_name)
             if not isinstance(v, int) or v < 1:
                 raise EdgeMoeError(f"design {self.name!r}: {field_name} must be a positive integer, got {v!r}")
@@ -58,6 +61,7 @@ class Design:
             ("embed", spec.embed, "engine_out", self.engine_out),
             ("3*embed (qkv outputs)", 3 * spec.embed, "engine_out", self.engine_out),
             ("patch_dim (in_chans*patch*patch)", spec.patch_dim, "engine_in", self.engine_in),
+            ("head_dim", spec.head_dim, "attn_lanes", self.attn_lanes),
         ]
         if any(not spec.is_moe(b) for b in range(spec.depth)):
             checks += [("mlp_hidden", spec.mlp_hidden, "engine_in", self.engine_in),
@@ -76,17 +80,17 @@ class Design:
 
 
 DESIGNS = {
-    "edge-moe": Design("edge-moe", 16, 16, 4, 256, 300.0,
+    "edge-moe": Design("edge-moe", 16, 16, 4, 256, 300.0, attn_lanes=8, description=
                        "the published Edge-MoE design point: 16x16 MACs, 4 attention rows, 256-bit AXI"),
-    "small": Design("small", 8, 8, 2, 128, 200.0,
+    "small": Design("small", 8, 8, 2, 128, 200.0, attn_lanes=4, description=
                     "a small design point for small boards and quick synthesis"),
     # board defaults: the widest engine whose MACs (two DSP48E2 each for the 32x16-bit products of
     # w16a32) leave room for attention, softmax and LayerNorm on the board's DSP budget
-    "zcu104": Design("zcu104", 32, 16, 8, 256, 300.0,
+    "zcu104": Design("zcu104", 32, 16, 8, 256, 300.0, attn_lanes=8, description=
                      "ZCU104 default: 512 MACs (1024 of 1728 DSP48E2 at w16a32), 8 attention rows, 256-bit AXI"),
-    "zcu102": Design("zcu102", 32, 32, 8, 256, 300.0,
+    "zcu102": Design("zcu102", 32, 32, 8, 256, 300.0, attn_lanes=8, description=
                      "ZCU102 default: 1024 MACs (2048 of 2520 DSP48E2 at w16a32), 8 attention rows, 256-bit AXI"),
-    "kv260": Design("kv260", 16, 16, 4, 128, 250.0,
+    "kv260": Design("kv260", 16, 16, 4, 128, 250.0, attn_lanes=8, description=
                     "KV260 default: 256 MACs (512 of 1248 DSP48E2 at w16a32), 128-bit AXI (the K26's HP ports)"),
 }
 DEFAULT_DESIGN = "edge-moe"
