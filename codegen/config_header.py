@@ -207,6 +207,8 @@ def config_context(spec, prec: Precision, design: Design) -> dict:
         ("ENGINE_OUT", design.engine_out, "linear engine outputs per cycle (weight tile rows)"),
         ("ATTN_ROWS", design.attn_rows, "query rows of the attention unit on chip"),
         ("ATTN_LANES", design.attn_lanes, "K / V values the attention unit takes per cycle"),
+        ("VEC_LANES", design.vec_lanes, "values per cycle of LayerNorm and the residual adds"),
+        ("ACT_PARTITION", design.act_partition, "cyclic partition of the activation buffers (lcm of the lanes)"),
         ("AXI_BITS", design.axi_bits, "m_axi data width"),
         ("AXI_ACT_PER_BEAT", max(design.axi_bits // t["act"].W, 1), "act_t values per AXI beat"),
         ("AXI_LIN_PER_BEAT", max(design.axi_bits // lin_in.W, 1), "lin_in_t values per AXI beat"),

@@ -7,6 +7,7 @@ nearest valid sizes when they do not.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from math import lcm
 
 from edgemoe.errors import EdgeMoeError
 
@@ -21,6 +22,7 @@ class Design:
     ``engine_out`` x ``engine_in``, double buffered); ``attn_rows``: query rows the attention unit
     keeps on chip (and the skew of the softmax order); ``attn_lanes``: K / V values the attention unit
     takes per cycle (each of the ``attn_rows`` rows does ``attn_lanes`` MACs per cycle in Q.K^T and A.V);
+    ``vec_lanes``: values per cycle of the element-wise passes (LayerNorm, residual adds);
     ``axi_bits``: width of every m_axi port.
     """
 
@@ -31,10 +33,11 @@ class Design:
     axi_bits: int = 256
     clock_mhz: float = 300.0
     attn_lanes: int = 8
+    vec_lanes: int = 16
     description: str = field(default="", compare=False)
 
     def __post_init__(self):
-        for field_name in ("engine_in", "engine_out", "attn_rows", "attn_lanes"):
+        for field_name in ("engine_in", "engine_out", "attn_rows", "attn_lanes", "vec_lanes"):
             v = getattr(self, field_name)
             if not isinstance(v, int) or v < 1:
                 raise EdgeMoeError(f"design {self.name!r}: {field_name} must be a positive integer, got {v!r}")
@@ -43,6 +46,11 @@ class Design:
                                f"{', '.join(map(str, AXI_WIDTHS))}")
         if self.clock_mhz <= 0:
             raise EdgeMoeError(f"design {self.name!r}: clock_mhz must be positive")
+
+    @property
+    def act_partition(self) -> int:
+        """Cyclic partition factor of the on-chip activation buffers: every unit's lane count divides it."""
+        return lcm(self.engine_in, self.engine_out, self.attn_lanes, self.vec_lanes)
 
     @property
     def macs_per_cycle(self) -> int:
@@ -62,6 +70,7 @@ class Design:
             ("3*embed (qkv outputs)", 3 * spec.embed, "engine_out", self.engine_out),
             ("patch_dim (in_chans*patch*patch)", spec.patch_dim, "engine_in", self.engine_in),
             ("head_dim", spec.head_dim, "attn_lanes", self.attn_lanes),
+            ("embed", spec.embed, "vec_lanes", self.vec_lanes),
         ]
         if any(not spec.is_moe(b) for b in range(spec.depth)):
             checks += [("mlp_hidden", spec.mlp_hidden, "engine_in", self.engine_in),
@@ -82,7 +91,7 @@ class Design:
 DESIGNS = {
     "edge-moe": Design("edge-moe", 16, 16, 4, 256, 300.0, attn_lanes=8, description=
                        "the published Edge-MoE design point: 16x16 MACs, 4 attention rows, 256-bit AXI"),
-    "small": Design("small", 8, 8, 2, 128, 200.0, attn_lanes=4, description=
+    "small": Design("small", 8, 8, 2, 128, 200.0, attn_lanes=4, vec_lanes=8, description=
                     "a small design point for small boards and quick synthesis"),
     # board defaults: the widest engine whose MACs (two DSP48E2 each for the 32x16-bit products of
     # w16a32) leave room for attention, softmax and LayerNorm on the board's DSP budget
