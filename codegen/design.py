@@ -12,6 +12,9 @@ from math import lcm
 from edgemoe.errors import EdgeMoeError
 
 AXI_WIDTHS = (32, 64, 128, 256, 512)
+MAX_WEIGHT_PORTS = 4
+# the kernel's on-chip activation buffers that may be bound to UltraRAM
+URAM_CANDIDATES = ("g_x", "g_lnb", "g_qkv", "g_att", "g_tmp", "g_hid", "g_pos")
 
 
 @dataclass(frozen=True)
@@ -23,7 +26,9 @@ class Design:
     keeps on chip (and the skew of the softmax order); ``attn_lanes``: K / V values the attention unit
     takes per cycle (each of the ``attn_rows`` rows does ``attn_lanes`` MACs per cycle in Q.K^T and A.V);
     ``vec_lanes``: values per cycle of the element-wise passes (LayerNorm, residual adds);
-    ``axi_bits``: width of every m_axi port.
+    ``axi_bits``: width of every m_axi port; ``weight_ports``: m_axi bundles (each on its own PS port)
+    that read the streamed weights side by side; ``uram_buffers``: on-chip activation buffers bound to
+    UltraRAM instead of block RAM.
     """
 
     name: str = "edge-moe"
@@ -34,16 +39,26 @@ class Design:
     clock_mhz: float = 300.0
     attn_lanes: int = 8
     vec_lanes: int = 16
+    weight_ports: int = 1
+    uram_buffers: tuple = ()
     description: str = field(default="", compare=False)
 
     def __post_init__(self):
-        for field_name in ("engine_in", "engine_out", "attn_rows", "attn_lanes", "vec_lanes"):
+        for field_name in ("engine_in", "engine_out", "attn_rows", "attn_lanes", "vec_lanes", "weight_ports"):
             v = getattr(self, field_name)
             if not isinstance(v, int) or v < 1:
                 raise EdgeMoeError(f"design {self.name!r}: {field_name} must be a positive integer, got {v!r}")
         if self.axi_bits not in AXI_WIDTHS:
             raise EdgeMoeError(f"design {self.name!r}: axi_bits {self.axi_bits} is not one of "
                                f"{', '.join(map(str, AXI_WIDTHS))}")
+        if not 1 <= self.weight_ports <= MAX_WEIGHT_PORTS:
+            raise EdgeMoeError(f"design {self.name!r}: weight_ports must be 1..{MAX_WEIGHT_PORTS} "
+                               f"(the PS slave ports left after activations and scratch), got {self.weight_ports}")
+        object.__setattr__(self, "uram_buffers", tuple(self.uram_buffers))
+        unknown = [b for b in self.uram_buffers if b not in URAM_CANDIDATES]
+        if unknown:
+            raise EdgeMoeError(f"design {self.name!r}: uram_buffers {unknown} are not activation buffers "
+                               f"(known: {', '.join(URAM_CANDIDATES)})")
         if self.clock_mhz <= 0:
             raise EdgeMoeError(f"design {self.name!r}: clock_mhz must be positive")
 
@@ -60,7 +75,22 @@ class Design:
         return replace(self, **changes)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d["uram_buffers"] = list(self.uram_buffers)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Design":
+        known = {f for f in cls.__dataclass_fields__}
+        extra = sorted(set(d) - known)
+        if extra:
+            raise EdgeMoeError(f"design: unknown field(s) {', '.join(extra)} (known: {', '.join(sorted(known))})")
+        return cls(**{k: (tuple(v) if k == "uram_buffers" else v) for k, v in d.items()})
+
+    def summary(self) -> str:
+        s = (f"{self.engine_in}x{self.engine_out} MACs, {self.attn_rows} attention rows x {self.attn_lanes} lanes, "
+             f"{self.vec_lanes} vector lanes, {self.axi_bits}-bit AXI, {self.weight_ports} weight port(s)")
+        return s + (f", URAM: {' '.join(self.uram_buffers)}" if self.uram_buffers else "")
 
     def validate(self, spec) -> "Design":
         """Raise :class:`EdgeMoeError` unless every dimension of ``spec`` tiles onto this design."""
@@ -108,10 +138,25 @@ BOARD_DESIGNS = {"zcu102": "zcu102", "zcu104": "zcu104", "kv260": "kv260"}
 
 
 def get_design(name: str) -> Design:
-    try:
+    """A named design point, or a JSON file holding one (``edgemoe explore --json``'s ``design``)."""
+    if name in DESIGNS:
         return DESIGNS[name]
-    except KeyError:
-        raise EdgeMoeError(f"unknown design point {name!r} (known: {', '.join(DESIGNS)})") from None
+    if str(name).endswith(".json"):
+        import json
+        from pathlib import Path
+        p = Path(name)
+        try:
+            d = json.loads(p.read_text())
+        except FileNotFoundError:
+            raise EdgeMoeError(f"design file {p}: not found") from None
+        except (OSError, ValueError) as e:
+            raise EdgeMoeError(f"design file {p}: not readable JSON ({e})") from None
+        d = d.get("design", d) if isinstance(d, dict) else d
+        if not isinstance(d, dict):
+            raise EdgeMoeError(f"design file {p}: expected an object with the design's fields")
+        return Design.from_dict(d)
+    raise EdgeMoeError(f"unknown design point {name!r} (known: {', '.join(DESIGNS)}, or a design .json "
+                       f"from `edgemoe explore --json`)")
 
 
 def board_default(board: str | None = None) -> Design:

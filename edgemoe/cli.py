@@ -155,6 +155,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--design", help="design point (default edge-moe)")
     p.set_defaults(func=_lazy("edgemoe.sim.synth_estimate", "synth_estimate_command"))
 
+    p = sub.add_parser("estimate", help="latency and resources of the generated kernel, from the spec",
+                       description="Model the generated kernel's cycles per layer and unit (trip counts, initiation "
+                       "intervals, pipeline depths, double-buffered weight loads, DDR and PS-port bandwidth at "
+                       "75%% of peak) and its DSP / BRAM / URAM / LUT use; print latency per frame, GOPS and the "
+                       "compute and DDR floors. With a project DIR that holds a Vitis run, compare with its "
+                       "csynth.xml. Exit 2 when the design does not fit the board.")
+    p.add_argument("project", nargs="?", metavar="DIR", help="a folder written by `edgemoe generate`")
+    p.add_argument("--preset", help="model preset (instead of DIR)")
+    p.add_argument("--board", help="target board (instead of DIR): zcu104, zcu102, kv260")
+    p.add_argument("--precision", choices=["w16a32", "w8a8"], help="default w16a32")
+    p.add_argument("--design", help="design point name or a design .json from `edgemoe explore` (default: the board's)")
+    p.add_argument("--clock", type=float, metavar="MHZ", help="kernel clock (default: the design's)")
+    p.add_argument("--csynth", metavar="XML", help="a Vitis <top>_csynth.xml to compare with")
+    p.add_argument("--json", metavar="J", help="write the estimate as JSON")
+    p.set_defaults(func=_lazy("edgemoe.codegen.perf_commands", "estimate_command"))
+
+    p = sub.add_parser("explore", help="search design points for the fastest that fits a board",
+                       description="Search engine width (weight tiling), attention rows and lanes, element-wise "
+                       "lanes, weight ports and UltraRAM binding for the lowest estimated latency that fits the "
+                       "board; print the Pareto front (latency vs DSP and BRAM36), plot it, and with --json write "
+                       "the best point (usable as `edgemoe generate --design J`).")
+    p.add_argument("--preset", default=DEFAULT_PRESET, help=f"model preset (default {DEFAULT_PRESET})")
+    p.add_argument("--board", required=True, help="zcu104, zcu102 or kv260")
+    p.add_argument("--precision", choices=["w16a32", "w8a8"], default="w16a32", help="default w16a32")
+    p.add_argument("--clock", type=float, metavar="MHZ", help="kernel clock (default: the board's)")
+    p.add_argument("--json", metavar="J", help="write the best design point with its estimate and the front")
+    p.add_argument("--plot", metavar="PNG", help="where to write the plot (default: next to --json)")
+    p.add_argument("--top", type=int, default=15, help="Pareto points to print (default 15)")
+    p.set_defaults(func=_lazy("edgemoe.codegen.perf_commands", "explore_command"))
+
     p = sub.add_parser("build", help="run Vitis HLS and Vivado on a generated project (bitstream + hwh)",
                        description="Export the kernel as a Vivado IP with Vitis HLS (v++, or vitis_hls before "
                        "2023.2), then build the block design (PS, kernel, smartconnects to the HP ports, control "

@@ -1,0 +1,447 @@
+"""Cycle and resource model of the kernel that ``edgemoe generate`` writes.
+
+Every figure comes from the loop structure of the generated C++ (hls/include/*.h and the top
+template): trip counts from the spec, initiation interval 1 for every pipelined loop, a pipeline
+depth paid each time a pipelined loop starts, and the weight stream's rate from the AXI width, the
+number of weight ports and the board's DDR. Resources come from the multipliers and buffers that
+C++ declares. The model is checked against the cycles the cocotb benches measure on the RTL units
+(tests/test_estimate.py) and against the published Edge-MoE figure (34.64 ms on ZCU102).
+
+Assumptions (named so that a reader can change them):
+
+* ``EFFICIENCY``: a long burst stream reaches 75% of the peak of a PS port or of the DDR.
+* Routing: ``balanced`` gives every expert ceil or floor of T * top_k / E tokens (every expert
+  runs, the most weight traffic); a list of per-block queue lengths can replace it.
+* A PS slave port (HP/HPC) moves at most 128 bits per cycle of the PL clock.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+from edgemoe.errors import EdgeMoeError
+
+EFFICIENCY = 0.75          # reachable fraction of a port's or the DDR's peak bandwidth
+PS_PORT_BITS = 128         # data width of a ZynqMP HP / HPC slave port
+BRAM36_BITS = 36 * 1024
+URAM_DEPTH, URAM_WIDTH = 4096, 72
+LUTRAM_BITS = 2048         # banks at most this big live in LUTRAM / registers, not block RAM
+
+# Pipeline depths (cycles from the first read to the last write of one pipelined loop), paid each
+# time the loop starts. They follow the operator chains of the C++: AXI / BRAM read 2, a DSP
+# multiply 3-4 (a 32x32 product 6), an adder tree log2(n), the casts 1.
+DEPTH_MEM = 2
+DEPTH_MUL = 4
+DEPTH_EXP = 10             # sm_exp_neg: d * log2(e), table read, interpolation multiply, shift
+DEPTH_GELU = 8             # table read, interpolation multiply, ReLU minus d(a)
+DEPTH_RECIP = 40           # one integer division per softmax row (a pipelined divider's latency)
+DEPTH_RSQRT = 30           # LayerNorm: bit length, seed table, RSQRT_NEWTON_STEPS Newton steps
+DEPTH_AXI_READ = 20        # first beat of a burst read after its address
+
+
+def clog2(n: int) -> int:
+    return max(int(n - 1).bit_length(), 0)
+
+
+def dsp_per_mult(a_bits: int, b_bits: int) -> int:
+    """DSP48E2 slices of one a x b-bit signed product (27 x 18 per slice, wider ones split)."""
+    if min(a_bits, b_bits) <= 4:
+        return 0                                  # tiny products go to LUTs
+    return min(math.ceil(a_bits / 27) * math.ceil(b_bits / 18), math.ceil(b_bits / 27) * math.ceil(a_bits / 18))
+
+
+def macs_per_dsp_best(a_bits: int, b_bits: int) -> float:
+    """The most MACs one DSP48E2 can do per cycle for these operands (two 8-bit MACs with packing)."""
+    if max(a_bits, b_bits) <= 8:
+        return 2.0
+    return 1.0 / dsp_per_mult(a_bits, b_bits)
+
+
+# ---- the spec, as the model needs it ----------------------------------------------------------
+@dataclass(frozen=True)
+class Widths:
+    """Bit widths of the operands the model counts (from the precision's base types)."""
+    lin_in: int
+    w: int
+    act: int
+    qkv: int
+    prob: int
+    score: int
+    hidden: int
+    gelu_in: int
+    ln_diff: int
+    ln_param: int
+    gate_w: int
+    gate_score: int
+    pixel: int
+    patch_w: int
+    acc: int
+    sm_sum: int
+    exp: int
+    bias: int
+
+    @classmethod
+    def of(cls, prec) -> "Widths":
+        t = prec.types
+        return cls(lin_in=t["ln_out"].W, w=t["w"].W, act=t["act"].W, qkv=t["qkv"].W, prob=t["prob"].W,
+                   score=t["score"].W, hidden=t["hidden"].W, gelu_in=t["gelu_in"].W, ln_diff=t["ln_diff"].W,
+                   ln_param=t["ln_param"].W, gate_w=t["gate_w"].W, gate_score=t["gate_score"].W,
+                   pixel=t["pixel"].W, patch_w=t["patch_w"].W, acc=t["acc"].W, sm_sum=t["sm_sum"].W,
+                   exp=t["exp"].W, bias=t["b"].W)
+
+
+def storage_bits(w: int) -> int:
+    from edgemoe.codegen.pack import storage_bits as sb
+    return sb(w)
+
+
+@dataclass(frozen=True)
+class Bandwidth:
+    """AXI words (design.axi_bits each) per kernel cycle that the ports and the DDR sustain."""
+    act: float                # gmem_act: pixels in, outputs out
+    weights: float            # the weight bundle(s) together
+    ddr: float                # the whole DDR
+    ddr_bytes_per_s: float
+
+    @classmethod
+    def of(cls, design, board, clock_mhz: float) -> "Bandwidth":
+        word_bytes = design.axi_bits / 8
+        per_port = min(design.axi_bits, PS_PORT_BITS) / design.axi_bits * EFFICIENCY
+        ddr_bps = EFFICIENCY * board.ddr.peak_gbps * 1e9
+        ddr = ddr_bps / (word_bytes * clock_mhz * 1e6)
+        ports = getattr(design, "weight_ports", 1)
+        return cls(act=min(per_port, ddr), weights=min(ports * per_port, ddr), ddr=ddr, ddr_bytes_per_s=ddr_bps)
+
+
+# ---- results ----------------------------------------------------------------------------------
+@dataclass
+class Layer:
+    """One call of a unit in the per-frame schedule."""
+    name: str                 # e.g. "block3.qkv"
+    unit: str                 # linear | attention | layernorm | residual | moe_route | patch_embed | io
+    cycles: int
+    macs: int = 0
+    weight_bytes: int = 0
+    block: int = -1
+    engine_slots: int = 0     # MAC slots of the linear engine during this call (cycles x MACs per cycle)
+
+
+@dataclass
+class Estimate:
+    preset: str
+    precision: str
+    design: dict
+    board: str
+    clock_mhz: float
+    layers: list
+    resources: dict           # dsp, bram36, uram, lut: totals
+    by_unit_resources: dict   # unit -> {dsp, bram36, uram, lut}
+    budget: dict              # the board's resources
+    macs: int
+    bytes_per_frame: int
+    compute_floor_ms: float
+    ddr_floor_ms: float
+    routing: str
+    notes: list = field(default_factory=list)
+
+    @property
+    def cycles(self) -> int:
+        return sum(l.cycles for l in self.layers)
+
+    @property
+    def latency_ms(self) -> float:
+        return self.cycles / (self.clock_mhz * 1e3)
+
+    @property
+    def gops(self) -> float:
+        return 2 * self.macs / (self.latency_ms * 1e-3) / 1e9
+
+    def over_budget(self) -> dict:
+        """resource -> (needed, available) for every resource the design needs more of than the board has."""
+        return {k: (self.resources[k], self.budget[k]) for k in ("dsp", "bram36", "uram", "lut")
+                if self.resources[k] > self.budget.get(k, 0)}
+
+    @property
+    def fits(self) -> bool:
+        return not self.over_budget()
+
+    def by_unit_cycles(self) -> dict:
+        out: dict = {}
+        for l in self.layers:
+            out[l.unit] = out.get(l.unit, 0) + l.cycles
+        return out
+
+    def linear_utilization(self) -> float:
+        """Useful MACs / MAC slots of the linear engine over the cycles it runs (patch embedding and
+        every linear layer): the fraction of its DSPs doing useful MACs."""
+        lin = [l for l in self.layers if l.unit in ("linear", "patch_embed")]
+        slots = sum(l.engine_slots for l in lin)
+        return sum(l.macs for l in lin) / slots if slots else 0.0
+
+    def to_dict(self) -> dict:
+        r = self.resources
+        return dict(latency_ms=round(self.latency_ms, 4), gops=round(self.gops, 2), dsp=r["dsp"],
+                    bram36=r["bram36"], uram=r["uram"], lut=r["lut"], board=self.board,
+                    clock_mhz=self.clock_mhz, compute_floor_ms=round(self.compute_floor_ms, 4),
+                    ddr_floor_ms=round(self.ddr_floor_ms, 4), cycles=self.cycles, preset=self.preset,
+                    precision=self.precision, design=self.design, fits=self.fits,
+                    over_budget={k: dict(needed=n, available=a) for k, (n, a) in self.over_budget().items()},
+                    budget=self.budget, macs=self.macs, bytes_per_frame=self.bytes_per_frame,
+                    linear_utilization=round(self.linear_utilization(), 4),
+                    engine_dsp_share=round(self.by_unit_resources.get("linear", {}).get("dsp", 0) / max(r["dsp"], 1), 4),
+                    routing=self.routing, by_unit_cycles=self.by_unit_cycles(),
+                    by_unit_resources=self.by_unit_resources,
+                    layers=[asdict(l) for l in self.layers], notes=self.notes)
+
+
+# ---- cycle models of the units (shared by the kernel model and the RTL checks) ----------------
+def linear_cycles(n_rows: int, n_out_tiles: int, n_in_tiles: int, tile_load: float, depth: int) -> int:
+    """The engine: a prologue loads the first weight tile; then each (output tile, input tile) is one
+    pipelined loop of max(n_rows, tile load) iterations (rows computed while the next tile loads)."""
+    tl = math.ceil(tile_load)
+    return tl + n_out_tiles * n_in_tiles * (max(n_rows, tl) + depth)
+
+
+def stream_cycles(items: int, lanes: int, depth: int, calls: int = 1) -> int:
+    """A pipelined pass over ``items`` values, ``lanes`` per cycle, started ``calls`` times."""
+    return math.ceil(items / lanes) + depth * calls
+
+
+def engine_depth(design, mode: str = "plain") -> int:
+    epi = {"plain": 1, "gelu": DEPTH_GELU, "scatter": DEPTH_MUL + 1}[mode]
+    return DEPTH_MEM + DEPTH_MUL + clog2(design.engine_in) + 1 + epi
+
+
+def attention_cycles(n_tok: int, embed: int, heads: int, design) -> int:
+    r, lanes = design.attn_rows, design.attn_lanes
+    chunks = embed // lanes
+    groups = math.ceil(n_tok / r)
+    per_group = (r * chunks + DEPTH_MEM                          # load the group's Q rows
+                 + n_tok * chunks + DEPTH_MEM + DEPTH_MUL + 2    # Q.K^T, ATTN_LANES per row per cycle
+                 + n_tok + DEPTH_EXP + DEPTH_MUL                 # single-pass softmax
+                 + heads + DEPTH_RECIP                           # 1/S per (head, row), R per cycle
+                 + n_tok * chunks + DEPTH_MEM + DEPTH_EXP + DEPTH_MUL  # A.V with p on the fly
+                 + r * chunks + DEPTH_MEM)                       # write the group's rows
+    return groups * per_group
+
+
+def layernorm_cycles(n_rows: int, embed: int, lanes: int) -> int:
+    passes = 3 * (math.ceil(embed / lanes) + DEPTH_MEM + clog2(lanes) + 1)
+    return n_rows * (passes + DEPTH_RSQRT + DEPTH_MUL)
+
+
+def moe_route_cycles(n_tok: int, embed: int, experts: int, top_k: int, gate_words: int, w_rate: float) -> int:
+    load = math.ceil(gate_words / w_rate) + DEPTH_AXI_READ
+    per_token = (embed + DEPTH_MEM + DEPTH_MUL + 1            # all experts' dot products, one x per cycle
+                 + experts + DEPTH_EXP                         # softmax over the experts
+                 + experts + DEPTH_EXP + DEPTH_MUL             # probabilities
+                 + top_k * 2)                                  # top-k argmax and queue writes
+    return load + n_tok * per_token
+
+
+# ---- the schedule of one frame ----------------------------------------------------------------
+def _routing_counts(spec, routing) -> list:
+    """Per MoE block, the queue length of every expert."""
+    if routing in (None, "balanced"):
+        slots = spec.tokens * spec.top_k
+        base, extra = divmod(slots, spec.num_experts)
+        counts = [base + (1 if e < extra else 0) for e in range(spec.num_experts)]
+        return [counts for _ in spec.moe_blocks]
+    counts = [list(map(int, c)) for c in routing]
+    if len(counts) != len(spec.moe_blocks):
+        raise EdgeMoeError(f"routing: {len(counts)} blocks of queue lengths given, the model has "
+                           f"{len(spec.moe_blocks)} MoE blocks")
+    return counts
+
+
+def _tile_words(design, w_bits: int) -> int:
+    return math.ceil(design.engine_in * design.engine_out * storage_bits(w_bits) / design.axi_bits)
+
+
+def schedule(spec, prec, design, bw: Bandwidth, routing=None) -> list:
+    """Every unit call of one frame, in order, with its cycles and MACs."""
+    wd = Widths.of(prec)
+    d, T = spec.embed, spec.tokens
+    ei, eo = design.engine_in, design.engine_out
+    word_bytes = design.axi_bits // 8
+    tw = _tile_words(design, wd.w)
+    tile_load = tw / bw.weights
+    layers = []
+
+    def linear(name, block, rows, ind, outd, mode, tiles_w=tw, tl=tile_load):
+        n_ot, n_it = outd // eo, ind // ei
+        cyc = linear_cycles(rows, n_ot, n_it, tl, engine_depth(design, mode))
+        layers.append(Layer(name, "linear", cyc, rows * ind * outd, n_ot * n_it * tiles_w * word_bytes, block,
+                            engine_slots=cyc * ei * eo))
+
+    # patch embedding: the image's pixels come in once, then the engine (patch weights tile-ordered)
+    pix_words = math.ceil(spec.num_patches * spec.patch_dim * storage_bits(wd.pixel) / design.axi_bits)
+    ptw = _tile_words(design, wd.patch_w)
+    pe_cyc = math.ceil(pix_words / bw.act) + DEPTH_AXI_READ + linear_cycles(
+        spec.num_patches, d // eo, spec.patch_dim // ei, ptw / bw.weights, engine_depth(design))
+    layers.append(Layer("patch_embed", "patch_embed", pe_cyc, spec.num_patches * spec.patch_dim * d,
+                        (d // eo) * (spec.patch_dim // ei) * ptw * word_bytes + pix_words * word_bytes,
+                        engine_slots=pe_cyc * ei * eo))
+    vec = design.vec_lanes
+    counts = iter(_routing_counts(spec, routing))
+    for i in range(spec.depth):
+        b = f"block{i}."
+        layers.append(Layer(b + "ln1", "layernorm", layernorm_cycles(T, d, vec), block=i))
+        linear(b + "qkv", i, T, d, 3 * d, "plain")
+        layers.append(Layer(b + "attention", "attention", attention_cycles(T, d, spec.heads, design),
+                            2 * T * T * d, block=i))
+        linear(b + "proj", i, T, d, d, "plain")
+        layers.append(Layer(b + "res1", "residual", stream_cycles(T * d, vec, DEPTH_MEM + 1), block=i))
+        layers.append(Layer(b + "ln2", "layernorm", layernorm_cycles(T, d, vec), block=i))
+        if spec.is_moe(i):
+            gate_words = math.ceil(spec.num_experts * d * storage_bits(wd.gate_w) / design.axi_bits)
+            layers.append(Layer(b + "route", "moe_route",
+                                moe_route_cycles(T, d, spec.num_experts, spec.top_k, gate_words, bw.weights),
+                                T * d * spec.num_experts, gate_words * word_bytes, i))
+            layers.append(Layer(b + "clear", "residual", stream_cycles(T * d, vec, DEPTH_MEM), block=i))
+            for e, n in enumerate(next(counts)):
+                if n == 0:
+                    continue                       # an empty queue: the expert is never read
+                linear(f"{b}expert{e}.fc1", i, n, d, spec.expert_hidden, "gelu")
+                linear(f"{b}expert{e}.fc2", i, n, spec.expert_hidden, d, "scatter")
+        else:
+            linear(b + "fc1", i, T, d, spec.mlp_hidden, "gelu")
+            linear(b + "fc2", i, T, spec.mlp_hidden, d, "plain")
+        layers.append(Layer(b + "res2", "residual", stream_cycles(T * d, vec, DEPTH_MEM + 1), block=i))
+    out_words = math.ceil(T * d * storage_bits(wd.act) / design.axi_bits)
+    layers.append(Layer("write_out", "io", math.ceil(out_words / bw.act) + DEPTH_AXI_READ,
+                        weight_bytes=out_words * word_bytes))
+    return layers
+
+
+# ---- resources --------------------------------------------------------------------------------
+def _bank_cost(depth: int, width: int, uram: bool) -> tuple:
+    """(bram36, uram, lut) of one memory bank of ``depth`` x ``width`` bits."""
+    if depth * width <= LUTRAM_BITS:
+        return 0, 0, math.ceil(depth * width / 64)          # LUTRAM: 64 bits per LUT
+    if uram:
+        return 0, math.ceil(width / URAM_WIDTH) * math.ceil(depth / URAM_DEPTH), 0
+    # the cheapest BRAM36 aspect ratio (depth x width): 1Kx36, 2Kx18, 4Kx9, 512x72
+    best = min(math.ceil(width / w) * math.ceil(depth / dd) for dd, w in
+               ((512, 72), (1024, 36), (2048, 18), (4096, 9), (8192, 4), (16384, 2), (32768, 1)))
+    return best, 0, 0
+
+
+def memories(spec, prec, design) -> list:
+    """(unit, name, elements, bits, banks) of every on-chip buffer of the generated kernel."""
+    wd = Widths.of(prec)
+    d, T = spec.embed, spec.tokens
+    P = design.act_partition
+    hid = max(spec.mlp_hidden if len(spec.moe_blocks) < spec.depth else 0,
+              spec.expert_hidden if spec.moe_blocks else 0)
+    E = spec.num_experts
+    tok_bits = max(clog2(T + 1), 1)
+    m = [
+        ("residual", "g_x", T * d, wd.act, P), ("layernorm", "g_lnb", T * d, wd.lin_in, P),
+        ("linear", "g_qkv", T * 3 * d, wd.qkv, P), ("attention", "g_att", T * d, wd.lin_in, P),
+        ("residual", "g_tmp", T * d, wd.act, P), ("linear", "g_hid", T * hid, wd.hidden, P),
+        ("patch_embed", "g_pos", T * d, wd.bias, P),
+        ("patch_embed", "pixels", spec.num_patches * spec.patch_dim, wd.pixel, design.engine_in),
+        ("layernorm", "g_ln", spec.depth * 4 * d, wd.ln_param, 1),
+        ("linear", "g_qkv_b", spec.depth * 3 * d, wd.bias, 1),
+        ("linear", "g_bias", spec.depth * (d + max(hid * E, hid) + d * E), wd.bias, 1),
+        ("linear", "acc", T * design.engine_out, wd.acc, design.engine_out),
+        ("linear", "wbuf", 2 * design.engine_in * design.engine_out, storage_bits(wd.w),
+         design.engine_in * design.engine_out),
+        ("attention", "sbuf", spec.heads * design.attn_rows * T, wd.score, spec.heads * design.attn_rows),
+        ("attention", "qbuf", design.attn_rows * d, wd.qkv, design.attn_rows * design.attn_lanes),
+        ("attention", "oacc", design.attn_rows * d, 64, design.attn_rows * design.attn_lanes),
+    ]
+    if spec.moe_blocks:
+        m += [("moe_route", "gate_w", E * d, wd.gate_w, E),
+              ("moe_route", "g_logits+probs", 2 * T * E, wd.score, 1),
+              ("moe_route", "queues", E * T, tok_bits + wd.gate_score, E)]
+    return m
+
+
+def resources(spec, prec, design, uram_buffers: tuple = ()) -> dict:
+    """unit -> {dsp, bram36, uram, lut}; ``uram_buffers`` names the buffers bound to UltraRAM."""
+    wd = Widths.of(prec)
+    r, lanes, H = design.attn_rows, design.attn_lanes, spec.heads
+    ei, eo, vec = design.engine_in, design.engine_out, design.vec_lanes
+    dsp = {
+        # the engine's MACs, plus the epilogue per output lane: GELU interpolation, score weighting
+        "linear": ei * eo * dsp_per_mult(wd.lin_in, wd.w) + eo * (1 + dsp_per_mult(wd.gate_score, wd.act)),
+        "attention": r * lanes * dsp_per_mult(wd.qkv, wd.qkv) + r * lanes * dsp_per_mult(wd.prob, wd.qkv)
+        + r * dsp_per_mult(wd.score, 16)                                    # the scale
+        + H * r * (dsp_per_mult(wd.score + 1, 18) + 1 + dsp_per_mult(wd.sm_sum, wd.exp))   # softmax updates
+        + r * (dsp_per_mult(wd.score + 1, 18) + 1 + dsp_per_mult(wd.exp, 18)),          # p on the fly
+        "layernorm": vec * (dsp_per_mult(wd.ln_diff, wd.ln_diff) + dsp_per_mult(wd.ln_diff, 64)
+                            + dsp_per_mult(32, wd.ln_param)) + 3 * dsp_per_mult(64, 64),
+        "moe_route": spec.num_experts * dsp_per_mult(wd.lin_in, wd.gate_w) + 2 * dsp_per_mult(wd.score + 1, 18)
+        + dsp_per_mult(wd.sm_sum, wd.exp) if spec.moe_blocks else 0,
+        "patch_embed": 0,            # shares the engine
+        "residual": 0,
+    }
+    # LUTs: adder trees and accumulators of the MACs, partition multiplexers, control (coarse)
+    psum = wd.lin_in + wd.w + clog2(ei)
+    lut = {
+        "linear": ei * eo * (psum // 2) + eo * (wd.acc + 200) + 3000,
+        "attention": r * lanes * 2 * 40 + H * r * 350 + 4000,
+        "layernorm": vec * 250 + 3000,
+        "moe_route": spec.num_experts * 120 + 2500 if spec.moe_blocks else 0,
+        "patch_embed": 800,
+        "residual": vec * (wd.act + 8) + 500,
+    }
+    out = {u: dict(dsp=dsp[u], bram36=0, uram=0, lut=lut[u]) for u in dsp}
+    for unit, name, n, bits, banks in memories(spec, prec, design):
+        banks = max(1, min(banks, n))
+        if name in uram_buffers:
+            # an UltraRAM buffer is reshaped, not partitioned: one word holds a row of its lanes
+            bits, n, banks = bits * banks, math.ceil(n / banks), 1
+        b, u, l = _bank_cost(math.ceil(n / banks), bits, name in uram_buffers)
+        out[unit]["bram36"] += b * banks
+        out[unit]["uram"] += u * banks
+        out[unit]["lut"] += l * banks
+    out["interfaces"] = dict(dsp=0, bram36=4 * (2 + getattr(design, "weight_ports", 1)), uram=0,
+                             lut=2500 * (2 + getattr(design, "weight_ports", 1)) + 1500)
+    return out
+
+
+# ---- the whole estimate -----------------------------------------------------------------------
+def estimate(spec, prec, design, board, clock_mhz: float | None = None, routing=None) -> Estimate:
+    """Latency, throughput and resources of the generated kernel for one frame."""
+    clock = float(clock_mhz or design.clock_mhz or board.clock_mhz)
+    design.validate(spec)
+    if board.resources is None or board.ddr is None:
+        raise EdgeMoeError(f"board {board.name} has no resource or DDR figures to estimate against")
+    bw = Bandwidth.of(design, board, clock)
+    layers = schedule(spec, prec, design, bw, routing)
+    uram = tuple(getattr(design, "uram_buffers", ()) or ())
+    by_unit = resources(spec, prec, design, uram)
+    total = {k: sum(u[k] for u in by_unit.values()) for k in ("dsp", "bram36", "uram", "lut")}
+    wd = Widths.of(prec)
+    macs = sum(l.macs for l in layers)
+    moved = sum(l.weight_bytes for l in layers)
+    budget = board.resources.to_dict()
+    # floors: all the board's DSPs doing MACs at this precision's best rate; the DDR moving only
+    # the bytes one frame needs
+    best = macs_per_dsp_best(wd.lin_in, wd.w)
+    compute_floor = macs / (budget["dsp"] * best * clock * 1e6) * 1e3
+    ddr_floor = moved / bw.ddr_bytes_per_s * 1e3
+    notes = [f"routing {'balanced' if routing in (None, 'balanced') else 'given'}: "
+             f"{spec.tokens * spec.top_k} token slots over {spec.num_experts} experts per MoE block",
+             f"bandwidth: weights {bw.weights:.3f} and act {bw.act:.3f} AXI words per cycle, "
+             f"DDR {bw.ddr_bytes_per_s / 1e9:.1f} GB/s ({EFFICIENCY:.0%} of peak)"]
+    return Estimate(spec.name, prec.name, design.to_dict(), board.name, clock, layers, total, by_unit, budget,
+                    macs, moved, compute_floor, ddr_floor,
+                    "balanced" if routing in (None, "balanced") else "given", notes)
+
+
+def check_fits(est: Estimate) -> None:
+    """Raise a one-line error naming every resource the design needs more of than the board has."""
+    over = est.over_budget()
+    if over:
+        parts = [f"{k} {n} of {a} ({n - a} over, {n / a:.0%})" if a else f"{k} {n} (the board has none)"
+                 for k, (n, a) in over.items()]
+        raise EdgeMoeError(f"design {est.design['name']!r} for {est.preset} ({est.precision}) does not fit "
+                           f"{est.board}: {'; '.join(parts)}")
+
+
+__all__ = ["Estimate", "Layer", "estimate", "check_fits", "linear_cycles", "stream_cycles", "attention_cycles",
+           "layernorm_cycles", "moe_route_cycles", "dsp_per_mult", "EFFICIENCY"]

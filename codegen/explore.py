@@ -1,0 +1,119 @@
+"""Design-space exploration: the fastest design point of the generated kernel that fits a board.
+
+The search walks engine width (engine_in x engine_out: the weight tiling), attention rows and
+lanes, element-wise lanes, the number of weight ports (port mapping) and which activation buffers
+go to UltraRAM; every point is scored by :func:`edgemoe.codegen.estimate.estimate`, so a point
+found here describes C++ that ``edgemoe generate --design best.json`` writes.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+from edgemoe.errors import EdgeMoeError
+
+from .design import Design, MAX_WEIGHT_PORTS
+from .estimate import Estimate, estimate, resources
+
+ENGINE_SIDES = (8, 16, 32, 64)
+ATTN_ROWS = (2, 4, 8, 16)
+LANES = (4, 8, 16, 32)
+VEC_LANES = (8, 16, 32)
+# activation buffers moved to UltraRAM, biggest first (the hidden layer, then Q/K/V, then the rest)
+URAM_CHOICES = ((), ("g_hid",), ("g_hid", "g_qkv"), ("g_hid", "g_qkv", "g_lnb", "g_att", "g_tmp"),
+                ("g_hid", "g_qkv", "g_x", "g_lnb", "g_att", "g_tmp", "g_pos"))
+
+
+@dataclass
+class Point:
+    design: Design
+    latency_ms: float
+    dsp: int
+    bram36: int
+    uram: int
+    lut: int
+    estimate: Estimate | None = None
+
+
+def candidates(spec, axi_bits: int = 256, clock_mhz: float = 300.0, board_uram: bool = True):
+    """Every design point whose sizes tile onto ``spec``."""
+    uram_choices = URAM_CHOICES if board_uram else ((),)
+    for ei, eo, r, l, v, wp, ur in itertools.product(ENGINE_SIDES, ENGINE_SIDES, ATTN_ROWS, LANES, VEC_LANES,
+                                                     range(1, MAX_WEIGHT_PORTS + 1), uram_choices):
+        d = Design(f"{ei}x{eo}-r{r}l{l}-v{v}-w{wp}" + (f"-u{len(ur)}" if ur else ""), ei, eo, r, axi_bits,
+                   clock_mhz, attn_lanes=l, vec_lanes=v, weight_ports=wp, uram_buffers=ur)
+        try:
+            d.validate(spec)
+        except EdgeMoeError:
+            continue
+        yield d
+
+
+def pareto(points: list) -> list:
+    """Points no other point beats in latency, DSP and BRAM at once, fastest first."""
+    front = []
+    for p in sorted(points, key=lambda q: (q.latency_ms, q.dsp, q.bram36)):
+        if not any(q.dsp <= p.dsp and q.bram36 <= p.bram36 and q.latency_ms <= p.latency_ms for q in front):
+            front.append(p)
+    return front
+
+
+def explore(spec, prec, board, clock_mhz: float | None = None, progress=None) -> tuple:
+    """(best point, Pareto front, every fitting point) for ``spec`` at ``prec`` on ``board``."""
+    clock = float(clock_mhz or board.clock_mhz)
+    budget = board.resources.to_dict()
+    designs = list(candidates(spec, clock_mhz=clock, board_uram=budget["uram"] > 0))
+    if not designs:
+        raise EdgeMoeError(f"explore: no design point tiles onto {spec.name} (embed {spec.embed}, "
+                           f"head_dim {spec.head_dim})")
+    fitting = []
+    closest = None
+    for i, d in enumerate(designs):
+        if progress and i % 500 == 0:
+            progress(i, len(designs))
+        res = resources(spec, prec, d, d.uram_buffers)
+        tot = {k: sum(u[k] for u in res.values()) for k in ("dsp", "bram36", "uram", "lut")}
+        over = max(tot[k] / budget[k] if budget[k] else (math.inf if tot[k] else 0) for k in tot)
+        if over > 1:
+            if closest is None or over < closest[0]:
+                closest = (over, d, tot)
+            continue
+        est = estimate(spec, prec, d, board, clock)
+        fitting.append(Point(d, est.latency_ms, tot["dsp"], tot["bram36"], tot["uram"], tot["lut"], est))
+    if progress:
+        progress(len(designs), len(designs))
+    if not fitting:
+        over, d, tot = closest
+        worst = {k: f"{tot[k]} of {budget[k]}" for k in tot if tot[k] > budget[k]}
+        raise EdgeMoeError(f"explore: no design point of {spec.name} ({prec.name}) fits {board.name}; the closest "
+                           f"({d.summary()}) needs {', '.join(f'{k} {v}' for k, v in worst.items())}")
+    # fastest; among equally fast points (within 0.5%) the one with the fewest DSPs, then BRAM
+    fastest = min(p.latency_ms for p in fitting)
+    best = min((p for p in fitting if p.latency_ms <= fastest * 1.005), key=lambda p: (p.dsp, p.bram36, p.lut))
+    return best, pareto(fitting), fitting
+
+
+def plot_front(points: list, front: list, best: Point, path, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, key, label in ((axes[0], "dsp", "DSP48E2"), (axes[1], "bram36", "BRAM36")):
+        ax.scatter([getattr(p, key) for p in points], [p.latency_ms for p in points], s=6, c="#bbbbbb",
+                   label="fitting points")
+        fr = sorted(front, key=lambda p: getattr(p, key))
+        ax.plot([getattr(p, key) for p in fr], [p.latency_ms for p in fr], "o", ms=4, c="#1f77b4", label="Pareto front")
+        ax.plot([getattr(best, key)], [best.latency_ms], "*", ms=14, c="#d62728", label="best")
+        ax.set_xlabel(label)
+        ax.set_ylabel("latency per frame (ms)")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+__all__ = ["Point", "candidates", "pareto", "explore", "plot_front"]

@@ -1,0 +1,154 @@
+"""``edgemoe estimate`` and ``edgemoe explore``: the cycle / resource model on the command line."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from edgemoe.errors import EdgeMoeError
+
+CLOCK_RANGE_MHZ = (50.0, 450.0)   # PL clocks a ZynqMP fabric design can be built for
+
+
+def resolve_target(project=None, preset=None, board=None, precision=None, design=None, clock=None):
+    """(spec, precision, design, board, clock) from a generated project or from the options."""
+    from edgemoe.boards.boards import BOARDS, get_board
+    from edgemoe.golden.precision import Precision, base_precision
+    from edgemoe.spec import ModelSpec, get_preset
+
+    from .design import Design, board_default, get_design
+    if project:
+        man_path = Path(project) / "data" / "manifest.json"
+        if not man_path.is_file():
+            raise EdgeMoeError(f"{project}: not a project written by `edgemoe generate` (no data/manifest.json)")
+        man = json.loads(man_path.read_text())
+        spec = ModelSpec.from_dict(man["spec"])
+        prec = Precision.from_dict(man["precision"])
+        des = Design.from_dict(man["design"])
+        b = get_board(man["board"]["name"])
+        if preset or precision or design:
+            raise EdgeMoeError("give either a project DIR or --preset/--precision/--design, not both")
+        if board and board.lower() != b.name:
+            raise EdgeMoeError(f"{project} was generated for {b.name}, not {board}")
+    else:
+        if not preset or not board:
+            raise EdgeMoeError("give a project DIR, or --preset P and --board B "
+                               f"(boards: {', '.join(BOARDS)})")
+        spec = get_preset(preset)
+        b = get_board(board)
+        prec = base_precision(precision or "w16a32")
+        des = get_design(design) if design else board_default(b.name)
+    clk = float(clock) if clock is not None else float(des.clock_mhz or b.clock_mhz)
+    lo, hi = CLOCK_RANGE_MHZ
+    if not lo <= clk <= hi:
+        raise EdgeMoeError(f"clock {clk:g} MHz is not a clock the ZynqMP fabric runs this kernel at "
+                           f"({lo:g}..{hi:g} MHz; board defaults: "
+                           f"{', '.join(f'{n} {x.clock_mhz:g}' for n, x in BOARDS.items())})")
+    if clock is not None:
+        des = des.with_(clock_mhz=clk)
+    return spec, prec, des, b, clk
+
+
+def format_estimate(est) -> str:
+    from .estimate import Estimate  # noqa: F401 (type)
+    clock = est.clock_mhz
+    lines = [f"{est.preset} {est.precision} on {est.board} at {clock:g} MHz, design {est.design['name']}: "
+             f"{est.design['engine_in']}x{est.design['engine_out']} MACs, {est.design['attn_rows']} attention rows x "
+             f"{est.design['attn_lanes']} lanes, {est.design['vec_lanes']} vector lanes, "
+             f"{est.design['weight_ports']} weight port(s)",
+             "", f"{'unit':12s} {'cycles':>11s} {'ms':>8s} {'share':>6s}"]
+    total = est.cycles
+    for unit, cyc in sorted(est.by_unit_cycles().items(), key=lambda kv: -kv[1]):
+        lines.append(f"{unit:12s} {cyc:11,d} {cyc / (clock * 1e3):8.3f} {cyc / total:6.1%}")
+    lines.append(f"{'total':12s} {total:11,d} {est.latency_ms:8.3f}")
+    lines += ["", f"{'resource':9s} {'estimate':>9s} {'board':>8s} {'use':>6s}"]
+    for k in ("dsp", "bram36", "uram", "lut"):
+        n, a = est.resources[k], est.budget[k]
+        lines.append(f"{k:9s} {n:9,d} {a:8,d} {(n / a if a else 0):6.1%}" + ("  OVER" if n > a else ""))
+    lines += ["",
+              f"latency {est.latency_ms:.3f} ms per frame, {est.gops:.1f} GOPS ({est.macs / 1e6:.0f} M MAC), "
+              f"linear engine busy with useful MACs {est.linear_utilization():.1%}",
+              f"floors: compute {est.compute_floor_ms:.3f} ms (every DSP at this precision's best rate), "
+              f"DDR {est.ddr_floor_ms:.3f} ms ({est.bytes_per_frame / 1e6:.1f} MB per frame)"]
+    lines += [f"note: {n}" for n in est.notes]
+    return "\n".join(lines)
+
+
+def _write_json(path, obj) -> None:
+    from edgemoe.io import atomic_path
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(obj, indent=1))
+
+
+def estimate_command(args) -> int:
+    from .csynth import compare, find_csynth, parse_csynth
+    from .estimate import check_fits, estimate
+    spec, prec, des, board, clock = resolve_target(args.project, args.preset, args.board, args.precision,
+                                                   args.design, args.clock)
+    est = estimate(spec, prec, des, board, clock)
+    print(format_estimate(est))
+    out = est.to_dict()
+    report = None
+    if args.csynth:
+        report = parse_csynth(args.csynth)
+    elif args.project:
+        from .generate import TOP
+        found = find_csynth(args.project, TOP)
+        if found is not None:
+            report = parse_csynth(found)
+    if report is not None:
+        rows = compare(report, est)
+        out["csynth"] = dict(report=report.to_dict(), compare=[dict(what=w, estimate=e, vitis=v, ratio=r)
+                                                                for w, e, v, r in rows])
+        print(f"\nagainst Vitis ({report.path}):")
+        for w, e, v, r in rows:
+            print(f"  {w:18s} estimate {e!s:>12s}  Vitis {v!s:>12s}  " + (f"ratio {r:.2f}" if r else "(undef)"))
+    if args.json:
+        _write_json(args.json, out)
+        print(f"wrote {args.json}")
+    check_fits(est)
+    return 0
+
+
+def explore_command(args) -> int:
+    from edgemoe.boards.boards import get_board
+    from edgemoe.golden.precision import base_precision
+    from edgemoe.spec import get_preset
+
+    from .explore import explore, plot_front
+    spec = get_preset(args.preset)
+    board = get_board(args.board)
+    prec = base_precision(args.precision)
+    _, _, _, _, clock = resolve_target(None, args.preset, args.board, args.precision, None, args.clock)
+
+    def progress(i, n):
+        print(f"\r  exploring: {i}/{n} design points", end="" if i < n else "\n", file=sys.stderr, flush=True)
+    best, front, points = explore(spec, prec, board, clock, progress=progress)
+    print(f"{len(points)} design points of {spec.name} ({prec.name}) fit {board.name} at {clock:g} MHz; "
+          f"Pareto front (latency vs DSP and BRAM36), fastest first:")
+    print(f"  {'latency ms':>10s} {'DSP':>5s} {'BRAM36':>6s} {'URAM':>4s} {'LUT':>7s}  design")
+    for p in front[:args.top]:
+        mark = " <- best" if p is best else ""
+        print(f"  {p.latency_ms:10.3f} {p.dsp:5d} {p.bram36:6.0f} {p.uram:4d} {p.lut:7d}  {p.design.summary()}{mark}")
+    if len(front) > args.top:
+        print(f"  ... {len(front) - args.top} more (all in --json)")
+    best_design = best.design.with_(name=f"explore-{board.name}-{prec.name}",
+                                    description=f"edgemoe explore: fastest fitting point for {spec.name} "
+                                                f"{prec.name} on {board.name}")
+    print(f"\nbest: {best_design.summary()}: {best.latency_ms:.3f} ms per frame")
+    plot = Path(args.plot or (Path(args.json).with_suffix(".png") if args.json else f"explore_{board.name}_{prec.name}.png"))
+    plot_front(points, front, best, plot, f"{spec.name} {prec.name} on {board.name} at {clock:g} MHz: "
+               f"{len(points)} fitting design points")
+    print(f"wrote {plot}")
+    if args.json:
+        out = dict(design=best_design.to_dict(), estimate=best.estimate.to_dict(), preset=spec.name,
+                   precision=prec.name, board=board.name, clock_mhz=clock,
+                   pareto=[dict(design=p.design.to_dict(), latency_ms=p.latency_ms, dsp=p.dsp, bram36=p.bram36,
+                                uram=p.uram, lut=p.lut) for p in front])
+        out["estimate"].pop("layers", None)
+        _write_json(args.json, out)
+        print(f"wrote {args.json} (pass it to `edgemoe generate --design {args.json}`)")
+    return 0
+
+
+__all__ = ["estimate_command", "explore_command", "resolve_target", "format_estimate"]
