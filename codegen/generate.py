@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,6 +26,8 @@ import numpy as np
 from edgemoe.errors import EdgeMoeError
 
 from .config_header import CONFIG_NAME, render_config
+from edgemoe.io import atomic_dir
+
 from .design import Design, board_default, get_design
 from .render import HLS_DIR, INCLUDE_DIR, render_template
 
@@ -96,20 +96,8 @@ def generate(out_dir, preset: str | None = None, checkpoint=None, onnx=None, boa
     source = dict(preset=None if onnx else (preset or spec.name), seed=seed,
                   checkpoint=str(Path(checkpoint).resolve()) if checkpoint else None,
                   onnx=str(Path(onnx).resolve()) if onnx else None)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
-    try:
+    with atomic_dir(out_dir) as tmp:
         _write_project(tmp, model, spec, precision, des, b, source, out_dir.resolve())
-        if out_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=out_dir.parent))
-            os.replace(out_dir, old / "x")
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     if not quiet:
         print(f"generated {out_dir} ({spec.name}, {precision}, {des.name}, {b.name} {des.clock_mhz:g} MHz) "
               f"in {time.perf_counter() - t0:.1f} s")

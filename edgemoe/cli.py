@@ -185,6 +185,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=15, help="Pareto points to print (default 15)")
     p.set_defaults(func=_lazy("edgemoe.codegen.perf_commands", "explore_command"))
 
+    p = sub.add_parser("report", help="one HTML (and markdown) report on a generated project",
+                       description="Write DIR/report/report.html and report.md: the spec, resources against the "
+                       "board, the estimated latency per layer, the accuracy ladder float / fixed / csim / RTL / "
+                       "board with error histograms, and the Vitis reports when a run exists.")
+    p.add_argument("project", metavar="DIR", help="a folder written by `edgemoe generate`")
+    p.add_argument("--output", metavar="OUT", help="report folder (default DIR/report)")
+    p.add_argument("--no-csim", action="store_true", help="do not run the C simulation rung")
+    p.add_argument("--sim-json", metavar="J", help="results of `edgemoe sim --json J` (the RTL rung)")
+    p.add_argument("--board-json", metavar="J", help="results of `edgemoe-host run PKG --json J` (the board rung)")
+    p.set_defaults(func=_lazy("edgemoe.codegen.report", "report_command"))
+
     p = sub.add_parser("build", help="run Vitis HLS and Vivado on a generated project (bitstream + hwh)",
                        description="Export the kernel as a Vivado IP with Vitis HLS (v++, or vitis_hls before "
                        "2023.2), then build the block design (PS, kernel, smartconnects to the HP ports, control "

@@ -45,6 +45,28 @@ def atomic_path(path):
             os.unlink(tmp)
 
 
+@contextmanager
+def atomic_dir(path):
+    """Yield a temporary folder beside ``path``; it replaces ``path`` only if the block succeeds, so
+    an interrupted run never leaves a half-written folder that looks complete."""
+    import shutil
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            os.replace(path, old / "x")
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def save_npy(path, array) -> None:
     with atomic_path(path) as tmp:
         np.save(tmp, np.asarray(array))

@@ -1,0 +1,263 @@
+"""``edgemoe report DIR``: one HTML page (and its markdown twin) about a generated project.
+
+Sections: the spec; resources against the board; latency per layer (the estimate); the accuracy
+ladder float -> fixed -> csim -> RTL -> board with error histograms; the Vitis reports when a run
+exists. Pictures are embedded in the HTML (one self-contained file) and written beside the markdown.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgemoe.errors import EdgeMoeError
+
+UNIT_COLOURS = {"linear": "#1f77b4", "attention": "#ff7f0e", "layernorm": "#2ca02c", "moe_route": "#d62728",
+                "residual": "#9467bd", "patch_embed": "#8c564b", "io": "#7f7f7f"}
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plot_layers(est, path) -> None:
+    """Stacked bars: cycles of each block by unit, in ms."""
+    plt = _plt()
+    groups = ["patch"] + [f"b{i}" for i in range(max(l.block for l in est.layers) + 1)] + ["out"]
+    per = {u: np.zeros(len(groups)) for u in UNIT_COLOURS}
+    for l in est.layers:
+        g = 0 if l.unit == "patch_embed" else (len(groups) - 1 if l.block < 0 else l.block + 1)
+        per[l.unit][g] += l.cycles / (est.clock_mhz * 1e3)
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    bottom = np.zeros(len(groups))
+    for u, vals in per.items():
+        if vals.any():
+            ax.bar(groups, vals, bottom=bottom, color=UNIT_COLOURS[u], label=u)
+            bottom += vals
+    ax.set_ylabel("ms")
+    ax.set_title(f"estimated latency per layer: {est.latency_ms:.2f} ms per frame at {est.clock_mhz:g} MHz", fontsize=10)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_resources(est, path) -> None:
+    """Use of each resource against the board, split by unit."""
+    plt = _plt()
+    keys = ["dsp", "bram36", "uram", "lut"]
+    fig, ax = plt.subplots(figsize=(7, 2.8))
+    left = np.zeros(len(keys))
+    units = list(est.by_unit_resources)
+    cmap = plt.get_cmap("tab10")
+    for i, u in enumerate(units):
+        vals = np.array([est.by_unit_resources[u][k] / est.budget[k] if est.budget[k] else 0 for k in keys]) * 100
+        ax.barh(keys, vals, left=left, color=UNIT_COLOURS.get(u, cmap(i)), label=u)
+        left += vals
+    ax.axvline(100, color="k", lw=1)
+    ax.set_xlabel(f"% of {est.board}")
+    ax.legend(fontsize=7, ncol=4, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_errors(rungs: list, path) -> None:
+    """Histograms of |rung - float golden| for every rung that has values."""
+    plt = _plt()
+    with_vals = [r for r in rungs if r.get("errors") is not None and np.size(r["errors"])]
+    fig, axes = plt.subplots(1, max(len(with_vals), 1), figsize=(3.4 * max(len(with_vals), 1), 2.8), squeeze=False)
+    for ax, r in zip(axes[0], with_vals):
+        e = np.abs(np.asarray(r["errors"], dtype=np.float64)).ravel()
+        e = e[e > 0]
+        if e.size:
+            ax.hist(np.log10(e), bins=50, color="#1f77b4")
+        ax.set_title(f"{r['rung']} vs float", fontsize=9)
+        ax.set_xlabel("log10 |error|")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _load_json(path, what: str):
+    p = Path(path)
+    if not p.is_file():
+        raise EdgeMoeError(f"{what} {p}: not found")
+    try:
+        return json.loads(p.read_text())
+    except ValueError as e:
+        raise EdgeMoeError(f"{what} {p}: not readable JSON ({e})") from None
+
+
+def accuracy_ladder(project, run_csim: bool, sim_json=None, board_json=None, say=print) -> list:
+    """Rungs float / fixed / csim / RTL / board: what was compared, mismatches, errors vs float."""
+    data = project.path / "data"
+    man = project.manifest
+    rungs = [dict(rung="float", what="PyTorch float golden (reference)", mismatches=None, errors=None)]
+    fixed = [np.load(data / f) for f in man["golden"]["fixed"]]
+    flt = [np.load(data / f) for f in man["golden"]["float"]]
+    err = np.concatenate([(a.astype(np.float64) - b).ravel() for a, b in zip(fixed, flt)])
+    cos = [float(a.ravel() @ b.ravel() / np.linalg.norm(a) / np.linalg.norm(b)) for a, b in zip(fixed, flt)]
+    rungs.append(dict(rung="fixed", what="numpy fixed-point golden, every task", mismatches=None, errors=err,
+                      max_abs_error=float(np.abs(err).max()), cosine=min(cos)))
+    if run_csim:
+        say("  csim: compiling and running the kernel on the golden input, every task")
+        project.compile()
+        image = project.input_image()
+        bad, errs = 0, []
+        t0 = time.perf_counter()
+        for t in range(project.spec.num_tasks):
+            y = project.predict(image, t)
+            bad += int(np.count_nonzero(y != fixed[t]))
+            errs.append((y.astype(np.float64) - flt[t]).ravel())
+        e = np.concatenate(errs)
+        rungs.append(dict(rung="csim", what=f"generated C++ under g++ ({time.perf_counter() - t0:.1f} s)",
+                          mismatches=bad, values=int(e.size), errors=e, max_abs_error=float(np.abs(e).max())))
+    else:
+        rungs.append(dict(rung="csim", what="not run (--no-csim)", mismatches=None, errors=None))
+    if sim_json:
+        sim = _load_json(sim_json, "RTL results")
+        units = sim.get("units", {})
+        mm = sum(int(u.get("mismatches", 0)) for u in units.values())
+        vec = sum(int(u.get("vectors", 0)) for u in units.values())
+        rungs.append(dict(rung="RTL", what=f"cocotb unit benches: {', '.join(units)} ({vec} vectors)",
+                          mismatches=mm, errors=None, units=units))
+    else:
+        rungs.append(dict(rung="RTL", what="no results given (`edgemoe sim --json J`, then --sim-json J)",
+                          mismatches=None, errors=None))
+    if board_json:
+        b = _load_json(board_json, "board results")
+        rungs.append(dict(rung="board", what=f"edgemoe-host run: {b.get('frames')} frames, "
+                          f"{b.get('latency_ms', 0):.3f} ms per frame", mismatches=b.get("mismatches"), errors=None,
+                          latency_ms=b.get("latency_ms"), energy_mj_per_frame=b.get("energy_mj_per_frame")))
+    else:
+        rungs.append(dict(rung="board", what="no results given (`edgemoe-host run PKG --json J`, then --board-json J)",
+                          mismatches=None, errors=None))
+    return rungs
+
+
+def _md_table(header, rows) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def _html_table(header, rows) -> str:
+    h = "".join(f"<th>{html.escape(str(c))}</th>" for c in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><tr>{h}</tr>{body}</table>"
+
+
+def write_report(project_dir, out_dir=None, run_csim: bool = True, sim_json=None, board_json=None,
+                 say=print) -> Path:
+    from edgemoe.io import atomic_dir
+
+    from .csynth import compare, find_csynth, parse_csynth
+    from .estimate import estimate
+    from .generate import TOP
+    from .perf_commands import resolve_target
+    from .project import Project
+    project_dir = Path(project_dir)
+    spec, prec, des, board, clock = resolve_target(str(project_dir))
+    project = Project(project_dir)
+    out_dir = Path(out_dir) if out_dir else project_dir / "report"
+    say(f"[1/4] estimate: {spec.name} {prec.name}, design {des.name}, {board.name}")
+    est = estimate(spec, prec, des, board, clock)
+    say("[2/4] accuracy ladder")
+    rungs = accuracy_ladder(project, run_csim, sim_json, board_json, say)
+    csyn_path = find_csynth(project_dir, TOP)
+    csyn = parse_csynth(csyn_path) if csyn_path else None
+    say("[3/4] plots")
+    sections = []           # (title, markdown, html)
+    spec_rows = [(k, v) for k, v in spec.to_dict().items() if k not in ("description", "tasks")]
+    spec_rows.append(("tasks", ", ".join(f"{t.name} ({t.kind}, {t.channels})" for t in spec.tasks)))
+    spec_rows += [("precision", prec.name), ("design", des.summary()), ("board", f"{board.name} ({board.part})"),
+                  ("clock", f"{clock:g} MHz")]
+    sections.append(("Spec", _md_table(["field", "value"], spec_rows), _html_table(["field", "value"], spec_rows)))
+    res_rows = [(k, est.resources[k], est.budget[k], f"{est.resources[k] / est.budget[k]:.1%}" if est.budget[k] else "-")
+                for k in ("dsp", "bram36", "uram", "lut")]
+    unit_rows = [(u, r["dsp"], r["bram36"], r["uram"], r["lut"]) for u, r in est.by_unit_resources.items()]
+    lat_rows = [(u, f"{c:,}", f"{c / (clock * 1e3):.3f}", f"{c / est.cycles:.1%}")
+                for u, c in sorted(est.by_unit_cycles().items(), key=lambda kv: -kv[1])]
+    lat_rows.append(("total", f"{est.cycles:,}", f"{est.latency_ms:.3f}", ""))
+    with atomic_dir(out_dir) as tmp:
+        tmp = Path(tmp)
+        plot_resources(est, tmp / "resources.png")
+        plot_layers(est, tmp / "layers.png")
+        plot_errors(rungs, tmp / "errors.png")
+
+        def img(name):
+            b64 = base64.b64encode((tmp / name).read_bytes()).decode()
+            return f'<img src="data:image/png;base64,{b64}" alt="{name}">'
+        fits = "fits" if est.fits else "does NOT fit: " + ", ".join(
+            f"{k} {n} of {a}" for k, (n, a) in est.over_budget().items())
+        sections.append(("Resources against the board",
+                         f"The design {fits} {board.name}.\n\n" + _md_table(["resource", "estimate", board.name, "use"], res_rows)
+                         + "\n\n" + _md_table(["unit", "DSP", "BRAM36", "URAM", "LUT"], unit_rows) + "\n\n![](resources.png)",
+                         f"<p>The design {html.escape(fits)} {board.name}.</p>"
+                         + _html_table(["resource", "estimate", board.name, "use"], res_rows)
+                         + _html_table(["unit", "DSP", "BRAM36", "URAM", "LUT"], unit_rows) + img("resources.png")))
+        summary = (f"{est.latency_ms:.3f} ms per frame, {est.gops:.1f} GOPS; floors: compute {est.compute_floor_ms:.3f} ms, "
+                   f"DDR {est.ddr_floor_ms:.3f} ms; linear engine doing useful MACs {est.linear_utilization():.1%} "
+                   f"of its cycles. " + " ".join(est.notes))
+        sections.append(("Latency per layer (estimate)",
+                         summary + "\n\n" + _md_table(["unit", "cycles", "ms", "share"], lat_rows) + "\n\n![](layers.png)",
+                         f"<p>{html.escape(summary)}</p>" + _html_table(["unit", "cycles", "ms", "share"], lat_rows)
+                         + img("layers.png")))
+        lad_rows = []
+        for r in rungs:
+            mm = "-" if r.get("mismatches") is None else r["mismatches"]
+            extra = []
+            if r.get("max_abs_error") is not None:
+                extra.append(f"max abs error vs float {r['max_abs_error']:.3g}")
+            if r.get("cosine") is not None:
+                extra.append(f"cosine {r['cosine']:.6f}")
+            lad_rows.append((r["rung"], r["what"], mm, "; ".join(extra)))
+        lad_text = ("Each rung is compared bit for bit with the fixed-point golden (mismatches) and, where it has "
+                    "values, with the float golden (errors).")
+        sections.append(("Accuracy ladder", lad_text + "\n\n" + _md_table(["rung", "what", "mismatches vs fixed", "error"],
+                                                                           lad_rows) + "\n\n![](errors.png)",
+                         f"<p>{lad_text}</p>" + _html_table(["rung", "what", "mismatches vs fixed", "error"], lad_rows)
+                         + img("errors.png")))
+        if csyn is not None:
+            rows = [(w, e, v, f"{r:.2f}" if r else "undef") for w, e, v, r in compare(csyn, est)]
+            sections.append((f"Vitis report ({csyn.path})", _md_table(["what", "estimate", "Vitis", "ratio"], rows),
+                             _html_table(["what", "estimate", "Vitis", "ratio"], rows)))
+        else:
+            sections.append(("Vitis report", "No Vitis run in this project (`edgemoe build DIR` writes one).",
+                             "<p>No Vitis run in this project (<code>edgemoe build DIR</code> writes one).</p>"))
+        say("[4/4] writing the report")
+        title = f"edgemoe report: {spec.name} {prec.name} on {board.name}"
+        md = f"# {title}\n\n" + "\n\n".join(f"## {t}\n\n{m}" for t, m, _ in sections) + "\n"
+        css = ("body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}"
+               "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
+               "font-size:13px;text-align:left}img{max-width:100%}")
+        page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+                f"<style>{css}</style></head><body><h1>{html.escape(title)}</h1>"
+                + "".join(f"<h2>{html.escape(t)}</h2>{h}" for t, _, h in sections) + "</body></html>")
+        (tmp / "report.md").write_text(md)
+        (tmp / "report.html").write_text(page)
+        (tmp / "report.json").write_text(json.dumps(dict(
+            estimate={k: v for k, v in est.to_dict().items() if k != "layers"},
+            ladder=[{k: v for k, v in r.items() if k != "errors"} for r in rungs],
+            csynth=csyn.to_dict() if csyn else None), indent=1, default=str))
+    say(f"wrote {out_dir / 'report.html'} and {out_dir / 'report.md'}")
+    return out_dir / "report.html"
+
+
+def report_command(args) -> int:
+    write_report(args.project, args.output, run_csim=not args.no_csim, sim_json=args.sim_json,
+                 board_json=args.board_json, say=lambda m: print(m, file=sys.stdout, flush=True))
+    return 0
+
+
+__all__ = ["write_report", "report_command", "accuracy_ladder"]
