@@ -135,6 +135,50 @@ def bench_csim(preset: str = "m3vit-tiny-edge", precision: str = "w16a32", repea
     return res
 
 
+# published per-frame latencies of M3ViT-T accelerators on ZCU102 at 300 MHz (BRIEF section 3)
+PUBLISHED = (("Edge-MoE", "w16a32", 34.64), ("UbiMoE", "w16a32", 25.76), ("CoQMoE", "int8", 6.47))
+GOALS_MS = {"w16a32": 12.0, "w8a8": 4.0}   # m3vit-tiny-edge on zcu104 at 300 MHz
+GOAL_LINEAR_UTIL = 0.80
+
+
+def bench_estimates(preset: str = "m3vit-tiny-edge") -> dict:
+    """The model's figures side by side with the published designs, and the best zcu104 points."""
+    from edgemoe.boards.boards import get_board
+    from edgemoe.codegen.design import get_design
+    from edgemoe.codegen.estimate import estimate
+    from edgemoe.codegen.explore import explore
+    from edgemoe.golden.precision import base_precision
+    from edgemoe.spec import get_preset
+    spec = get_preset(preset)
+    rows, out = [], {}
+    ref = estimate(spec, base_precision("w16a32"), get_design("edge-moe"), get_board("zcu102"))
+    out["edge-moe/zcu102"] = ref.to_dict()
+    rows.append(("edgemoe estimate: edge-moe design", "zcu102", "w16a32", ref))
+    for board, prec in (("zcu104", "w16a32"), ("zcu104", "w8a8"), ("zcu102", "w16a32"), ("zcu102", "w8a8")):
+        best, front, points = explore(spec, base_precision(prec), get_board(board))
+        out[f"best/{board}/{prec}"] = {k: v for k, v in best.estimate.to_dict().items() if k != "layers"}
+        rows.append((f"edgemoe best of {len(points)} points", board, prec, best.estimate))
+    print(f"  {'design':38s} {'board':7s} {'prec':7s} {'ms/frame':>9s} {'GOPS':>7s} {'DSP':>5s} {'BRAM36':>6s} "
+          f"{'URAM':>4s} {'lin.util':>8s} {'compute floor':>13s} {'DDR floor':>9s}")
+    for name, board, prec, e in rows:
+        print(f"  {name:38s} {board:7s} {prec:7s} {e.latency_ms:9.2f} {e.gops:7.1f} {e.resources['dsp']:5d} "
+              f"{e.resources['bram36']:6d} {e.resources['uram']:4d} {e.linear_utilization():8.1%} "
+              f"{e.compute_floor_ms:11.2f}ms {e.ddr_floor_ms:7.2f}ms")
+    for name, prec, ms in PUBLISHED:
+        print(f"  {'published: ' + name:38s} {'zcu102':7s} {prec:7s} {ms:9.2f}   (edge-moe estimate / this: "
+              f"{ref.latency_ms / ms:.2f})")
+    dev = ref.latency_ms / PUBLISHED[0][2] - 1
+    print(f"  model check: the edge-moe design point lands {dev:+.1%} from Edge-MoE's 34.64 ms "
+          f"({'within' if abs(dev) <= 0.25 else 'OUTSIDE'} the 25% required before the model is trusted)")
+    for prec, goal in GOALS_MS.items():
+        b = out[f"best/zcu104/{prec}"]
+        ok = b["latency_ms"] <= goal and b["linear_utilization"] >= GOAL_LINEAR_UTIL
+        print(f"  goal {preset} zcu104 {prec}: <= {goal:g} ms with >= {GOAL_LINEAR_UTIL:.0%} useful MACs in the "
+              f"linear layers: {b['latency_ms']:.2f} ms, {b['linear_utilization']:.1%} -> {'MET' if ok else 'NOT MET'}")
+    out["model_deviation_from_edge_moe"] = dev
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m edgemoe.bench", description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
@@ -145,6 +189,8 @@ def main(argv=None) -> int:
     # one thread: the C simulation and the numpy golden are single-threaded too, and torch's pool
     # stalls badly on a shared 2-core machine whenever another process holds a core
     torch.set_num_threads(1)
+    print("cycle model of the generated kernel (edgemoe estimate / explore) against the published designs")
+    bench_estimates()
     print("golden models, one frame (best of %d): fixed-point numpy vs PyTorch float" % args.repeat)
     bench_golden(args.presets, args.repeat)
     print("accuracy of the fixed-point golden against the float golden")
