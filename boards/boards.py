@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from edgemoe.errors import EdgeMoeError
 
 # the kernel's m_axi bundles (hls/templates/edgemoe_top.cpp.j2), in the order they get PS ports
-BUNDLES = ("gmem_act", "gmem_scratch", "gmem_w")
+BUNDLES = ("gmem_act", "gmem_scratch", "gmem_w", "gmem_w1", "gmem_w2", "gmem_w3")
 KERNEL_BASE_ADDRESS = 0xA000_0000  # start of M_AXI_HPM0_FPD's 256 MB window (0xA000_0000..0xAFFF_FFFF)
 KERNEL_ADDRESS_RANGE = 0x1_0000    # 64 KB register window for the s_axi_control slave
 
@@ -110,8 +110,8 @@ class Board:
 
 
 _ZCU_PORTS = {"gmem_act": "S_AXI_HP0_FPD", "gmem_scratch": "S_AXI_HP1_FPD", "gmem_w": "S_AXI_HP2_FPD",
-              # a fourth bundle, should the kernel grow one, goes to the coherent port
-              "gmem_extra": "S_AXI_HPC0_FPD"}
+              # the further weight ports of a design with weight_ports > 1, each on its own PS port
+              "gmem_w1": "S_AXI_HP3_FPD", "gmem_w2": "S_AXI_HPC0_FPD", "gmem_w3": "S_AXI_HPC1_FPD"}
 
 BOARDS = {
     "zcu104": Board("zcu104", "xczu7ev-ffvc1156-2-e", 300.0, "Zynq UltraScale+ ZCU104 (XCZU7EV)",

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import os
 import json
+import re
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -184,6 +185,8 @@ class EdgeMoeRuntime:
         self.bit_start = 1 << int(bits.get("ap_start", 0))
         self.bit_done = 1 << int(bits.get("ap_done", 1))
         self.args = {a["name"]: a for a in k.get("args", [])}
+        self.extra_weight_ports = [n for n, a in self.args.items()
+                                   if re.fullmatch(r"weights\d+", n) and a.get("kind", "pointer") == "pointer"]
         missing = [n for n in POINTER_ARGS + SCALAR_ARGS if n not in self.args]
         if missing:
             raise EdgeMoeError(f"the register map in {PACKAGE_MANIFEST} lacks argument(s) {', '.join(missing)} "
@@ -296,6 +299,9 @@ class EdgeMoeRuntime:
         self._regs.clear()
         for name in POINTER_ARGS:
             self._write_arg(name, int(self.buffers[name].physical_address))
+        for name in self.extra_weight_ports:
+            # a design with several weight ports reads the one weights buffer through each of them
+            self._write_arg(name, int(self.buffers["weights"].physical_address))
         self._reload = True  # fresh weights buffer: load the one-time parameters again
         return self
 

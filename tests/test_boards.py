@@ -86,7 +86,10 @@ EXPECTED = {
     "zcu102": ("xczu9eg-ffvb1156-2-e", "xilinx.com:zcu102:part0:3.4", (2520, 274080, 548160, 912, 0)),
     "kv260": ("xck26-sfvc784-2LV-c", "xilinx.com:kv260_som:part0:1.4", (1248, 117120, 234240, 144, 64)),
 }
-PORTS = {"gmem_act": "S_AXI_HP0_FPD", "gmem_scratch": "S_AXI_HP1_FPD", "gmem_w": "S_AXI_HP2_FPD"}
+PORTS = {"gmem_act": "S_AXI_HP0_FPD", "gmem_scratch": "S_AXI_HP1_FPD", "gmem_w": "S_AXI_HP2_FPD",
+         "gmem_w1": "S_AXI_HP3_FPD", "gmem_w2": "S_AXI_HPC0_FPD", "gmem_w3": "S_AXI_HPC1_FPD"}
+# the bundles of a kernel with one weight port (the default designs)
+BASE_PORTS = {b: PORTS[b] for b in ("gmem_act", "gmem_scratch", "gmem_w")}
 
 
 # ---- board definitions ---------------------------------------------------------------------------
@@ -138,7 +141,7 @@ def test_kernel_interface_and_register_map(project):
                         reload=0x50, tap_id=0x58)
     rec = kernel_record(get_board("zcu104"), iface)
     assert rec["base_address"] == "0xA0000000" and rec["control"]["ap_ctrl"] == "0x00"
-    assert rec["bundles"] == PORTS
+    assert rec["bundles"] == BASE_PORTS
 
 
 def test_hls_ip_config():
@@ -183,7 +186,7 @@ def test_build_bd_tcl_content(project, tmp_path, name):
     assert f"set board_part {{{b.board_part}}}" in tcl
     assert "apply_board_preset \"1\"" in tcl
     assert f"CONFIG.PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ {{{b.clock_mhz:g}}}" in tcl
-    for bundle, port in PORTS.items():
+    for bundle, port in BASE_PORTS.items():
         gp = {"S_AXI_HP0_FPD": 2, "S_AXI_HP1_FPD": 3, "S_AXI_HP2_FPD": 4}[port]
         assert f"[get_bd_intf_pins $kernel/m_axi_{bundle}] [get_bd_intf_pins $sc/S00_AXI]" in tcl
         assert f"smartconnect_{bundle}]" in tcl
@@ -238,7 +241,7 @@ def test_build_bd_tcl_dry_run(project, tcl_stub, tmp_path, name):
     assert any(c.startswith(f"create_project -force edgemoe_prj {out}/vivado -part {b.part}") for c in calls)
     assert f"set_property board_part {b.board_part} current_project" in calls
     intf = [c.split()[1:] for c in calls if c.startswith("connect_bd_intf_net")]
-    for bundle, port in PORTS.items():
+    for bundle, port in BASE_PORTS.items():
         assert [f"edgemoe_top_0/m_axi_{bundle}", f"smartconnect_{bundle}/S00_AXI"] in intf
         assert [f"smartconnect_{bundle}/M00_AXI", f"zynq_ultra_ps_e_0/{port}"] in intf
     assert ["zynq_ultra_ps_e_0/M_AXI_HPM0_FPD", "smartconnect_ctrl/S00_AXI"] in intf
