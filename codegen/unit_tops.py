@@ -12,8 +12,10 @@ cocotb bench.  Each top gets a ``hls_config_<unit>.cfg`` for ``v++ -c --mode hls
 ``unit_top_contexts(spec, precision, design)`` -> {unit: template context};
 ``write_unit_tops(root, spec, precision, design, part, clock_ns)`` -> [written paths].
 
-The RTL uses the precision's base types (see ``edgemoe.sim.rtl.LIMITATIONS``); the tops call the
-units with zero fraction-bit offsets, so they match the RTL wherever the RTL matches the golden.
+The tops call the units with zero fraction-bit offsets: they compute with the config header's
+nominal types, i.e. the RTL rendered with ``block_precision(..., None)`` (``edgemoe sim --block
+nominal``, the default with ``--rtl-dir``); our RTL at w8a8 otherwise has one block's calibrated
+types (see ``edgemoe.sim.rtl.LIMITATIONS``).
 """
 from __future__ import annotations
 

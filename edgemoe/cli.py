@@ -143,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vectors", type=int, default=10000, metavar="N", help="test vectors per unit (default 10000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random vectors")
     p.add_argument("--rtl-dir", metavar="DIR", help="Verilog of the unit tops from Vitis instead of ours")
+    p.add_argument("--precision", choices=["w16a32", "w8a8"], help="default w16a32")
+    p.add_argument("--block", metavar="N|nominal", help="w8a8: the block whose calibrated types the RTL is built "
+                   "with (default 0; nominal with --rtl-dir)")
     p.add_argument("--json", metavar="J", help="write the results as JSON")
     p.set_defaults(func=_lazy("edgemoe.sim.cli_sim", "sim_command"))
     p = sub.add_parser("synth-estimate", help="resource estimate of the RTL units with Yosys (synth_xilinx)",

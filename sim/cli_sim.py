@@ -1,11 +1,15 @@
 """``edgemoe sim``: run the RTL unit benches (cocotb) on Verilator and/or Icarus and print a table.
 
+Precision: ``--precision w16a32|w8a8`` and ``--block N|nominal`` when the parser has them, else
+$EDGEMOE_SIM_PRECISION / $EDGEMOE_SIM_BLOCK; default edgemoe.sim.units.DEFAULT_SPEC (w16a32).
+
 Exit codes: 0 all units ran without mismatches, 1 some unit has mismatches, 2 an error (a missing
 simulator, a missing top in --rtl-dir, a bench that hung or failed: reported after the table).
 """
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from edgemoe.errors import EdgeMoeError, ToolMissingError
@@ -13,8 +17,41 @@ from edgemoe.errors import EdgeMoeError, ToolMissingError
 from .runner import check_rtl_dir, get_unit, load_units, resolve_config, run_unit
 from .tools import INSTALL_HINTS, SIMULATORS, find_simulators, require_simulator
 
-SUMMARY_KEYS = ("vectors", "mismatches", "cycles", "items_per_cycle", "throughput_cycles", "last_handshake",
-                "design_rate", "simulator", "simulator_version", "seconds")
+SUMMARY_KEYS = ("vectors", "mismatches", "cycles", "items_per_cycle", "throughput_cycles", "throughput_items",
+                "throughput_workload", "last_handshake", "design_rate", "simulator", "simulator_version", "seconds")
+PRECISION_ENV, BLOCK_ENV = "EDGEMOE_SIM_PRECISION", "EDGEMOE_SIM_BLOCK"
+
+
+def parse_block(value):
+    """--block: a block index, or "nominal" (the uncalibrated-offset types, D_* = 0)."""
+    if value is None or value == "":
+        return None
+    if str(value).lower() in ("nominal", "none"):
+        return "nominal"
+    try:
+        return int(value)
+    except ValueError:
+        raise EdgeMoeError(f"--block must be a block index or 'nominal', not {value!r}") from None
+
+
+def sim_config(args) -> dict:
+    """The simulation config from --precision / --block (or $EDGEMOE_SIM_PRECISION / $EDGEMOE_SIM_BLOCK).
+    w8a8 defaults to block 0's calibrated types; with --rtl-dir to the nominal types, which are what
+    the Vitis unit tops implement (they call the units with zero fraction-bit offsets)."""
+    cfg = resolve_config(None)
+    precision = getattr(args, "precision", None) or os.environ.get(PRECISION_ENV)
+    if precision:
+        from edgemoe.golden.precision import base_precision
+        base_precision(precision)                    # unknown names fail here, with the known ones
+        cfg["precision"] = precision
+    block = getattr(args, "block", None)
+    block = parse_block(block if block is not None else os.environ.get(BLOCK_ENV))
+    if block is None and getattr(args, "rtl_dir", None):
+        block = "nominal"
+    cfg = resolve_config({k: v for k, v in cfg.items() if k != "block"})
+    if cfg["precision"] == "w8a8" and block is not None:
+        cfg["block"] = None if block == "nominal" else block
+    return cfg
 
 
 def select_units(unit: str) -> dict:
@@ -58,7 +95,7 @@ def sim_command(args) -> int:
     seed = int(getattr(args, "seed", 0) or 0)
     rtl_dir = getattr(args, "rtl_dir", None)
     rtl = check_rtl_dir(rtl_dir, [u.top for u in units.values()]) if rtl_dir else {}
-    cfg = resolve_config(None)
+    cfg = sim_config(args)
     rows, errors = [], []
     by_sim: dict = {s: {} for s in sims}
     for name, unit in units.items():
@@ -72,6 +109,8 @@ def sim_command(args) -> int:
             r.setdefault("unit", name)
             rows.append(r)
             by_sim[s][name] = {k: r[k] for k in SUMMARY_KEYS + ("error",) if k in r}
+    blk = f" (block {cfg['block'] if cfg['block'] is not None else 'nominal'})" if "block" in cfg else ""
+    print(f"preset {cfg['preset']}, precision {cfg['precision']}{blk}, design {cfg['design']}")
     print(format_table(rows))
     mismatched = [f"{r['unit']}/{r['simulator']}" for r in rows if r.get("mismatches")]
     if getattr(args, "json", None):
@@ -93,4 +132,4 @@ def sim_command(args) -> int:
     return 0
 
 
-__all__ = ["sim_command", "format_table", "select_units", "select_simulators"]
+__all__ = ["sim_command", "sim_config", "format_table", "select_units", "select_simulators"]

@@ -4,8 +4,9 @@ Each unit is a jinja2 template under ``edgemoe/hls/rtl`` (``<unit>.v.j2``); ever
 table is computed here from the model spec, the :class:`Precision` base types and the
 :class:`Design`, with the golden model's own functions (``gelu_table``, ``exp2_table``,
 ``rsqrt_table``, ``log2e_raw``, ``eps_raw``), never retyped.  The RTL is bit-exact with the golden
-units called with the precision's base types (w16a32 has no calibrated overrides; for w8a8 the
-per-block calibrated offsets are not applied: see :data:`LIMITATIONS`).
+units called with the precision's types, which must have no per-tensor overrides: w16a32 has none;
+for w8a8 :func:`block_precision` folds one block's calibrated types into the types (see
+:data:`LIMITATIONS`).
 
 ``render_unit(name, spec, prec, design, out_dir) -> [Path]`` writes ``<top>.v`` (one file per unit:
 the top and its helper modules, prefixed by the top name so that units can be compiled together).
@@ -23,8 +24,9 @@ from edgemoe.golden.units.softmax import LOG2E_T, exp2_table, log2e_raw
 
 RTL_DIR = Path(__file__).resolve().parent.parent / "hls" / "rtl"
 UNIT_NAMES = ("gelu", "softmax", "layernorm", "linear", "moe_route")
-LIMITATIONS = ("w8a8: the RTL uses the precision's base (nominal) types; the per-block calibrated "
-               "fraction-bit offsets (D_* tables of the HLS kernel) are not applied.")
+LIMITATIONS = ("w8a8: one RTL build has the calibrated types of one block (block_precision); the HLS "
+               "kernel's run-time fraction-bit offsets (D_* tables), which switch between blocks, are not "
+               "in the RTL.")
 
 # linear engine: output kinds (s_axi_control `mode` bits [1:0]) and bias kind (bit 2)
 LIN_MODE_QKV, LIN_MODE_ACT, LIN_MODE_GELU, LIN_MODE_SCORE = 0, 1, 2, 3
@@ -75,6 +77,24 @@ def cast_params(src: FixedType, dst: FixedType) -> str:
 
 def _bits(n: int) -> int:
     return max(1, int(n).bit_length())
+
+
+def block_precision(spec, prec: Precision, block: int | None) -> Precision:
+    """``prec`` without per-tensor overrides, for one RTL build: block ``block``'s calibrated types
+    become the types (each role from the tensor the HLS kernel's D_* table of that role uses:
+    ln1 for ln_out, qkv weights for w, ...).  ``block=None``: the nominal types (all offsets 0)."""
+    types = dict(prec.types)
+    if block is not None:
+        if not 0 <= int(block) < spec.depth:
+            raise EdgeMoeError(f"block {block} is not a block of {spec.name} (0..{spec.depth - 1})")
+        moe = spec.is_moe(int(block))
+        tensors = dict(ln_out="ln1", w="attn.qkv", qkv="attn", attn_out="attn_out", prob="attn",
+                       hidden="mlp.experts" if moe else "mlp", gate_w="mlp.gate" if moe else None)
+        for role, tensor in tensors.items():
+            if tensor is not None:
+                types[role] = prec.t(role, tensor=f"backbone.blocks.{int(block)}.{tensor}")
+    where = "nominal types" if block is None else f"types of block {int(block)}"
+    return Precision(prec.name, types, {}, f"{prec.description} ({where})".strip())
 
 
 # ---- per-unit contexts ----------------------------------------------------------------------------
@@ -145,6 +165,9 @@ def unit_context(name: str, spec, prec: Precision, design) -> dict:
     """Everything a unit's template needs (also used by the benches to pack the streams)."""
     if name not in UNIT_NAMES:
         raise EdgeMoeError(f"unknown RTL unit {name!r} (known: {', '.join(UNIT_NAMES)})")
+    if prec.overrides:    # the templates read prec.t(role) without a block: overrides would be ignored
+        raise EdgeMoeError(f"precision {prec.name!r} has per-tensor overrides: fold one block's types in "
+                           "first (edgemoe.sim.rtl.block_precision)")
     design.validate(spec)
     top = top_name(name)
     ctx = dict(top=top, p=top, spec=spec, prec=prec, design=design, limitations=LIMITATIONS)
@@ -179,12 +202,12 @@ def render_unit(name: str, spec, prec: Precision, design, out_dir) -> list:
     return [path]
 
 
-__all__ = ["UNIT_NAMES", "LIMITATIONS", "render_unit", "unit_context", "top_name", "storage_bits",
+__all__ = ["UNIT_NAMES", "LIMITATIONS", "render_unit", "unit_context", "top_name", "storage_bits", "block_precision",
            "gelu_ctx", "exp_ctx", "softmax_core_ctx", "cast_params"]
 
 
 def _ctx_linear(spec, prec, design) -> dict:
-    xt, wt = prec.types["ln_out"], prec.t("w")
+    xt, wt = prec.t("ln_out"), prec.t("w")
     acc = prec.acc_for("acc", xt, wt)
     bt, qbt = prec.t("b"), prec.t("qkv_b")
     qt, at, git, sct = prec.t("qkv"), prec.t("act"), prec.t("gelu_in"), prec.t("gate_score")

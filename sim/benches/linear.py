@@ -19,6 +19,8 @@ from edgemoe.sim.rtl import LIN_BIAS_QKV_BIT, LIN_MODE_ACT, LIN_MODE_GELU, LIN_M
 
 from ._util import Checker, Env, Watchdog, golden_taps, make_stream, pack, start, stream_phase, unpack
 
+PIPELINE_DEPTH = 8       # linear.v.j2: stages A (row), B (products), C (sums), D (accumulator), E (4: casts, GELU)
+
 
 def _layers(spec):
     d = spec.embed
@@ -144,9 +146,15 @@ async def linear_bench(dut):
     tp = Call(env, ("tp", spec.embed, n_ot * eo, LIN_MODE_ACT, False), spec.tokens, rng)
     tp_cycles = await run_call(tp, 0.0, len(calls))
     macs = tp.rows * tp.ind * tp.outd
+    # one row through one weight tile (w_beats beats, then the row): the fill + drain of a call
+    lat = Call(env, ("latency", ei, eo, LIN_MODE_ACT, False), 1, rng)
+    lat_cycles = await run_call(lat, 0.0, len(calls) + 1)
+    workload = dict(rows=tp.rows, in_dim=tp.ind, out_dim=tp.outd, engine_in=ei, engine_out=eo,
+                    in_tiles=tp.ind // ei, out_tiles=tp.outd // eo, w_beats_per_tile=L["w_beats"],
+                    w_rows_per_beat=L["w_rows"], pipeline_depth=PIPELINE_DEPTH, latency_cycles=lat_cycles)
     wd.note()
     env.write_result(vectors=rows_total, items=chk.items, mismatches=chk.mismatches, cycles=cycles,
                      calls=len(calls), bp_items_per_cycle=sum(c.rows * c.ind * c.outd for c in calls) / max(cycles, 1),
                      items_per_cycle=macs / max(tp_cycles, 1), throughput_cycles=tp_cycles,
-                     throughput_items=macs, last_handshake=wd.last)
+                     throughput_items=macs, throughput_workload=workload, last_handshake=wd.last)
     assert chk.mismatches == 0, f"linear: {chk.mismatches} mismatching outputs of {chk.items}"

@@ -65,7 +65,7 @@ def _calls(env: Env, n: int) -> list:
             x = rng.integers(lo, hi, (t, E), endpoint=True)
         calls.append(np.asarray(x, dtype=np.int64))
         left -= t
-    return calls
+    return [np.clip(x, lo, hi) for x in calls]     # multiples of `one` may leave a narrow type
 
 
 def _expected(env: Env, calls: list) -> list:
@@ -121,8 +121,14 @@ async def moe_route_bench(dut):
     tp = [np.asarray(real[np.arange(i, i + T) % len(real)], dtype=np.int64) for i in range(0, n_tp, T)]
     tp_items = sum(len(x) for x in tp)
     tp_cycles = await phase(tp, 0.0)
+    lat_cycles = await phase([tp[0][:1]], 0.0)          # a one-token call through the empty unit
+    # out_beats: a call's output beats = its longest expert queue (E entries per beat)
+    workload = dict(calls=len(tp), tokens=[len(x) for x in tp], experts=E, top_k=c["K"],
+                    out_beats=[len(w) // E for w in _expected(env, tp)], exp_depth=4,
+                    divider_steps=c["s"]["div_steps"], latency_cycles=lat_cycles)
     wd.note()
     env.write_result(vectors=n, items=n, entries=chk.items, mismatches=chk.mismatches, cycles=cycles,
                      bp_items_per_cycle=n / max(cycles, 1), items_per_cycle=tp_items / max(tp_cycles, 1),
-                     throughput_cycles=tp_cycles, throughput_items=tp_items, last_handshake=wd.last)
+                     throughput_cycles=tp_cycles, throughput_items=tp_items, throughput_workload=workload,
+                     last_handshake=wd.last)
     assert chk.mismatches == 0, f"moe_route: {chk.mismatches} mismatching queue entries of {chk.items}"

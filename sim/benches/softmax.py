@@ -15,6 +15,8 @@ from edgemoe.golden.units.softmax import softmax_fixed
 
 from ._util import Checker, Env, Watchdog, golden_taps, make_stream, pack, start, stream_phase, unpack
 
+EXP_DEPTH = 4            # exp_core.v.j2: 4 pipeline stages
+
 
 def _rows(env: Env, n: int) -> list:
     t = env.prec.t("score")
@@ -44,7 +46,7 @@ def _rows(env: Env, n: int) -> list:
         else:
             k = int(rng.integers(1, L + 1))
             rows.append(rng.integers(lo, hi, k, endpoint=True))
-    return rows[:n]
+    return [np.clip(r, lo, hi) for r in rows[:n]]     # multiples of `one` may leave a narrow type
 
 
 def _golden(env: Env, rows: list) -> list:
@@ -91,8 +93,14 @@ async def softmax_bench(dut):
     tp_rows = [np.asarray(real[i % len(real)], dtype=np.int64) for i in range(n_tp)]
     tp_items = sum(len(r) for r in tp_rows)
     tp_cycles = await phase(tp_rows, 0.0)
+    lat_cycles = await phase([tp_rows[0][:1]], 0.0)     # a one-score row through the empty unit
+    lens = sorted({len(r) for r in tp_rows})
+    # each row: pass 1 (exp pipeline, running sum, 1/S by a div_steps-stage divider), then pass 2
+    workload = dict(rows=len(tp_rows), row_len=lens[0] if len(lens) == 1 else [len(r) for r in tp_rows],
+                    exp_depth=EXP_DEPTH, divider_steps=env.ctx["s"]["div_steps"], latency_cycles=lat_cycles)
     wd.note()
     env.write_result(vectors=n, items=chk.items, mismatches=chk.mismatches, cycles=cycles,
                      bp_items_per_cycle=items / max(cycles, 1), items_per_cycle=tp_items / max(tp_cycles, 1),
-                     throughput_cycles=tp_cycles, throughput_items=tp_items, last_handshake=wd.last)
+                     throughput_cycles=tp_cycles, throughput_items=tp_items, throughput_workload=workload,
+                     last_handshake=wd.last)
     assert chk.mismatches == 0, f"softmax: {chk.mismatches} mismatching probabilities of {chk.items}"
