@@ -35,8 +35,11 @@ DEPTH_MUL = 4
 DEPTH_EXP = 10             # sm_exp_neg: d * log2(e), table read, interpolation multiply, shift
 DEPTH_GELU = 8             # table read, interpolation multiply, ReLU minus d(a)
 DEPTH_RECIP = 40           # one integer division per softmax row (a pipelined divider's latency)
-DEPTH_RSQRT = 30           # LayerNorm: bit length, seed table, RSQRT_NEWTON_STEPS Newton steps
+DEPTH_RSQRT = 60           # LayerNorm row: two divisions by EMBED, bit length, seed table, 2 Newton steps
+                           # of 3 dependent 64-bit products
 DEPTH_AXI_READ = 20        # first beat of a burst read after its address
+II_SOFTMAX = 3             # the running sum S = floor(S * e) + 1 is carried from key to key through a
+                           # multiply and an add, so the single-pass softmax loops cannot reach II=1
 
 
 def clog2(n: int) -> int:
@@ -218,7 +221,7 @@ def attention_cycles(n_tok: int, embed: int, heads: int, design) -> int:
     groups = math.ceil(n_tok / r)
     per_group = (r * chunks + DEPTH_MEM                          # load the group's Q rows
                  + n_tok * chunks + DEPTH_MEM + DEPTH_MUL + 2    # Q.K^T, ATTN_LANES per row per cycle
-                 + n_tok + DEPTH_EXP + DEPTH_MUL                 # single-pass softmax
+                 + n_tok * II_SOFTMAX + DEPTH_EXP + DEPTH_MUL    # single-pass softmax (S carried)
                  + heads + DEPTH_RECIP                           # 1/S per (head, row), R per cycle
                  + n_tok * chunks + DEPTH_MEM + DEPTH_EXP + DEPTH_MUL  # A.V with p on the fly
                  + r * chunks + DEPTH_MEM)                       # write the group's rows
@@ -226,17 +229,50 @@ def attention_cycles(n_tok: int, embed: int, heads: int, design) -> int:
 
 
 def layernorm_cycles(n_rows: int, embed: int, lanes: int) -> int:
-    passes = 3 * (math.ceil(embed / lanes) + DEPTH_MEM + clog2(lanes) + 1)
-    return n_rows * (passes + DEPTH_RSQRT + DEPTH_MUL)
+    """gamma / beta copied in (EMBED cycles); then per row one loop that normalises the previous row
+    while summing this one, and one for the squares (EMBED / lanes iterations each), each paying its
+    pipeline depth, plus the row's mean / variance divisions and rsqrt chain; the last row drains."""
+    steps = math.ceil(embed / lanes)
+    depth = DEPTH_MEM + clog2(lanes) + DEPTH_MUL + 1
+    return embed + n_rows * (2 * (steps + depth) + DEPTH_RSQRT) + steps + depth
 
 
 def moe_route_cycles(n_tok: int, embed: int, experts: int, top_k: int, gate_words: int, w_rate: float) -> int:
     load = math.ceil(gate_words / w_rate) + DEPTH_AXI_READ
     per_token = (embed + DEPTH_MEM + DEPTH_MUL + 1            # all experts' dot products, one x per cycle
-                 + experts + DEPTH_EXP                         # softmax over the experts
+                 + experts * II_SOFTMAX + DEPTH_EXP + DEPTH_RECIP  # softmax over the experts, 1/S
                  + experts + DEPTH_EXP + DEPTH_MUL             # probabilities
                  + top_k * 2)                                  # top-k argmax and queue writes
     return load + n_tok * per_token
+
+
+# ---- the RTL units (hls/rtl): the same shapes at their own rates, for the check against cocotb ----
+HANDSHAKE = 2              # registered TVALID / TREADY on the way in and out of an RTL unit
+
+
+def rtl_unit_cycles(unit: str, w: dict) -> int:
+    """Cycles of an RTL unit's throughput phase (no gaps, no backpressure) from the workload its
+    cocotb bench reports (``throughput_workload``): one item per cycle (a MAC tile per cycle for the
+    linear engine), plus the pipeline's fill from the stage counts of the template."""
+    if unit == "gelu":
+        return stream_cycles(w["values"], 1, w["pipeline_depth"] + HANDSHAKE)
+    if unit == "softmax":
+        lens = w["row_len"] if isinstance(w["row_len"], list) else [w["row_len"]] * w["rows"]
+        # pass 2 of a row overlaps pass 1 of the next; the last row waits for its exp and 1/S
+        return stream_cycles(sum(lens), 1, w["exp_depth"] + w["divider_steps"] + HANDSHAKE)
+    if unit == "layernorm":
+        # the row's sum, its squares and its outputs overlap with the neighbouring rows; the last row
+        # waits for its mean, variance and rsqrt
+        return stream_cycles(w["rows"] * w["width"], 1, 2 * w["width"] // 8 + 3 * DEPTH_MUL + RSQRT_RTL_STEPS)
+    if unit == "moe_route":
+        return stream_cycles(sum(w["tokens"]), 1, w["exp_depth"] + w["divider_steps"] + w["experts"] + HANDSHAKE)
+    if unit == "linear":
+        return linear_cycles(w["rows"], w["out_tiles"], w["in_tiles"], w["w_beats_per_tile"], 0) \
+            + w["pipeline_depth"] + HANDSHAKE
+    raise EdgeMoeError(f"no cycle model for RTL unit {unit!r}")
+
+
+RSQRT_RTL_STEPS = 24       # hls/rtl/layernorm: the rsqrt's Newton iterations, one multiply stage each
 
 
 # ---- the schedule of one frame ----------------------------------------------------------------
@@ -371,8 +407,10 @@ def resources(spec, prec, design, uram_buffers: tuple = ()) -> dict:
         + r * dsp_per_mult(wd.score, 16)                                    # the scale
         + H * r * (dsp_per_mult(wd.score + 1, 18) + 1 + dsp_per_mult(wd.sm_sum, wd.exp))   # softmax updates
         + r * (dsp_per_mult(wd.score + 1, 18) + 1 + dsp_per_mult(wd.exp, 18)),          # p on the fly
-        "layernorm": vec * (dsp_per_mult(wd.ln_diff, wd.ln_diff) + dsp_per_mult(wd.ln_diff, 64)
-                            + dsp_per_mult(32, wd.ln_param)) + 3 * dsp_per_mult(64, 64),
+        # per lane: the square, diff x rsqrt mantissa (32 bits), norm x gamma; once: the rsqrt's Newton
+        # steps (RSQRT_NEWTON_STEPS x 3 64-bit products); one instance serves both LayerNorms of a block
+        "layernorm": vec * (dsp_per_mult(wd.ln_diff, wd.ln_diff) + dsp_per_mult(wd.ln_diff, 32)
+                            + dsp_per_mult(32, wd.ln_param)) + 6 * dsp_per_mult(64, 64),
         "moe_route": spec.num_experts * dsp_per_mult(wd.lin_in, wd.gate_w) + 2 * dsp_per_mult(wd.score + 1, 18)
         + dsp_per_mult(wd.sm_sum, wd.exp) if spec.moe_blocks else 0,
         "patch_embed": 0,            # shares the engine
@@ -443,5 +481,5 @@ def check_fits(est: Estimate) -> None:
                            f"{est.board}: {'; '.join(parts)}")
 
 
-__all__ = ["Estimate", "Layer", "estimate", "check_fits", "linear_cycles", "stream_cycles", "attention_cycles",
+__all__ = ["Estimate", "Layer", "estimate", "check_fits", "rtl_unit_cycles", "linear_cycles", "stream_cycles", "attention_cycles",
            "layernorm_cycles", "moe_route_cycles", "dsp_per_mult", "EFFICIENCY"]

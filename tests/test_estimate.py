@@ -202,3 +202,17 @@ def test_report_writes_html_and_markdown_with_the_ladder(tmp_path, run_cli, micr
     assert ladder[2]["mismatches"] == 0 and ladder[3]["mismatches"] == 0
     r = run_cli("report", str(micro_project.path), "--output", str(tmp_path / "r2"), "--board-json", str(tmp_path / "no.json"))
     assert r.returncode == 2 and "no.json" in r.stderr and not (tmp_path / "r2").exists()
+
+
+def test_unit_cycle_model_within_10_percent_of_the_cocotb_benches(tmp_path, run_cli):
+    """Every RTL unit's throughput phase, measured in cocotb, against the model's cycles for the same
+    workload (the shapes the kernel model uses: streams, and the engine's tile loop)."""
+    from edgemoe.codegen.estimate import rtl_unit_cycles
+    j = tmp_path / "sim.json"
+    r = run_cli("sim", "--simulator", "icarus", "--vectors", "400", "--json", str(j))
+    assert r.returncode == 0, r.stdout + r.stderr
+    units = json.loads(j.read_text())["units"]
+    assert set(units) == {"gelu", "softmax", "layernorm", "linear", "moe_route"}
+    for name, u in units.items():
+        model = rtl_unit_cycles(name, u["throughput_workload"])
+        assert abs(model / u["throughput_cycles"] - 1) <= 0.10, (name, model, u["throughput_cycles"])
