@@ -12,11 +12,20 @@ parameters, every bias) that the kernel copies on chip when its reload flag is s
 *streamed* weights (patch embedding, qkv, proj, dense fc1/fc2, experts, gates) read per layer.
 Scratch holds the debug taps: one word-aligned region per tap id, each value a 32-bit raw code
 (sign- or zero-extended).
+
+The linear-engine weights (patch embedding, qkv, proj, dense fc1/fc2, every expert's fc1/fc2) are
+stored in *engine tile order* so that the engine reads one AXI word per cycle: for each output tile
+(``engine_out`` rows), for each input tile (``engine_in`` columns), the tile's values row-major,
+packed as above and padded to ``tile_words = ceil(engine_out * engine_in * SB / AXI_BITS)`` words
+(``TILE_WORDS`` / ``PATCH_TILE_WORDS`` in edgemoe_layout.h).  An expert's matrix is a contiguous
+block of tiles (``EXPERT_FC1_WORDS`` / ``EXPERT_FC2_WORDS`` words per expert).  The gates and the
+one-time parameters stay row-major.
 """
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from math import lcm
 
 import numpy as np
 
@@ -62,6 +71,9 @@ class Buffer:
     region: str            # "onetime" | "stream"
     word_offset: int = 0
     raw: np.ndarray | None = field(default=None, repr=False)
+    #: (engine_out, engine_in) for weights stored in engine tile order (the last two dims are a
+    #: [out][in] matrix, any leading dims index matrices, e.g. experts); None: row-major
+    tile: tuple | None = None
 
     @property
     def sb(self) -> int:
@@ -71,12 +83,58 @@ class Buffer:
     def count(self) -> int:
         return int(np.prod(self.shape))
 
+    def tile_words(self, axi_bits: int) -> int:
+        """Words of one engine tile (each tile is padded to whole words)."""
+        eo, ei = self.tile
+        return -(-eo * ei // (axi_bits // self.sb))
+
+    def matrix_words(self, axi_bits: int) -> int:
+        """Words of one [out][in] matrix in tile order (one expert's block for expert weights)."""
+        eo, ei = self.tile
+        out_dim, in_dim = self.shape[-2:]
+        return (out_dim // eo) * (in_dim // ei) * self.tile_words(axi_bits)
+
     def words(self, axi_bits: int) -> int:
+        if self.tile is not None:
+            return int(np.prod(self.shape[:-2], dtype=np.int64)) * self.matrix_words(axi_bits)
         per = axi_bits // self.sb
         return -(-self.count // per)
 
     def to_bytes(self, axi_bits: int) -> bytes:
-        return pack_raw(self.raw.reshape(-1), self.ftype, axi_bits)
+        if self.tile is None:
+            return pack_raw(self.raw.reshape(-1), self.ftype, axi_bits)
+        return pack_raw(to_tile_order(self.raw, self.tile, axi_bits // self.sb), self.ftype, axi_bits)
+
+    def from_bytes(self, data: bytes, axi_bits: int) -> np.ndarray:
+        """Raw codes in the buffer's logical shape from its bytes (the inverse of to_bytes)."""
+        if self.tile is None:
+            return unpack_raw(data, self.ftype, self.count).reshape(self.shape)
+        per = axi_bits // self.sb
+        n = self.words(axi_bits) * per
+        return from_tile_order(unpack_raw(data, self.ftype, n), self.shape, self.tile, per)
+
+
+def to_tile_order(raw, tile: tuple, per: int) -> np.ndarray:
+    """[..., out, in] raw codes -> flat raw codes in engine tile order: for each matrix, output tile,
+    input tile, the tile's values row-major, padded with zeros to a multiple of ``per`` (a word)."""
+    eo, ei = tile
+    raw = np.asarray(raw, dtype=np.int64)
+    out_dim, in_dim = raw.shape[-2:]
+    m = raw.reshape(-1, out_dim // eo, eo, in_dim // ei, ei).transpose(0, 1, 3, 2, 4)
+    tiles = m.reshape(-1, eo * ei)
+    pad = (-(eo * ei)) % per
+    return np.pad(tiles, ((0, 0), (0, pad))).reshape(-1)
+
+
+def from_tile_order(flat, shape: tuple, tile: tuple, per: int) -> np.ndarray:
+    """The inverse of :func:`to_tile_order`: flat tile-order codes -> raw codes of ``shape``."""
+    eo, ei = tile
+    out_dim, in_dim = shape[-2:]
+    padded = eo * ei + (-(eo * ei)) % per
+    lead = int(np.prod(shape[:-2], dtype=np.int64))
+    tiles = np.asarray(flat).reshape(lead * (out_dim // eo) * (in_dim // ei), padded)[:, :eo * ei]
+    m = tiles.reshape(lead, out_dim // eo, in_dim // ei, eo, ei).transpose(0, 1, 3, 2, 4)
+    return m.reshape(shape)
 
 
 def pack_raw(raw, ftype: FixedType, axi_bits: int) -> bytes:
@@ -120,8 +178,11 @@ class Layout:
         d, T = spec.embed, spec.tokens
         bufs = []
 
-        def add(name, shape, role_t, region):
-            bufs.append(Buffer(name, tuple(int(s) for s in shape), _storage(role_t), region))
+        eng = (design.engine_out, design.engine_in)
+
+        def add(name, shape, role_t, region, tiled=False):
+            bufs.append(Buffer(name, tuple(int(s) for s in shape), _storage(role_t), region,
+                               tile=eng if tiled else None))
 
         # one-time region
         add("patch_b", (d,), t["bias"], "onetime")
@@ -145,20 +206,20 @@ class Layout:
         add("biases", (n_b,), t["b"], "onetime")
         self.total_b = n_b
         # streamed region
-        add("patch_w", (d, spec.patch_dim), t["patch_w"], "stream")
+        add("patch_w", (d, spec.patch_dim), t["patch_w"], "stream", tiled=True)
         tps = block_types(spec, prec)
         for i in range(spec.depth):
-            add(f"blocks.{i}.qkv_w", (3 * d, d), tps["D_W_QKV"][i], "stream")
-            add(f"blocks.{i}.proj_w", (d, d), tps["D_W_PROJ"][i], "stream")
+            add(f"blocks.{i}.qkv_w", (3 * d, d), tps["D_W_QKV"][i], "stream", tiled=True)
+            add(f"blocks.{i}.proj_w", (d, d), tps["D_W_PROJ"][i], "stream", tiled=True)
             if spec.is_moe(i):
                 e, h = spec.num_experts, spec.expert_hidden
-                add(f"blocks.{i}.fc1_w", (e, h, d), tps["D_W_FC1"][i], "stream")
-                add(f"blocks.{i}.fc2_w", (e, d, h), tps["D_W_FC2"][i], "stream")
+                add(f"blocks.{i}.fc1_w", (e, h, d), tps["D_W_FC1"][i], "stream", tiled=True)
+                add(f"blocks.{i}.fc2_w", (e, d, h), tps["D_W_FC2"][i], "stream", tiled=True)
                 add(f"blocks.{i}.gate_w", (spec.num_tasks, e, d), tps["D_GATE_W"][i], "stream")
             else:
                 h = spec.mlp_hidden
-                add(f"blocks.{i}.fc1_w", (h, d), tps["D_W_FC1"][i], "stream")
-                add(f"blocks.{i}.fc2_w", (d, h), tps["D_W_FC2"][i], "stream")
+                add(f"blocks.{i}.fc1_w", (h, d), tps["D_W_FC1"][i], "stream", tiled=True)
+                add(f"blocks.{i}.fc2_w", (d, h), tps["D_W_FC2"][i], "stream", tiled=True)
         off = 0
         for b in bufs:
             b.word_offset = off
@@ -271,14 +332,43 @@ class Layout:
                 data = b.to_bytes(self.axi)
                 assert f.tell() == b.word_offset * wb
                 f.write(data)
-                entries.append(dict(name=b.name, file="weights.bin", shape=list(b.shape), type=b.ftype.cpp,
-                                    region=b.region, storage_bits=b.sb, byte_offset=b.word_offset * wb,
-                                    size=len(data), sha256=hashlib.sha256(data).hexdigest()))
+                e = dict(name=b.name, file="weights.bin", shape=list(b.shape), type=b.ftype.cpp,
+                         region=b.region, storage_bits=b.sb, byte_offset=b.word_offset * wb,
+                         size=len(data), sha256=hashlib.sha256(data).hexdigest(), order="row-major")
+                if b.tile is not None:
+                    e.update(order="tiles", tile=list(b.tile), tile_words=b.tile_words(self.axi))
+                entries.append(e)
         return entries
 
     def pack_pixels(self, pixels_raw) -> bytes:
         """Quantised, patchified pixels [patches, patch_dim] -> input_pixels.bin bytes (one image)."""
         return pack_raw(pixels_raw, self.pix_t, self.axi)
+
+    def engine_words(self) -> list:
+        """(name, value) defines of the tile-order weights: words per tile and per expert matrix."""
+        B = self.buffers
+        spec = self.spec
+        w = [b for n, b in B.items() if b.tile is not None and n != "patch_w"]
+        tw = {b.tile_words(self.axi) for b in w}
+        if len(tw) != 1:
+            raise EdgeMoeError(f"internal: linear weights with different storage widths ({sorted(tw)} words per tile)")
+        out = [("TILE_WORDS", tw.pop()), ("PATCH_TILE_WORDS", B["patch_w"].tile_words(self.axi))]
+        moe = [i for i in range(spec.depth) if spec.is_moe(i)]
+        if moe:
+            out += [("EXPERT_FC1_WORDS", B[f"blocks.{moe[0]}.fc1_w"].matrix_words(self.axi)),
+                    ("EXPERT_FC2_WORDS", B[f"blocks.{moe[0]}.fc2_w"].matrix_words(self.axi))]
+        else:
+            out += [("EXPERT_FC1_WORDS", 0), ("EXPERT_FC2_WORDS", 0)]
+        # the on-chip pixel cache is filled one AXI word per cycle: its partition covers a word's lanes
+        out.append(("PIX_PARTITION", lcm(self.design.act_partition, self.axi // storage_bits(self.pix_t.W))))
+        return out
+
+    def buffer_raw(self, data: bytes, name: str) -> np.ndarray:
+        """Raw codes of buffer ``name`` (logical shape) read from the bytes of weights.bin."""
+        b = self.buffers[name]
+        wb = self.axi // 8
+        start = b.word_offset * wb
+        return b.from_bytes(data[start:start + b.words(self.axi) * wb], self.axi)
 
     def layout_context(self) -> dict:
         B = self.buffers
@@ -293,7 +383,7 @@ class Layout:
                    ("ONETIME_WORDS", self.onetime_words), ("PIX_WORDS", self.pix_words),
                    ("OUT_WORDS", self.out_words), ("SCRATCH_WORDS", self.scratch_words),
                    ("TOTAL_B", self.total_b), ("NUM_TAP_IDS", num_tap_ids(spec)),
-                   ("STAGES_PER_BLOCK", STAGES_PER_BLOCK), ("TAP_BITS", TAP_BITS)],
+                   ("STAGES_PER_BLOCK", STAGES_PER_BLOCK), ("TAP_BITS", TAP_BITS)] + self.engine_words(),
             stages=list(enumerate(BLOCK_STAGES)),
             tables=[("W_OFF_QKV", blk("qkv_w")), ("W_OFF_PROJ", blk("proj_w")), ("W_OFF_FC1", blk("fc1_w")),
                     ("W_OFF_FC2", blk("fc2_w")), ("W_OFF_GATE", gate),
@@ -305,11 +395,7 @@ class Layout:
         """Float state_dict (exactly representable values) rebuilt from weights.bin: quantising it
         again gives the same raw codes, so the golden fixed model can run from the project alone."""
         spec = self.spec
-        wb = self.axi // 8
-        raw = {}
-        for b in self.buffers.values():
-            start = b.word_offset * wb
-            raw[b.name] = unpack_raw(data[start:start + b.words(self.axi) * wb], b.ftype, b.count).reshape(b.shape)
+        raw = {name: self.buffer_raw(data, name) for name in self.buffers}
         fl = lambda name: self.buffers[name].ftype.to_float(raw[name])  # noqa: E731
         p = {}
         d = spec.embed
@@ -348,5 +434,5 @@ class Layout:
         return p
 
 
-__all__ = ["Layout", "Buffer", "pack_raw", "unpack_raw", "storage_bits", "BLOCK_STAGES", "TAP_NONE",
+__all__ = ["Layout", "Buffer", "pack_raw", "unpack_raw", "to_tile_order", "from_tile_order", "storage_bits", "BLOCK_STAGES", "TAP_NONE",
            "TAP_ALL", "TAP_BITS", "tap_id", "num_tap_ids"]

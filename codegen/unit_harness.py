@@ -48,6 +48,27 @@ static act_t g_ya[MAX_ROWS * MAX_OUT_DIM];
 static hidden_t g_yh[MAX_ROWS * MAX_OUT_DIM];
 static tok_idx_t g_gi[MAX_ROWS], g_si[MAX_ROWS];
 static gate_score_t g_sc[MAX_ROWS];
+#define HARNESS_MAX_IN (MAX_IN_DIM > PATCH_DIM ? MAX_IN_DIM : PATCH_DIM)
+static axi_word_t g_wt[(MAX_OUT_DIM / ENGINE_OUT) * (HARNESS_MAX_IN / ENGINE_IN) * engine_tile_words<w_t>::value];
+
+// a [out_dim][in_dim] matrix -> AXI words in engine tile order (the layout codegen/pack.py writes)
+template <class W_T>
+static void pack_tiles(const W_T *w, int out_dim, int in_dim, axi_word_t *dst) {
+    const int SB = packed_ptr<W_T>::SB, PER = packed_ptr<W_T>::PER, TW = engine_tile_words<W_T>::value;
+    const int W = fx_info<W_T>::W;
+    long n = 0;
+    for (int o0 = 0; o0 < out_dim; o0 += ENGINE_OUT)
+        for (int i0 = 0; i0 < in_dim; i0 += ENGINE_IN)
+            for (int k = 0; k < TW; k++) {
+                axi_word_t word = 0;
+                for (int l = 0; l < PER; l++) {
+                    const int j = k * PER + l;
+                    if (j < ENGINE_OUT * ENGINE_IN)
+                        word.range(l * SB + W - 1, l * SB) = ap_uint<W>(fx_raw(w[(o0 + j / ENGINE_IN) * in_dim + i0 + j %% ENGINE_IN]));
+                }
+                dst[n++] = word;
+            }
+}
 
 extern "C" {
 
@@ -118,6 +139,7 @@ void em_linear(int kind, int bias_kind, const long long *x, int n_x_rows, int ga
                int out_dim, int d_x, int d_w, int d_y) {
     IN_ARRAY(lin_in_t, g_x, x, n_x_rows * in_dim);
     IN_ARRAY(w_t, g_w, w, out_dim * in_dim);
+    pack_tiles(g_w, out_dim, in_dim, g_wt);
     for (int i = 0; i < n_rows; i++) {
         g_gi[i] = gather_en ? tok_idx_t(gidx[i]) : tok_idx_t(0);
         g_si[i] = kind == %(LIN_SCATTER)d ? tok_idx_t(sidx[i]) : tok_idx_t(0);
@@ -131,19 +153,19 @@ void em_linear(int kind, int bias_kind, const long long *x, int n_x_rows, int ga
     const bool ge = gather_en != 0;
     if (kind == %(LIN_QKV)d) {
         if (bias_kind == %(BIAS_QKV)d)
-            linear_unit<LIN_PLAIN>(g_x, ge, g_gi, g_w, g_bq, g_yq, g_si, g_sc, n_rows, in_dim, out_dim, d_x, d_w, d_y);
+            linear_unit<LIN_PLAIN>(g_x, ge, g_gi, g_wt, g_bq, g_yq, g_si, g_sc, n_rows, in_dim, out_dim, d_x, d_w, d_y);
         else
-            linear_unit<LIN_PLAIN>(g_x, ge, g_gi, g_w, g_b, g_yq, g_si, g_sc, n_rows, in_dim, out_dim, d_x, d_w, d_y);
+            linear_unit<LIN_PLAIN>(g_x, ge, g_gi, g_wt, g_b, g_yq, g_si, g_sc, n_rows, in_dim, out_dim, d_x, d_w, d_y);
         OUT_ARRAY(y, g_yq, n_rows * out_dim);
     } else if (kind == %(LIN_ACT)d) {
-        linear_unit<LIN_PLAIN>(g_x, ge, g_gi, g_w, g_b, g_ya, g_si, g_sc, n_rows, in_dim, out_dim, d_x, d_w, d_y);
+        linear_unit<LIN_PLAIN>(g_x, ge, g_gi, g_wt, g_b, g_ya, g_si, g_sc, n_rows, in_dim, out_dim, d_x, d_w, d_y);
         OUT_ARRAY(y, g_ya, n_rows * out_dim);
     } else if (kind == %(LIN_GELU)d) {
-        linear_unit<LIN_GELU>(g_x, ge, g_gi, g_w, g_b, g_yh, g_si, g_sc, n_rows, in_dim, out_dim, d_x, d_w, d_y);
+        linear_unit<LIN_GELU>(g_x, ge, g_gi, g_wt, g_b, g_yh, g_si, g_sc, n_rows, in_dim, out_dim, d_x, d_w, d_y);
         OUT_ARRAY(y, g_yh, n_rows * out_dim);
     } else {
         IN_ARRAY(act_t, g_ya, y, n_y_rows * out_dim);
-        linear_unit<LIN_SCATTER>(g_x, ge, g_gi, g_w, g_b, g_ya, g_si, g_sc, n_rows, in_dim, out_dim, d_x, d_w, d_y);
+        linear_unit<LIN_SCATTER>(g_x, ge, g_gi, g_wt, g_b, g_ya, g_si, g_sc, n_rows, in_dim, out_dim, d_x, d_w, d_y);
         OUT_ARRAY(y, g_ya, n_y_rows * out_dim);
     }
 }
@@ -188,6 +210,7 @@ void em_patch_embed(const long long *pix, const long long *w, const long long *b
                     const long long *pos, long long *out, int n_patches) {
     static pixel_t pb[NUM_PATCHES * PATCH_DIM];
     static patch_w_t wb[EMBED * PATCH_DIM];
+    static axi_word_t wt[(EMBED / ENGINE_OUT) * (PATCH_DIM / ENGINE_IN) * engine_tile_words<patch_w_t>::value];
     static bias_t bb[EMBED], cb[EMBED], posb[TOKENS * EMBED];
     static act_t ob[TOKENS * EMBED];
     IN_ARRAY(pixel_t, pb, pix, n_patches * PATCH_DIM);
@@ -195,7 +218,8 @@ void em_patch_embed(const long long *pix, const long long *w, const long long *b
     IN_ARRAY(bias_t, bb, b, EMBED);
     IN_ARRAY(bias_t, cb, cls, EMBED);
     IN_ARRAY(bias_t, posb, pos, (n_patches + 1) * EMBED);
-    patch_embed_unit(pb, wb, bb, cb, posb, ob, n_patches);
+    pack_tiles(wb, EMBED, PATCH_DIM, wt);
+    patch_embed_unit(pb, wt, bb, cb, posb, ob, n_patches);
     OUT_ARRAY(out, ob, (n_patches + 1) * EMBED);
 }
 

@@ -12,7 +12,7 @@ import pytest
 from edgemoe.cli import main
 from edgemoe.codegen.aptypes import compile_cpp
 from edgemoe.codegen.generate import TOP, generate, kernel_sources
-from edgemoe.codegen.pack import pack_raw, storage_bits, unpack_raw
+from edgemoe.codegen.pack import from_tile_order, pack_raw, storage_bits, unpack_raw
 from edgemoe.codegen.project import STRICT_CHECK_FLAGS
 from edgemoe.codegen.synth_check import check_files, strip_comments
 from edgemoe.errors import EdgeMoeError, ToolMissingError
@@ -72,12 +72,58 @@ def test_packed_weights_are_the_quantised_params(project):
                       ("blocks.1.fc1_w", "backbone.blocks.1.mlp.experts.htoh4.weight"), ("pos", "pos")):
         b = m[name]
         t = FixedType.parse(b["type"])
-        got = unpack_raw(data[b["byte_offset"]:], t, int(np.prod(b["shape"]))).reshape(b["shape"])
+        if b["order"] == "tiles":   # linear weights: engine tile order, each tile padded to whole words
+            per = project.manifest["axi_bits"] // b["storage_bits"]
+            flat = unpack_raw(data[b["byte_offset"]:], t, b["size"] * 8 // b["storage_bits"])
+            got = from_tile_order(flat, tuple(b["shape"]), tuple(b["tile"]), per)
+            assert b["size"] % b["tile_words"] == 0
+        else:
+            got = unpack_raw(data[b["byte_offset"]:], t, int(np.prod(b["shape"]))).reshape(b["shape"])
         assert np.array_equal(got, q[key].raw), name
+    assert {b["order"] for n, b in m.items() if n.endswith(("qkv_w", "proj_w", "fc1_w", "fc2_w", "patch_w"))} == {"tiles"}
+    assert {b["order"] for n, b in m.items() if n.endswith("gate_w") or b["region"] == "onetime"} == {"row-major"}
     gate = m["blocks.1.gate_w"]
     t = FixedType.parse(gate["type"])
     got = unpack_raw(data[gate["byte_offset"]:], t, int(np.prod(gate["shape"]))).reshape(gate["shape"])
     assert np.array_equal(got[1], q["backbone.blocks.1.mlp.gate.1.w_gate"].raw)
+
+
+@pytest.mark.parametrize("design,pname", [("edge-moe", "w16a32"), ("small", "w8a8"), ("zcu104", "w8a8")])
+def test_tile_order_layout(design, pname):
+    """Linear weights in engine tile order: tile (ot, it) holds W[ot*EO.., it*EI..] row-major, padded to
+    TILE_WORDS words; experts are contiguous blocks; params_from_weights inverts the packing."""
+    from edgemoe.codegen.design import get_design
+    from edgemoe.codegen.pack import Layout
+    from edgemoe.golden.precision import base_precision
+    spec, prec, dsg = get_preset("micro"), base_precision(pname), get_design(design)
+    lay = Layout(spec, prec, dsg)
+    params = params_numpy(build_model(spec, seed=1))
+    lay.fill(params)
+    blob = b"".join(b.to_bytes(dsg.axi_bits) for b in lay.buffers.values())
+    assert len(blob) == lay.weight_words * dsg.axi_bits // 8
+    eo, ei = dsg.engine_out, dsg.engine_in
+    defines = dict(lay.engine_words())
+    moe = next(i for i in range(spec.depth) if spec.is_moe(i))
+    b = lay.buffers[f"blocks.{moe}.fc2_w"]
+    per = dsg.axi_bits // b.sb
+    tw = -(-eo * ei * b.sb // dsg.axi_bits)
+    assert b.tile_words(dsg.axi_bits) == defines["TILE_WORDS"] == tw
+    e, d, h = b.shape
+    assert b.matrix_words(dsg.axi_bits) == defines["EXPERT_FC2_WORDS"] == (d // eo) * (h // ei) * tw
+    # expert e, output tile 1, input tile 1 (when there is one), value (r, c) of the tile
+    wb = dsg.axi_bits // 8
+    words = np.frombuffer(blob[b.word_offset * wb:(b.word_offset + b.words(dsg.axi_bits)) * wb], dtype=np.uint8)
+    flat = unpack_raw(words.tobytes(), b.ftype, b.words(dsg.axi_bits) * per)
+    ot, it = min(1, d // eo - 1), min(1, h // ei - 1)
+    tile0 = (e - 1) * (d // eo) * (h // ei) + ot * (h // ei) + it
+    for r, c in ((0, 0), (eo - 1, ei - 1), (eo // 2, ei // 2)):
+        assert flat[tile0 * tw * per + r * ei + c] == b.raw[e - 1, ot * eo + r, it * ei + c]
+    # the inverse
+    back = lay.params_from_weights(blob)
+    lay2 = Layout(spec, prec, dsg)
+    lay2.fill(back)
+    for name, buf in lay.buffers.items():
+        assert np.array_equal(buf.raw, lay2.buffers[name].raw), name
 
 
 def test_pack_roundtrip():

@@ -125,7 +125,7 @@ def test_headers_compile_for_other_models_and_designs(tmp_path, preset, design, 
     (tmp_path / CONFIG_NAME).write_text(render_config(get_preset(preset), base_precision(pname), get_design(design)))
     src = tmp_path / "all_units.cpp"
     src.write_text("".join(f'#include "{h}"\n' for h in UNIT_HEADERS) + r"""
-void top(const act_t *x, const ln_param_t *g, const ln_param_t *b, ln_out_t *ln, qkv_t *qkv, const w_t *w,
+void top(const act_t *x, const ln_param_t *g, const ln_param_t *b, ln_out_t *ln, qkv_t *qkv, const axi_word_t *w,
          const qkv_b_t *bq, attn_out_t *att, const gate_w_t *wg, gate_logit_t *lg, gate_score_t *pr,
          expert_idx_t *ti, gate_score_t *ts, tok_idx_t *qt, gate_score_t *qs, tok_idx_t *ql, const b_t *bb,
          hidden_t *h, act_t *y) {

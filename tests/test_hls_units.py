@@ -218,21 +218,29 @@ def test_rsqrt_mantissa_exponent(lib):
 
 
 def test_layernorm(lib):
+    _check_layernorm(lib, SPEC)
+
+
+def _check_layernorm(lib, spec, seed=5):
+    """Every row kind, every output scale the compiled tables use, and calls of 1 and 2 rows (the
+    first and last row of the overlapped passes)."""
     prec = lib.prec
     act, lp = prec.t("act"), prec.t("ln_param")
-    rng = _rng(5)
-    x = rand_raw(rng, act, (9, SPEC.embed), 1.5)
-    x[1] = rand_raw(rng, act, SPEC.embed)            # whole range
+    rng = _rng(seed)
+    x = rand_raw(rng, act, (spec.tokens, spec.embed), 1.5)
+    x[1] = rand_raw(rng, act, spec.embed)            # whole range
     x[2] = x[2, 0]                                   # constant row: variance 0, eps only
-    x[3] = act.quantize(rng.normal(0, 1e-3, SPEC.embed))  # tiny
+    x[3] = act.quantize(rng.normal(0, 1e-3, spec.embed))  # tiny
     x[4, ::2], x[4, 1::2] = act.max_raw, act.min_raw  # saturated extremes
-    g, b = rand_raw(rng, lp, SPEC.embed, 1.0), rand_raw(rng, lp, SPEC.embed, 0.5)
+    g, b = rand_raw(rng, lp, spec.embed, 1.0), rand_raw(rng, lp, spec.embed, 0.5)
     g[:3] = [lp.max_raw, lp.min_raw, 0]
     for d in sorted(set(lib.deltas["D_LN1"] + lib.deltas["D_LN2"])):
         lin = prec.types["ln_out"]
         out_t = FixedType(lin.W, lin.I - d, True, lin.Q, lin.O)
-        want = layernorm.layernorm_fixed(Fx(x, act), Fx(g, lp), Fx(b, lp), prec, SPEC.ln_eps, out_t=out_t).raw
+        want = layernorm.layernorm_fixed(Fx(x, act), Fx(g, lp), Fx(b, lp), prec, spec.ln_eps, out_t=out_t).raw
         assert_same(lib.layernorm(x, g, b, d), want, f"layernorm d_out={d}")
+        for rows in (slice(1, 2), slice(3, 5)):
+            assert_same(lib.layernorm(x[rows], g, b, d), want[rows], f"layernorm d_out={d} rows {rows}")
 
 
 @pytest.mark.parametrize("block", [0, 1])
@@ -415,6 +423,113 @@ def test_attention_skew_matters(lib):
     assert np.any(a != b)  # the order changes the running sum: it is part of the spec
 
 
+
+def _check_attention(lib, spec, n_toks, seed):
+    prec = lib.prec
+    scale_raw = int(prec.t("scale").quantize(spec.scale))
+    d, t = block_types(lib, 1)
+    for n_tok in n_toks:
+        rng = _rng(seed + n_tok)
+        qkv = rand_raw(rng, t["qkv"], (n_tok, 3 * spec.embed), 1.5)
+        if n_tok > 2:
+            qkv[1] = rand_raw(rng, t["qkv"], 3 * spec.embed)   # whole range: saturated scores
+        got = lib.attention(qkv, d["D_QKV"], d["D_ATTN_OUT"], d["D_PROB"])
+        q = Fx(qkv, t["qkv"])
+        qh, kh, vh = (attention.split_heads(q[:, j * spec.embed:(j + 1) * spec.embed], spec.heads) for j in range(3))
+        prob_t = prec.t("prob", tensor="backbone.blocks.1.attn")
+        want = attention.attention_fixed(qh, kh, vh, scale_raw, prec, lib.design.attn_rows, out_t=t["attn_out"],
+                                         prob_t=prob_t).raw
+        assert_same(got, want, f"attention T={n_tok} rows={lib.design.attn_rows} lanes={lib.design.attn_lanes}")
+
+
+@pytest.mark.parametrize("preset,rows,lanes,pname", [
+    ("micro", 3, 4, "w16a32"), ("micro", 3, 16, "w8a8"), ("micro", 16, 8, "w8a8"), ("micro", 1, 16, "w16a32"),
+    ("m3vit-tiny-edge", 4, 8, "w16a32")])
+def test_attention_and_route_rows_and_lanes(tmp_path_factory, preset, rows, lanes, pname):
+    """Other row groups (ATTN_ROWS, more rows than tokens included) and K/V chunk widths
+    (ATTN_LANES, one chunk per head included): attention and the MoE gate stay bit-exact."""
+    spec = get_preset(preset)
+    design = DESIGN.with_(attn_rows=rows, attn_lanes=lanes)
+    lib = build_unit_library(spec, PRECS[pname], design, out_dir=tmp_path_factory.mktemp("attn"))
+    text = render_config(spec, PRECS[pname], design)
+    assert re.search(rf"#define ATTN_ROWS {rows}\b", text) and re.search(rf"#define ATTN_LANES {lanes}\b", text)
+    n_toks = (1, 2, rows + 1, spec.tokens) if preset == "micro" else (spec.tokens,)
+    _check_attention(lib, spec, sorted(set(n_toks) & set(range(1, spec.tokens + 1))), seed=rows * 31 + lanes)
+    prec = lib.prec
+    d, t = block_types(lib, 1)
+    rng = _rng(rows + lanes)
+    x = rand_raw(rng, t["ln2"], (spec.tokens, spec.embed), 1.0)
+    wg = rand_raw(rng, t["gate_w"], (spec.num_experts, spec.embed), 0.5)
+    r = lib.moe_route(x, wg, d["D_LN2"], d["D_GATE_W"])
+    R = moe_route.route_fixed(Fx(x, t["ln2"]), Fx(wg, t["gate_w"]), prec, spec.top_k)
+    assert_same(r["logits"], R.logits.raw, "gate logits")
+    assert_same(r["probs"], R.probs.raw, "gate probs")
+    assert_same(r["topk_idx"], R.topk_idx, "top-k index")
+
+
+_ROUTE_PACKED_CPP = r"""
+#include <cstdio>
+#include "edgemoe_config.h"
+#include "moe_route.h"
+static unsigned long long g_seed = 12345;
+static unsigned rnd() { g_seed = g_seed * 6364136223846793005ULL + 1442695040888963407ULL; return unsigned(g_seed >> 33); }
+static lin_in_t x[TOKENS * EMBED];
+static gate_w_t wg[NUM_EXPERTS * EMBED];
+static axi_word_t words[(2 * NUM_EXPERTS * EMBED) / packed_ptr<gate_w_t>::PER + 2];
+struct out_t {
+    gate_logit_t lg[TOKENS * NUM_EXPERTS]; gate_score_t pr[TOKENS * NUM_EXPERTS];
+    expert_idx_t ti[TOKENS * TOP_K]; gate_score_t ts[TOKENS * TOP_K];
+    tok_idx_t qt[NUM_EXPERTS * TOKENS]; gate_score_t qs[NUM_EXPERTS * TOKENS]; tok_idx_t ql[NUM_EXPERTS];
+};
+static out_t a, b;
+template <class GP> static void run(GP w, out_t &o) {
+    moe_route_unit(x, w, TOKENS, 0, 0, o.lg, o.pr, o.ti, o.ts, o.qt, o.qs, o.ql);
+}
+static bool same(const out_t &p, const out_t &q) {
+    for (int i = 0; i < TOKENS * NUM_EXPERTS; i++) if (p.lg[i] != q.lg[i] || p.pr[i] != q.pr[i]) return false;
+    for (int i = 0; i < TOKENS * TOP_K; i++) if (p.ti[i] != q.ti[i] || p.ts[i] != q.ts[i]) return false;
+    for (int e = 0; e < NUM_EXPERTS; e++) {
+        if (p.ql[e] != q.ql[e]) return false;
+        for (int j = 0; j < int(p.ql[e]); j++)
+            if (p.qt[e * TOKENS + j] != q.qt[e * TOKENS + j] || p.qs[e * TOKENS + j] != q.qs[e * TOKENS + j]) return false;
+    }
+    return true;
+}
+int main() {
+    typedef packed_ptr<gate_w_t> pp;
+    for (int i = 0; i < TOKENS * EMBED; i++) x[i] = fx_from_raw<lin_in_t>(ap_uint<32>(rnd()));
+    for (int i = 0; i < NUM_EXPERTS * EMBED; i++) wg[i] = fx_from_raw<gate_w_t>(ap_uint<32>(rnd()));
+    run(&wg[0], a);
+    const long offs[] = {0, NUM_EXPERTS * EMBED, 3};   // task 0, task 1, not on a word boundary
+    for (int k = 0; k < 3; k++) {
+        for (unsigned i = 0; i < sizeof(words) / sizeof(words[0]); i++) words[i] = 0;
+        for (int i = 0; i < NUM_EXPERTS * EMBED; i++) {
+            const long j = offs[k] + i;
+            words[j / pp::PER].range((j % pp::PER) * pp::SB + pp::SB - 1, (j % pp::PER) * pp::SB) = fx_raw(wg[i]);
+        }
+        run(pp(words, offs[k]), b);
+        if (!same(a, b)) { std::printf("MISMATCH at offset %ld\n", offs[k]); return 1; }
+    }
+    std::printf("PASS\n");
+    return 0;
+}
+"""
+
+
+@pytest.mark.parametrize("pname,axi_bits", [("w16a32", 256), ("w8a8", 512), ("w8a8", 64)])
+def test_route_gate_from_axi_words(tmp_path, pname, axi_bits):
+    """The gate weights read from packed AXI words (a word per cycle, or value by value when a row
+    is not word aligned) route exactly like a plain array."""
+    import subprocess
+    from edgemoe.codegen.aptypes import compile_cpp
+    from edgemoe.codegen.render import INCLUDE_DIR
+    (tmp_path / "edgemoe_config.h").write_text(render_config(SPEC, PRECS[pname], DESIGN.with_(axi_bits=axi_bits)))
+    (tmp_path / "t.cpp").write_text(_ROUTE_PACKED_CPP)
+    exe = compile_cpp(tmp_path / "t.cpp", tmp_path / "t", flags=["-Wno-unknown-pragmas", "-O1"],
+                      include_dirs=[tmp_path, INCLUDE_DIR])
+    res = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "PASS" in res.stdout, res.stdout + res.stderr
+
 def test_patch_embed(lib):
     prec = lib.prec
     px, pw, bt = prec.t("pixel"), prec.t("patch_w"), prec.t("bias")
@@ -432,16 +547,35 @@ def test_patch_embed(lib):
 
 
 def test_residual(lib):
+    _check_residual(lib)
+
+
+def _check_residual(lib, seed=50):
     prec = lib.prec
     act, sc = prec.t("act"), prec.t("gate_score")
-    rng = _rng(50)
-    x, y = rand_raw(rng, act, 2000), rand_raw(rng, act, 2000)
+    rng = _rng(seed)
+    n = 2000 + lib.sizes["tokens"] * lib.sizes["embed"]   # a tail that is not a whole lane group
+    x, y = rand_raw(rng, act, n), rand_raw(rng, act, n)
     x[:4] = [act.max_raw, act.min_raw, act.max_raw, 0]
     y[:4] = [act.max_raw, act.min_raw, 1, act.min_raw]
     assert_same(lib.residual(x, y), (Fx(x, act) + Fx(y, act)).cast(act).raw, "residual")
-    s = rand_raw(rng, sc, 2000)
+    s = rand_raw(rng, sc, n)
     want = (Fx(x, act) + (Fx(s, sc) * Fx(y, act)).cast(act)).cast(act).raw
     assert_same(lib.residual(x, y, score=s), want, "score multiply-accumulate")
+
+
+@pytest.mark.parametrize("preset,vec_lanes,pname", [
+    ("micro", 8, "w8a8"), ("micro", 32, "w16a32"),
+    ("m3vit-tiny-edge", 8, "w16a32"), ("m3vit-tiny-edge", 16, "w8a8"), ("m3vit-tiny-edge", 32, "w16a32")])
+def test_layernorm_and_residual_lanes(tmp_path_factory, preset, vec_lanes, pname):
+    """LayerNorm and the residual add at other values per cycle (VEC_LANES), on the micro preset and
+    on the tiny model's rows (129 tokens x 192): the lane split and adder trees change no bit."""
+    spec = get_preset(preset)
+    design = DESIGN.with_(vec_lanes=vec_lanes)
+    lib = build_unit_library(spec, PRECS[pname], design, out_dir=tmp_path_factory.mktemp("lanes"))
+    assert re.search(rf"#define VEC_LANES {vec_lanes}\b", render_config(spec, PRECS[pname], design))
+    _check_layernorm(lib, spec, seed=vec_lanes)
+    _check_residual(lib, seed=vec_lanes + 1)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -1,14 +1,21 @@
 // attention.h -- reordered attention unit: Q.K^T, single-pass softmax, A.V for all heads.
 // Mirrors edgemoe.golden.units.attention.attention_fixed bit for bit.
 //
-// Per group of ATTN_ROWS query rows (kept on chip):
-//   1. Q.K^T: each K row is read once per group (all heads at once); for every head and row the
-//      exact dot product (qk_acc_t) is cast to score_t, then multiplied by the scale (score_t).
-//      The group's scores stay on chip (HEADS x ATTN_ROWS x TOKENS).
-//   2. single-pass softmax, skewed: row r of the group visits keys (r mod ATTN_ROWS + c) mod T,
-//      c = 0 .. T-1 (each row starts at a different key and wraps); keeps (m, 1/S) per row.
-//   3. A.V: each V row is read once per group; p = exp(s - m) * (1/S) on the fly; exact
-//      accumulation (av_acc_t), so the order of the keys does not matter; cast to attn_out_t.
+// R = ATTN_ROWS query rows are kept on chip per group (groups = ceil(n_tok / R)); K and V are
+// streamed once per group, L = ATTN_LANES values (one chunk, inside one head since L divides
+// HEAD_DIM) per cycle.  Per group:
+//   1. load Q rows, L values per cycle (R * EMBED / L cycles); the A.V accumulators are cleared.
+//   2. Q.K^T: for each key j, head h, chunk of L columns: R x L MACs add the chunk's exact sum to
+//      the row's qk_acc_t partial sum; on the head's last chunk the sum is cast to score_t and
+//      multiplied by the scale (score_t).  Scores stay on chip (HEADS x R x TOKENS).
+//   3. single-pass softmax, skewed: row r of the group visits keys (r mod R + c) mod n_tok,
+//      c = 0 .. n_tok-1 (each row starts at a different key and wraps), all heads and rows per
+//      step; then 1/S, R rows per cycle.
+//   4. A.V: for each key j, head h, chunk of L columns: p = exp(s - m) * (1/S) of every row is
+//      computed at the head's first chunk, then R x L MACs p * v into the exact av_acc_t
+//      accumulators (exact, so the key order does not matter).
+//   5. write the rows, L values per cycle, cast to attn_out_t.
+// Steps 2 and 4 share one loop nest (attn_kv_pass): n_tok * HEADS * (HEAD_DIM / L) iterations.
 //
 // Call signature:
 //   void attention_unit(const qkv_t *q, const qkv_t *k, const qkv_t *v, int ld,
@@ -23,59 +30,110 @@
 #include "edgemoe_fixed.h"
 #include "softmax.h"
 
+// one pass over K (AV = false: Q.K^T into sbuf) or V (AV = true: A.V into oacc) for a group of
+// rows; n_valid = rows of the group that exist (the others get no probability mass)
+template <bool AV>
+void attn_kv_pass(const qkv_t *kv, int ld, int n_tok, int n_valid,
+                  const qkv_t qbuf[ATTN_ROWS][EMBED], score_t sbuf[HEADS][ATTN_ROWS][TOKENS],
+                  const score_t m[HEADS][ATTN_ROWS], const recip_t rcp[HEADS][ATTN_ROWS],
+                  av_acc_t oacc[ATTN_ROWS][EMBED], scale_t scale, int d_qkv, int d_prob) {
+#pragma HLS INLINE
+    const int CHUNKS = HEAD_DIM / ATTN_LANES;   // chunks per head
+    qk_acc_t qacc[ATTN_ROWS];                   // the current head's partial sums (Q.K^T)
+    prob_t p[ATTN_ROWS];                        // the current head's probabilities (A.V)
+#pragma HLS ARRAY_PARTITION variable=qacc complete
+#pragma HLS ARRAY_PARTITION variable=p complete
+kv_keys:
+    for (int j = 0; j < n_tok; j++) {
+#pragma HLS loop_tripcount min=1 max=TOKENS
+    kv_heads:
+        for (int h = 0; h < HEADS; h++) {
+        kv_chunks:
+            for (int cc = 0; cc < CHUNKS; cc++) {
+#pragma HLS PIPELINE II=1
+#if EMBED / ATTN_LANES >= 4
+                // an accumulator chunk comes back only after EMBED / L iterations (next key)
+#pragma HLS DEPENDENCE variable=oacc inter false
+#endif
+                const int col = h * HEAD_DIM + cc * ATTN_LANES;
+                qkv_t x[ATTN_LANES];
+#pragma HLS ARRAY_PARTITION variable=x complete
+            kv_read:
+                for (int l = 0; l < ATTN_LANES; l++) {
+                    x[l] = kv[j * ld + col + l];
+                }
+            kv_rows:
+                for (int o = 0; o < ATTN_ROWS; o++) {
+                    if (!AV) {
+                        // exact sum of the chunk's products first, so that the loop-carried
+                        // dependence is a single add (the accumulator wraps: order is free)
+                        qk_acc_t ps = 0;
+                    qk_lanes:
+                        for (int l = 0; l < ATTN_LANES; l++) {
+                            ps += qbuf[o][col + l] * x[l];
+                        }
+                        qk_acc_t a = (cc == 0 ? qk_acc_t(0) : qacc[o]) + ps;
+                        qacc[o] = a;
+                        if (cc == CHUNKS - 1) {
+                            score_t raw = rescale<score_t>(a, 2 * d_qkv);
+                            sbuf[h][o][j] = raw * scale;
+                        }
+                    } else {
+                        if (cc == 0) {
+                            p[o] = o < n_valid ? sm_prob_scaled<prob_t>(sbuf[h][o][j], m[h][o], rcp[h][o], d_prob)
+                                               : prob_t(0);
+                        }
+                    av_lanes:
+                        for (int l = 0; l < ATTN_LANES; l++) {
+                            oacc[o][col + l] += p[o] * x[l];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 inline void attention_unit(const qkv_t *q, const qkv_t *k, const qkv_t *v, int ld, attn_out_t *out,
                            int n_tok, int d_qkv, int d_out, int d_prob = 0) {
+    const int CHUNKS = EMBED / ATTN_LANES;      // chunks per row
     qkv_t qbuf[ATTN_ROWS][EMBED];
     score_t sbuf[HEADS][ATTN_ROWS][TOKENS];
     score_t m[HEADS][ATTN_ROWS];
     sm_sum_t ssum[HEADS][ATTN_ROWS];
     recip_t rcp[HEADS][ATTN_ROWS];
     av_acc_t oacc[ATTN_ROWS][EMBED];
-    qkv_t kv[EMBED];
 #pragma HLS ARRAY_PARTITION variable=qbuf complete dim=1
+#pragma HLS ARRAY_PARTITION variable=qbuf cyclic factor=ATTN_LANES dim=2
 #pragma HLS ARRAY_PARTITION variable=sbuf complete dim=1
 #pragma HLS ARRAY_PARTITION variable=sbuf complete dim=2
 #pragma HLS ARRAY_PARTITION variable=m complete dim=0
 #pragma HLS ARRAY_PARTITION variable=ssum complete dim=0
 #pragma HLS ARRAY_PARTITION variable=rcp complete dim=0
 #pragma HLS ARRAY_PARTITION variable=oacc complete dim=1
+#pragma HLS ARRAY_PARTITION variable=oacc cyclic factor=ATTN_LANES dim=2
     const scale_t scale = fx_from_raw<scale_t>(ap_uint<fx_info<scale_t>::W>(SCALE_RAW));
 groups:
     for (int r0 = 0; r0 < n_tok; r0 += ATTN_ROWS) {
 #pragma HLS loop_tripcount min=1 max=ATTN_GROUPS
+        const int n_valid = n_tok - r0 < ATTN_ROWS ? n_tok - r0 : ATTN_ROWS;
+        // 1. Q rows in (missing rows: 0), accumulators cleared
     load_q:
         for (int o = 0; o < ATTN_ROWS; o++) {
-        load_q_cols:
-            for (int c = 0; c < EMBED; c++) {
+        load_q_chunks:
+            for (int c = 0; c < CHUNKS; c++) {
 #pragma HLS PIPELINE II=1
-                qbuf[o][c] = (r0 + o < n_tok) ? q[(r0 + o) * ld + c] : qkv_t(0);
-            }
-        }
-        // 1. Q.K^T, one K row per step, all heads and rows of the group
-    qk_keys:
-        for (int j = 0; j < n_tok; j++) {
-#pragma HLS loop_tripcount min=1 max=TOKENS
-        qk_load:
-            for (int c = 0; c < EMBED; c++) {
-#pragma HLS PIPELINE II=1
-                kv[c] = k[j * ld + c];
-            }
-        qk_heads:
-            for (int h = 0; h < HEADS; h++) {
-            qk_rows:
-                for (int o = 0; o < ATTN_ROWS; o++) {
-#pragma HLS PIPELINE II=1
-                    qk_acc_t a = 0;
-                qk_dot:
-                    for (int c = 0; c < HEAD_DIM; c++) {
-                        a += qbuf[o][h * HEAD_DIM + c] * kv[h * HEAD_DIM + c];
-                    }
-                    score_t raw = rescale<score_t>(a, 2 * d_qkv);
-                    sbuf[h][o][j] = raw * scale;
+            load_q_lanes:
+                for (int l = 0; l < ATTN_LANES; l++) {
+                    const int col = c * ATTN_LANES + l;
+                    qbuf[o][col] = o < n_valid ? q[(r0 + o) * ld + col] : qkv_t(0);
+                    oacc[o][col] = 0;
                 }
             }
         }
-        // 2. single-pass softmax in the skewed order
+        // 2. Q.K^T
+        attn_kv_pass<false>(k, ld, n_tok, n_valid, qbuf, sbuf, m, rcp, oacc, scale, d_qkv, d_prob);
+        // 3. single-pass softmax in the skewed order
     sm_keys:
         for (int c = 0; c < n_tok; c++) {
 #pragma HLS loop_tripcount min=1 max=TOKENS
@@ -84,7 +142,7 @@ groups:
             for (int h = 0; h < HEADS; h++) {
             sm_rows:
                 for (int o = 0; o < ATTN_ROWS; o++) {
-                    if (r0 + o < n_tok) {
+                    if (o < n_valid) {
                         int j = o + c;               // start key o = (r0 + o) mod ATTN_ROWS
                         if (j >= n_tok) j -= n_tok;
                         if (c == 0) {
@@ -92,54 +150,33 @@ groups:
                         } else {
                             sm_update(sbuf[h][o][j], m[h][o], ssum[h][o]);
                         }
+                    } else if (c == 0) {
+                        sm_init(score_t(0), m[h][o], ssum[h][o]);   // unused row: defined values
                     }
                 }
             }
         }
     sm_recips:
         for (int h = 0; h < HEADS; h++) {
+#pragma HLS PIPELINE II=1
         sm_recip_rows:
             for (int o = 0; o < ATTN_ROWS; o++) {
-#pragma HLS PIPELINE II=1
                 rcp[h][o] = sm_recip(ssum[h][o]);
             }
         }
-        // 3. A.V, one V row per step
-    av_init:
-        for (int o = 0; o < ATTN_ROWS; o++) {
-        av_init_cols:
-            for (int c = 0; c < EMBED; c++) {
-#pragma HLS PIPELINE II=1
-                oacc[o][c] = 0;
-            }
-        }
-    av_keys:
-        for (int j = 0; j < n_tok; j++) {
-#pragma HLS loop_tripcount min=1 max=TOKENS
-        av_load:
-            for (int c = 0; c < EMBED; c++) {
-#pragma HLS PIPELINE II=1
-                kv[c] = v[j * ld + c];
-            }
-        av_heads:
-            for (int h = 0; h < HEADS; h++) {
-            av_rows:
-                for (int o = 0; o < ATTN_ROWS; o++) {
-#pragma HLS PIPELINE II=1
-                    prob_t p = sm_prob_scaled<prob_t>(sbuf[h][o][j], m[h][o], rcp[h][o], d_prob);
-                av_cols:
-                    for (int c = 0; c < HEAD_DIM; c++) {
-                        oacc[o][h * HEAD_DIM + c] += p * kv[h * HEAD_DIM + c];
-                    }
-                }
-            }
-        }
+        // 4. A.V
+        attn_kv_pass<true>(v, ld, n_tok, n_valid, qbuf, sbuf, m, rcp, oacc, scale, d_qkv, d_prob);
+        // 5. the group's rows out
     av_write:
         for (int o = 0; o < ATTN_ROWS; o++) {
-        av_write_cols:
-            for (int c = 0; c < EMBED; c++) {
+        av_write_chunks:
+            for (int c = 0; c < CHUNKS; c++) {
 #pragma HLS PIPELINE II=1
-                if (r0 + o < n_tok) out[(r0 + o) * EMBED + c] = rescale<attn_out_t>(oacc[o][c], d_qkv + d_prob - d_out);
+            av_write_lanes:
+                for (int l = 0; l < ATTN_LANES; l++) {
+                    const int col = c * ATTN_LANES + l;
+                    if (o < n_valid) out[(r0 + o) * EMBED + col] = rescale<attn_out_t>(oacc[o][col], d_qkv + d_prob - d_out);
+                }
             }
         }
     }

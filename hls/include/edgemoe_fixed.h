@@ -15,6 +15,7 @@
 //                                  j / per, bits [lane * SB, lane * SB + W), lane = j % per,
 //                                  SB = storage_bits<T> (W rounded up to a power of two >= 8),
 //                                  per = AXI_BITS / SB; p[i] reads value off + i
+//   axi_lanes<SB>(word)[l]         lane l of an AXI word (SB-bit lanes; all lanes in one cycle)
 //   ptr_elem<P>::type              the element type of a plain pointer or a packed_ptr
 #ifndef EDGEMOE_FIXED_H
 #define EDGEMOE_FIXED_H
@@ -122,6 +123,32 @@ struct packed_ptr {
         return fx_from_raw<T>(bits);
     }
     packed_ptr operator+(long n) const { return packed_ptr(base, off + n); }
+};
+
+// axi_lanes<SB>(word)[l]: lane l (bits [l * SB, l * SB + SB)) of an AXI word, SB in {8, 16, 32, 64}:
+// every lane of a word is unpacked in one cycle.  C simulation splits the word into native 64-bit
+// chunks once (a range() per lane of a wide ap_uint is slow there); synthesis slices the word.
+template <int SB>
+struct axi_lanes {
+    static const int PER = AXI_BITS / SB;
+#ifndef __SYNTHESIS__
+    static const int CHUNKS = (AXI_BITS + 63) / 64;
+    unsigned long long c[CHUNKS];
+    axi_lanes(const axi_word_t &w) {
+        for (int i = 0; i < CHUNKS; i++) {
+            const int hi = i * 64 + 63 < AXI_BITS ? i * 64 + 63 : AXI_BITS - 1;
+            c[i] = w.range(hi, i * 64).to_uint64();
+        }
+    }
+    ap_uint<SB> operator[](int l) const { return ap_uint<SB>(c[(l * SB) / 64] >> ((l * SB) % 64)); }
+#else
+    axi_word_t w;
+    axi_lanes(const axi_word_t &word) : w(word) {}
+    ap_uint<SB> operator[](int l) const {
+#pragma HLS INLINE
+        return w.range(l * SB + SB - 1, l * SB);
+    }
+#endif
 };
 
 template <class P> struct ptr_elem;
