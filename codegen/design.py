@@ -38,7 +38,7 @@ class Design:
     axi_bits: int = 256
     clock_mhz: float = 300.0
     attn_lanes: int = 8
-    vec_lanes: int = 16
+    vec_lanes: int = 8
     weight_ports: int = 1
     uram_buffers: tuple = ()
     description: str = field(default="", compare=False)
@@ -119,8 +119,8 @@ class Design:
 
 
 DESIGNS = {
-    "edge-moe": Design("edge-moe", 16, 16, 4, 256, 300.0, attn_lanes=8, description=
-                       "the published Edge-MoE design point: 16x16 MACs, 4 attention rows, 256-bit AXI"),
+    "edge-moe": Design("edge-moe", 16, 16, 4, 256, 300.0, attn_lanes=8, vec_lanes=8, description=
+                       "the published Edge-MoE design point: 16x16 MACs, 4 attention rows, 8-value blocks (256-bit AXI of 32-bit values)"),
     "small": Design("small", 8, 8, 2, 128, 200.0, attn_lanes=4, vec_lanes=8, description=
                     "a small design point for small boards and quick synthesis"),
     # board defaults: the widest engine whose MACs (two DSP48E2 each for the 32x16-bit products of

@@ -38,7 +38,7 @@ DEPTH_RECIP = 40           # one integer division per softmax row (a pipelined d
 DEPTH_RSQRT = 60           # LayerNorm row: two divisions by EMBED, bit length, seed table, 2 Newton steps
                            # of 3 dependent 64-bit products
 DEPTH_AXI_READ = 20        # first beat of a burst read after its address
-II_SOFTMAX = 3             # the running sum S = floor(S * e) + 1 is carried from key to key through a
+II_SOFTMAX = 4             # the running sum S = floor(S * e) + 1 is carried from key to key through a
                            # multiply and an add, so the single-pass softmax loops cannot reach II=1
 
 
@@ -199,10 +199,11 @@ class Estimate:
 
 # ---- cycle models of the units (shared by the kernel model and the RTL checks) ----------------
 def linear_cycles(n_rows: int, n_out_tiles: int, n_in_tiles: int, tile_load: float, depth: int) -> int:
-    """The engine: a prologue loads the first weight tile; then each (output tile, input tile) is one
-    pipelined loop of max(n_rows, tile load) iterations (rows computed while the next tile loads)."""
+    """The engine: a prologue loads the first weight tile; then one flattened pipelined loop runs
+    max(n_rows, tile load) iterations per (output tile, input tile), computing the rows while the
+    next tile loads, and pays its pipeline depth once per call."""
     tl = math.ceil(tile_load)
-    return tl + n_out_tiles * n_in_tiles * (max(n_rows, tl) + depth)
+    return tl + n_out_tiles * n_in_tiles * max(n_rows, tl) + depth
 
 
 def stream_cycles(items: int, lanes: int, depth: int, calls: int = 1) -> int:
@@ -229,12 +230,12 @@ def attention_cycles(n_tok: int, embed: int, heads: int, design) -> int:
 
 
 def layernorm_cycles(n_rows: int, embed: int, lanes: int) -> int:
-    """gamma / beta copied in (EMBED cycles); then per row one loop that normalises the previous row
-    while summing this one, and one for the squares (EMBED / lanes iterations each), each paying its
-    pipeline depth, plus the row's mean / variance divisions and rsqrt chain; the last row drains."""
+    """gamma / beta copied in (EMBED cycles); then one flattened pipeline of (n_rows + 2) steps of
+    EMBED / lanes iterations, each step summing row t, squaring row t-1 and normalising row t-2;
+    the divisions and the rsqrt chain only deepen that pipeline (paid once per call)."""
     steps = math.ceil(embed / lanes)
-    depth = DEPTH_MEM + clog2(lanes) + DEPTH_MUL + 1
-    return embed + n_rows * (2 * (steps + depth) + DEPTH_RSQRT) + steps + depth
+    depth = DEPTH_MEM + 2 * (clog2(lanes) + 1) + 2 * DEPTH_MUL + DEPTH_RSQRT
+    return embed + DEPTH_MEM + (n_rows + 2) * steps + depth
 
 
 def moe_route_cycles(n_tok: int, embed: int, experts: int, top_k: int, gate_words: int, w_rate: float) -> int:
@@ -350,6 +351,70 @@ def schedule(spec, prec, design, bw: Bandwidth, routing=None) -> list:
     return layers
 
 
+def published_schedule(spec, prec, design, bw: Bandwidth) -> list:
+    """The same units as the published Edge-MoE kernel schedules them (sharc-lab/Edge-MoE, read for
+    facts): activations live in DDR (each unit streams its input in and its output out through the
+    activation ports), every layer's weights are loaded into the ping/pong buffer before its compute
+    starts (the top is not a dataflow region, so loads and compute do not overlap), and Q.K^T writes
+    the attention scores to DDR for A.V to read back. This schedule is not what ``generate`` writes;
+    it checks the model's unit rates and bandwidths against the published 34.64 ms."""
+    wd = Widths.of(prec)
+    d, T = spec.embed, spec.tokens
+    macs_pc = design.engine_in * design.engine_out
+    act_w = storage_bits(wd.act) / design.axi_bits          # AXI words per activation value
+    tensor = math.ceil(T * d * act_w)                         # words of one [T, d] activation tensor
+    layers = []
+
+    def io(words_in, words_out):                              # reads and writes use separate bundles
+        return math.ceil(max(words_in, words_out) / bw.act)
+
+    def linear(name, block, rows, ind, outd):
+        w_words = math.ceil(ind * outd * storage_bits(wd.w) / design.axi_bits)
+        load = math.ceil(w_words / bw.weights) + DEPTH_AXI_READ
+        compute = max(math.ceil(rows * ind * outd / macs_pc), io(rows * ind * act_w, rows * outd * act_w))
+        layers.append(Layer(name, "linear", load + compute + engine_depth(design), rows * ind * outd,
+                            w_words * design.axi_bits // 8, block))
+
+    pix = math.ceil(spec.num_patches * spec.patch_dim * storage_bits(wd.pixel) / design.axi_bits)
+    linear("patch_embed", -1, spec.num_patches, spec.patch_dim, d)
+    layers[-1].cycles += io(pix, 0)
+    layers[-1].unit = "patch_embed"
+    scores = math.ceil(T * T * spec.heads * storage_bits(wd.score) / design.axi_bits)
+    for i in range(spec.depth):
+        b = f"block{i}."
+        layers.append(Layer(b + "ln1", "layernorm", max(layernorm_cycles(T, d, design.vec_lanes), io(tensor, tensor)), block=i))
+        for n in ("q", "k"):
+            linear(b + n, i, T, d, d)
+        r = design.attn_rows
+        qk = math.ceil(T / r) * T * (d // design.attn_lanes + r)  # Q.K^T, then the softmax pass, R rows per key
+        layers.append(Layer(b + "qk", "attention", max(qk, io(tensor * 2, scores)), T * T * d, block=i))
+        linear(b + "v", i, T, d, d)
+        av = math.ceil(T / r) * T * (d // design.attn_lanes)
+        layers.append(Layer(b + "av", "attention", max(av, io(scores + tensor, tensor)), T * T * d, block=i))
+        linear(b + "proj", i, T, d, d)
+        layers.append(Layer(b + "res1", "residual", io(2 * tensor, tensor), block=i))
+        layers.append(Layer(b + "ln2", "layernorm", max(layernorm_cycles(T, d, design.vec_lanes), io(tensor, tensor)), block=i))
+        if spec.is_moe(i):
+            gate_words = math.ceil(spec.num_experts * d * storage_bits(wd.gate_w) / design.axi_bits)
+            layers.append(Layer(b + "route", "moe_route", math.ceil(gate_words / bw.weights)
+                                + T * (d + spec.num_experts * II_SOFTMAX), T * d * spec.num_experts, block=i))
+            for e, n in enumerate(_routing_counts(spec, None)[0]):
+                linear(f"{b}expert{e}.fc1", i, n, d, spec.expert_hidden)
+                linear(f"{b}expert{e}.fc2", i, n, spec.expert_hidden, d)
+        else:
+            linear(b + "fc1", i, T, d, spec.mlp_hidden)
+            linear(b + "fc2", i, T, spec.mlp_hidden, d)
+        layers.append(Layer(b + "res2", "residual", io(2 * tensor, tensor), block=i))
+    return layers
+
+
+def published_latency_ms(spec, prec, design, board, clock_mhz: float | None = None) -> float:
+    """Latency per frame of the published Edge-MoE schedule (:func:`published_schedule`)."""
+    clock = float(clock_mhz or design.clock_mhz or board.clock_mhz)
+    layers = published_schedule(spec, prec, design, Bandwidth.of(design, board, clock))
+    return sum(l.cycles for l in layers) / (clock * 1e3)
+
+
 # ---- resources --------------------------------------------------------------------------------
 def _bank_cost(depth: int, width: int, uram: bool) -> tuple:
     """(bram36, uram, lut) of one memory bank of ``depth`` x ``width`` bits."""
@@ -387,6 +452,8 @@ def memories(spec, prec, design) -> list:
         ("attention", "sbuf", spec.heads * design.attn_rows * T, wd.score, spec.heads * design.attn_rows),
         ("attention", "qbuf", design.attn_rows * d, wd.qkv, design.attn_rows * design.attn_lanes),
         ("attention", "oacc", design.attn_rows * d, 64, design.attn_rows * design.attn_lanes),
+        # one 2^f table per parallel exp of the softmax (A.V's exps reuse them): both ports of each
+        ("attention", "exp_roms", spec.heads * design.attn_rows * 257, 24, spec.heads * design.attn_rows),
     ]
     if spec.moe_blocks:
         m += [("moe_route", "gate_w", E * d, wd.gate_w, E),
@@ -408,9 +475,9 @@ def resources(spec, prec, design, uram_buffers: tuple = ()) -> dict:
         + H * r * (dsp_per_mult(wd.score + 1, 18) + 1 + dsp_per_mult(wd.sm_sum, wd.exp))   # softmax updates
         + r * (dsp_per_mult(wd.score + 1, 18) + 1 + dsp_per_mult(wd.exp, 18)),          # p on the fly
         # per lane: the square, diff x rsqrt mantissa (32 bits), norm x gamma; once: the rsqrt's Newton
-        # steps (RSQRT_NEWTON_STEPS x 3 64-bit products); one instance serves both LayerNorms of a block
+        # steps (RSQRT_NEWTON_STEPS x 3 products of 34 bits); one instance serves every LayerNorm
         "layernorm": vec * (dsp_per_mult(wd.ln_diff, wd.ln_diff) + dsp_per_mult(wd.ln_diff, 32)
-                            + dsp_per_mult(32, wd.ln_param)) + 6 * dsp_per_mult(64, 64),
+                            + dsp_per_mult(32, wd.ln_param)) + 6 * dsp_per_mult(34, 34),
         "moe_route": spec.num_experts * dsp_per_mult(wd.lin_in, wd.gate_w) + 2 * dsp_per_mult(wd.score + 1, 18)
         + dsp_per_mult(wd.sm_sum, wd.exp) if spec.moe_blocks else 0,
         "patch_embed": 0,            # shares the engine
@@ -466,6 +533,9 @@ def estimate(spec, prec, design, board, clock_mhz: float | None = None, routing=
              f"{spec.tokens * spec.top_k} token slots over {spec.num_experts} experts per MoE block",
              f"bandwidth: weights {bw.weights:.3f} and act {bw.act:.3f} AXI words per cycle, "
              f"DDR {bw.ddr_bytes_per_s / 1e9:.1f} GB/s ({EFFICIENCY:.0%} of peak)"]
+    pub = sum(l.cycles for l in published_schedule(spec, prec, design, bw)) / (clock * 1e3)
+    notes.append(f"the same units scheduled as the published Edge-MoE kernel runs them (activations in DDR, each "
+                 f"layer's weights loaded before it computes): {pub:.3f} ms per frame")
     return Estimate(spec.name, prec.name, design.to_dict(), board.name, clock, layers, total, by_unit, budget,
                     macs, moved, compute_floor, ddr_floor,
                     "balanced" if routing in (None, "balanced") else "given", notes)
@@ -481,5 +551,5 @@ def check_fits(est: Estimate) -> None:
                            f"{est.board}: {'; '.join(parts)}")
 
 
-__all__ = ["Estimate", "Layer", "estimate", "check_fits", "rtl_unit_cycles", "linear_cycles", "stream_cycles", "attention_cycles",
+__all__ = ["Estimate", "Layer", "estimate", "check_fits", "rtl_unit_cycles", "published_latency_ms", "linear_cycles", "stream_cycles", "attention_cycles",
            "layernorm_cycles", "moe_route_cycles", "dsp_per_mult", "EFFICIENCY"]

@@ -167,9 +167,16 @@ def bench_estimates(preset: str = "m3vit-tiny-edge") -> dict:
     for name, prec, ms in PUBLISHED:
         print(f"  {'published: ' + name:38s} {'zcu102':7s} {prec:7s} {ms:9.2f}   (edge-moe estimate / this: "
               f"{ref.latency_ms / ms:.2f})")
+    from edgemoe.codegen.estimate import published_latency_ms
+    pub = published_latency_ms(spec, base_precision("w16a32"), get_design("edge-moe"), get_board("zcu102"))
+    dev_pub = pub / PUBLISHED[0][2] - 1
     dev = ref.latency_ms / PUBLISHED[0][2] - 1
-    print(f"  model check: the edge-moe design point lands {dev:+.1%} from Edge-MoE's 34.64 ms "
-          f"({'within' if abs(dev) <= 0.25 else 'OUTSIDE'} the 25% required before the model is trusted)")
+    print(f"  model check: the model's units scheduled as the published kernel runs them (activations in DDR, "
+          f"weights loaded before each layer) give {pub:.2f} ms, {dev_pub:+.1%} from Edge-MoE's 34.64 ms "
+          f"({'within' if abs(dev_pub) <= 0.25 else 'OUTSIDE'} the 25% required before the model is trusted); "
+          f"the kernel edgemoe generates at the same design point: {ref.latency_ms:.2f} ms ({dev:+.1%}), "
+          f"with activations on chip and weight loads under the MACs")
+    out["published_schedule_ms"] = pub
     for prec, goal in GOALS_MS.items():
         b = out[f"best/zcu104/{prec}"]
         ok = b["latency_ms"] <= goal and b["linear_utilization"] >= GOAL_LINEAR_UTIL

@@ -40,9 +40,16 @@ def _est(preset="m3vit-tiny-edge", prec="w16a32", design="edge-moe", board="zcu1
 
 
 def test_edge_moe_point_lands_within_25_percent_of_the_published_latency():
+    """The model's unit rates and bandwidths, scheduled the way the published kernel runs them
+    (activations through DDR, weights loaded before each layer computes), land within 25% of the
+    published 34.64 ms; the generated kernel at the same parallelism (activations on chip, weight
+    loads under the MACs) is faster."""
+    from edgemoe.codegen.estimate import published_latency_ms
+    spec, prec, des, board = get_preset("m3vit-tiny-edge"), base_precision("w16a32"), get_design("edge-moe"), get_board("zcu102")
+    published = published_latency_ms(spec, prec, des, board)
+    assert abs(published / EDGE_MOE_MS - 1) <= 0.25, published
     e = _est()
-    assert abs(e.latency_ms / EDGE_MOE_MS - 1) <= 0.25, e.latency_ms
-    assert e.fits
+    assert e.fits and e.latency_ms < published
     # the linear engine and attention carry the frame, as in the reference design
     by = e.by_unit_cycles()
     assert by["linear"] + by["attention"] > 0.85 * e.cycles
@@ -68,8 +75,8 @@ def test_more_macs_or_ports_never_slow_the_kernel_down():
 
 def test_linear_cycles_are_load_or_compute_bound():
     # 129 rows per tile hide a 16-word load; 4 rows do not
-    assert linear_cycles(129, 2, 3, 16, 10) == 16 + 6 * (129 + 10)
-    assert linear_cycles(4, 2, 3, 16, 10) == 16 + 6 * (16 + 10)
+    assert linear_cycles(129, 2, 3, 16, 10) == 16 + 6 * 129 + 10
+    assert linear_cycles(4, 2, 3, 16, 10) == 16 + 6 * 16 + 10
 
 
 def test_estimate_cli_writes_the_json_contract(tmp_path, run_cli):
