@@ -120,7 +120,8 @@ class Design:
 
 DESIGNS = {
     "edge-moe": Design("edge-moe", 16, 16, 4, 256, 300.0, attn_lanes=8, vec_lanes=8, description=
-                       "the published Edge-MoE design point: 16x16 MACs, 4 attention rows, 8-value blocks (256-bit AXI of 32-bit values)"),
+                       "the published Edge-MoE design point: 16x16 MACs, 4 attention rows, 8-value blocks "
+                       "(256-bit AXI of 32-bit values)"),
     "small": Design("small", 8, 8, 2, 128, 200.0, attn_lanes=4, vec_lanes=8, description=
                     "a small design point for small boards and quick synthesis"),
     # board defaults: the widest engine whose MACs (two DSP48E2 each for the 32x16-bit products of

@@ -551,5 +551,6 @@ def check_fits(est: Estimate) -> None:
                            f"{est.board}: {'; '.join(parts)}")
 
 
-__all__ = ["Estimate", "Layer", "estimate", "check_fits", "rtl_unit_cycles", "published_latency_ms", "linear_cycles", "stream_cycles", "attention_cycles",
-           "layernorm_cycles", "moe_route_cycles", "dsp_per_mult", "EFFICIENCY"]
+__all__ = ["Estimate", "Layer", "estimate", "check_fits", "rtl_unit_cycles", "published_latency_ms",
+           "published_schedule", "linear_cycles", "stream_cycles", "attention_cycles", "layernorm_cycles",
+           "moe_route_cycles", "dsp_per_mult", "EFFICIENCY"]
