@@ -247,6 +247,12 @@ class CsimKernel:
         wb = self.wb
         tap_stop = tap in self.taps           # a single-tap debug run stops after that stage
         scratch_regions = ([self.taps[tap]] if tap_stop else list(self.taps.values()) if tap == self.tap_all else [])
+        # the C-simulated kernel reads every weight port from the one weights buffer: a host that
+        # points an extra port (weights1..) elsewhere would get a result the emulation cannot show
+        for name, addr in args.items():
+            if name.startswith("weights") and name[7:].isdigit() and addr != args["weights"]:
+                raise KernelFault(f"weight port {name} (0x{addr:x}) does not point at the weights buffer "
+                                  f"(0x{args['weights']:x})")
         with lock:
             pix = mem.read(args["pixels"], n * self.pix_words * wb, "pixels pointer")
             weights = mem.read(args["weights"], self.weight_words * wb, "weights pointer")

@@ -181,6 +181,8 @@ def config_context(spec, prec: Precision, design: Design) -> dict:
         "EXP2_TABLE": [int(v) for v in exp2_table(prec)],
         "RSQRT_TABLE": [int(v) for v in rsqrt_table()],
     }
+    # one 2^f ROM copy per exp unit of the attention softmax step (attention.h)
+    exp2_attn_copies = spec.heads * design.attn_rows
     sizes = [
         ("IN_CHANS", spec.in_chans, "image channels"),
         ("IMG_H", spec.img_h, ""), ("IMG_W", spec.img_w, ""),
@@ -210,6 +212,7 @@ def config_context(spec, prec: Precision, design: Design) -> dict:
         ("VEC_LANES", design.vec_lanes, "values per cycle of LayerNorm and the residual adds"),
         ("ACT_PARTITION", design.act_partition, "cyclic partition of the activation buffers (lcm of the lanes)"),
         ("AXI_BITS", design.axi_bits, "m_axi data width"),
+        ("WEIGHT_PORTS", design.weight_ports, "m_axi ports that read the streamed weights side by side"),
         ("AXI_ACT_PER_BEAT", max(design.axi_bits // t["act"].W, 1), "act_t values per AXI beat"),
         ("AXI_LIN_PER_BEAT", max(design.axi_bits // lin_in.W, 1), "lin_in_t values per AXI beat"),
         ("AXI_W_PER_BEAT", max(design.axi_bits // t["w"].W, 1), "w_t values per AXI beat"),
@@ -244,6 +247,7 @@ def config_context(spec, prec: Precision, design: Design) -> dict:
     return dict(
         spec=spec, prec=prec, design=design, sizes=sizes, derived=derived, consts=consts,
         typedefs=typedefs, log2e_type=_cpp(LOG2E_T, modes=False), tables=tables,
+        exp2_attn_copies=exp2_attn_copies,
         is_moe=[1 if spec.is_moe(i) else 0 for i in range(spec.depth)],
         deltas=[(name, deltas[name], desc) for name, _, _, desc in DELTA_TABLES],
         base_types={r: t[r].cpp for r in ENGINE_INPUT_ROLES},

@@ -198,12 +198,20 @@ class Estimate:
 
 
 # ---- cycle models of the units (shared by the kernel model and the RTL checks) ----------------
-def linear_cycles(n_rows: int, n_out_tiles: int, n_in_tiles: int, tile_load: float, depth: int) -> int:
+def linear_cycles(n_rows: int, n_out_tiles: int, n_in_tiles: int, tile_load: float, depth: int,
+                  min_iter: int = 0) -> int:
     """The engine: a prologue loads the first weight tile; then one flattened pipelined loop runs
-    max(n_rows, tile load) iterations per (output tile, input tile), computing the rows while the
-    next tile loads, and pays its pipeline depth once per call."""
+    max(n_rows, tile load, min_iter) iterations per (output tile, input tile), computing the rows
+    while the next tile loads, and pays its pipeline depth once per call."""
     tl = math.ceil(tile_load)
-    return tl + n_out_tiles * n_in_tiles * max(n_rows, tl) + depth
+    return tl + n_out_tiles * n_in_tiles * max(n_rows, tl, min_iter) + depth
+
+
+def engine_min_iter(design, tile_words: int) -> int:
+    """linear.h: a tile runs at least LW + 2 iterations (LW = its load steps over the weight ports)
+    and at least ENGINE_MIN_ITER = 6 + clog2(ENGINE_IN) (the MAC array's read-to-accumulate distance)."""
+    lw = math.ceil(tile_words / design.weight_ports)
+    return max(lw + 2, 6 + clog2(design.engine_in))
 
 
 def stream_cycles(items: int, lanes: int, depth: int, calls: int = 1) -> int:
@@ -307,7 +315,7 @@ def schedule(spec, prec, design, bw: Bandwidth, routing=None) -> list:
 
     def linear(name, block, rows, ind, outd, mode, tiles_w=tw, tl=tile_load):
         n_ot, n_it = outd // eo, ind // ei
-        cyc = linear_cycles(rows, n_ot, n_it, tl, engine_depth(design, mode))
+        cyc = linear_cycles(rows, n_ot, n_it, tl, engine_depth(design, mode), engine_min_iter(design, tiles_w))
         layers.append(Layer(name, "linear", cyc, rows * ind * outd, n_ot * n_it * tiles_w * word_bytes, block,
                             engine_slots=cyc * ei * eo))
 
@@ -315,7 +323,8 @@ def schedule(spec, prec, design, bw: Bandwidth, routing=None) -> list:
     pix_words = math.ceil(spec.num_patches * spec.patch_dim * storage_bits(wd.pixel) / design.axi_bits)
     ptw = _tile_words(design, wd.patch_w)
     pe_cyc = math.ceil(pix_words / bw.act) + DEPTH_AXI_READ + linear_cycles(
-        spec.num_patches, d // eo, spec.patch_dim // ei, ptw / bw.weights, engine_depth(design))
+        spec.num_patches, d // eo, spec.patch_dim // ei, ptw / bw.weights, engine_depth(design),
+        engine_min_iter(design, ptw))
     layers.append(Layer("patch_embed", "patch_embed", pe_cyc, spec.num_patches * spec.patch_dim * d,
                         (d // eo) * (spec.patch_dim // ei) * ptw * word_bytes + pix_words * word_bytes,
                         engine_slots=pe_cyc * ei * eo))

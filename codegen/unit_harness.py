@@ -153,19 +153,19 @@ void em_linear(int kind, int bias_kind, const long long *x, int n_x_rows, int ga
     const bool ge = gather_en != 0;
     if (kind == %(LIN_QKV)d) {
         if (bias_kind == %(BIAS_QKV)d)
-            linear_unit<LIN_PLAIN>(g_x, ge, g_gi, g_wt, g_bq, g_yq, g_si, g_sc, n_rows, in_dim, out_dim, d_x, d_w, d_y);
+            linear_unit<LIN_PLAIN>(g_x, ge, g_gi, g_wt WPORTS_SAME(g_wt), g_bq, g_yq, g_si, g_sc, n_rows, in_dim, out_dim, d_x, d_w, d_y);
         else
-            linear_unit<LIN_PLAIN>(g_x, ge, g_gi, g_wt, g_b, g_yq, g_si, g_sc, n_rows, in_dim, out_dim, d_x, d_w, d_y);
+            linear_unit<LIN_PLAIN>(g_x, ge, g_gi, g_wt WPORTS_SAME(g_wt), g_b, g_yq, g_si, g_sc, n_rows, in_dim, out_dim, d_x, d_w, d_y);
         OUT_ARRAY(y, g_yq, n_rows * out_dim);
     } else if (kind == %(LIN_ACT)d) {
-        linear_unit<LIN_PLAIN>(g_x, ge, g_gi, g_wt, g_b, g_ya, g_si, g_sc, n_rows, in_dim, out_dim, d_x, d_w, d_y);
+        linear_unit<LIN_PLAIN>(g_x, ge, g_gi, g_wt WPORTS_SAME(g_wt), g_b, g_ya, g_si, g_sc, n_rows, in_dim, out_dim, d_x, d_w, d_y);
         OUT_ARRAY(y, g_ya, n_rows * out_dim);
     } else if (kind == %(LIN_GELU)d) {
-        linear_unit<LIN_GELU>(g_x, ge, g_gi, g_wt, g_b, g_yh, g_si, g_sc, n_rows, in_dim, out_dim, d_x, d_w, d_y);
+        linear_unit<LIN_GELU>(g_x, ge, g_gi, g_wt WPORTS_SAME(g_wt), g_b, g_yh, g_si, g_sc, n_rows, in_dim, out_dim, d_x, d_w, d_y);
         OUT_ARRAY(y, g_yh, n_rows * out_dim);
     } else {
         IN_ARRAY(act_t, g_ya, y, n_y_rows * out_dim);
-        linear_unit<LIN_SCATTER>(g_x, ge, g_gi, g_wt, g_b, g_ya, g_si, g_sc, n_rows, in_dim, out_dim, d_x, d_w, d_y);
+        linear_unit<LIN_SCATTER>(g_x, ge, g_gi, g_wt WPORTS_SAME(g_wt), g_b, g_ya, g_si, g_sc, n_rows, in_dim, out_dim, d_x, d_w, d_y);
         OUT_ARRAY(y, g_ya, n_y_rows * out_dim);
     }
 }
@@ -219,7 +219,7 @@ void em_patch_embed(const long long *pix, const long long *w, const long long *b
     IN_ARRAY(bias_t, cb, cls, EMBED);
     IN_ARRAY(bias_t, posb, pos, (n_patches + 1) * EMBED);
     pack_tiles(wb, EMBED, PATCH_DIM, wt);
-    patch_embed_unit(pb, wt, bb, cb, posb, ob, n_patches);
+    patch_embed_unit(pb, wt WPORTS_SAME(wt), bb, cb, posb, ob, n_patches);
     OUT_ARRAY(out, ob, (n_patches + 1) * EMBED);
 }
 

@@ -17,6 +17,14 @@
 //   5. write the rows, L values per cycle, cast to attn_out_t.
 // Steps 2 and 4 share one loop nest (attn_kv_pass): n_tok * HEADS * (HEAD_DIM / L) iterations.
 //
+// exp ROMs: an exp reads two entries of the 2^f table (both ports of a dual-port ROM), and step 3
+// runs HEADS x R exps per step, step 4 R exps per iteration (at a head's first chunk).  So the unit
+// keeps EXP2_ATTN_COPIES = HEADS * R copies of the table (ATTN_EXP_ROM, one ROM each after the
+// complete partition): softmax unit (h, o) reads copy h * R + o, the A.V row o reads copy o (the two
+// steps never overlap).  Cost: HEADS * R x EXP2_TABLE_SIZE x W(exp2_tab_t) bits (w16a32 / w8a8:
+// 257 x 24 = 6168 bits per copy; Edge-MoE point HEADS = 3, R = 4: 12 copies, 74016 bits).  No
+// port limit is left: step 3 runs at the II of its carried S update, step 4 at II=1.
+//
 // Call signature:
 //   void attention_unit(const qkv_t *q, const qkv_t *k, const qkv_t *v, int ld,
 //                       attn_out_t *out, int n_tok, int d_qkv, int d_out, int d_prob = 0);
@@ -29,6 +37,12 @@
 
 #include "edgemoe_fixed.h"
 #include "softmax.h"
+
+// the exp ROM copies (see above), built from the config's table.  File scope with internal linkage,
+// like EXP2_TABLE: a function-local static of an inline function would be one object shared by
+// every C-sim library loaded into a process, whatever its size.
+static_assert(EXP2_ATTN_COPIES == HEADS * ATTN_ROWS, "edgemoe_config.h: one exp ROM per (head, row)");
+static const exp2_code_t ATTN_EXP_ROM[EXP2_ATTN_COPIES][EXP2_TABLE_SIZE] = EXP2_ROMS_ATTN_INIT;
 
 // one pass over K (AV = false: Q.K^T into sbuf) or V (AV = true: A.V into oacc) for a group of
 // rows; n_valid = rows of the group that exist (the others get no probability mass)
@@ -80,7 +94,9 @@ kv_keys:
                         }
                     } else {
                         if (cc == 0) {
-                            p[o] = o < n_valid ? sm_prob_scaled<prob_t>(sbuf[h][o][j], m[h][o], rcp[h][o], d_prob)
+                            // row o's own table copy: R exps in this iteration
+                            p[o] = o < n_valid ? sm_prob_scaled<prob_t>(sbuf[h][o][j], m[h][o], rcp[h][o], d_prob,
+                                                                        ATTN_EXP_ROM[o])
                                                : prob_t(0);
                         }
                     av_lanes:
@@ -112,6 +128,9 @@ inline void attention_unit(const qkv_t *q, const qkv_t *k, const qkv_t *v, int l
 #pragma HLS ARRAY_PARTITION variable=rcp complete dim=0
 #pragma HLS ARRAY_PARTITION variable=oacc complete dim=1
 #pragma HLS ARRAY_PARTITION variable=oacc cyclic factor=ATTN_LANES dim=2
+    // one dual-port ROM per parallel exp unit (see the top of the file)
+#pragma HLS ARRAY_PARTITION variable=ATTN_EXP_ROM complete dim=1
+#pragma HLS BIND_STORAGE variable=ATTN_EXP_ROM type=rom_2p
     const scale_t scale = fx_from_raw<scale_t>(ap_uint<fx_info<scale_t>::W>(SCALE_RAW));
 groups:
     for (int r0 = 0; r0 < n_tok; r0 += ATTN_ROWS) {
@@ -148,7 +167,7 @@ groups:
                         if (c == 0) {
                             sm_init(sbuf[h][o][j], m[h][o], ssum[h][o]);
                         } else {
-                            sm_update(sbuf[h][o][j], m[h][o], ssum[h][o]);
+                            sm_update(sbuf[h][o][j], m[h][o], ssum[h][o], ATTN_EXP_ROM[h * ATTN_ROWS + o]);
                         }
                     } else if (c == 0) {
                         sm_init(score_t(0), m[h][o], ssum[h][o]);   // unused row: defined values

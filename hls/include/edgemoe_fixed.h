@@ -17,6 +17,7 @@
 //                                  per = AXI_BITS / SB; p[i] reads value off + i
 //   axi_lanes<SB>(word)[l]         lane l of an AXI word (SB-bit lanes; all lanes in one cycle)
 //   ptr_elem<P>::type              the element type of a plain pointer or a packed_ptr
+//   WPORTS_PARAMS / WPORTS_FWD / WPORTS_SAME   the extra weight ports' parameters (WEIGHT_PORTS > 1)
 #ifndef EDGEMOE_FIXED_H
 #define EDGEMOE_FIXED_H
 
@@ -102,6 +103,31 @@ template <int W> struct mac_int<W, true> { typedef long long type; };
 
 // ---- packed AXI words -------------------------------------------------------------------------
 typedef ap_uint<AXI_BITS> axi_word_t;
+
+// WEIGHT_PORTS m_axi ports read the same streamed weights side by side (port p reads the words j with
+// j % WEIGHT_PORTS == p).  HLS cannot take an array of pointers to different ports, so the extra ports
+// p##1 .. p##(WEIGHT_PORTS-1) travel as separate parameters:
+//   WPORTS_PARAMS(p)    declares them after the parameter p (nothing when WEIGHT_PORTS == 1)
+//   WPORTS_FWD(p, off)  passes them on, each advanced by off words (as p + off is for the first port)
+//   WPORTS_SAME(q)      passes q for each of them (a caller whose weights are one on-chip buffer)
+static_assert(WEIGHT_PORTS >= 1 && WEIGHT_PORTS <= 4, "WEIGHT_PORTS must be 1..4");
+#if WEIGHT_PORTS == 1
+#define WPORTS_PARAMS(p)
+#define WPORTS_FWD(p, off)
+#define WPORTS_SAME(q)
+#elif WEIGHT_PORTS == 2
+#define WPORTS_PARAMS(p) , const axi_word_t *p##1
+#define WPORTS_FWD(p, off) , p##1 + (off)
+#define WPORTS_SAME(q) , q
+#elif WEIGHT_PORTS == 3
+#define WPORTS_PARAMS(p) , const axi_word_t *p##1, const axi_word_t *p##2
+#define WPORTS_FWD(p, off) , p##1 + (off), p##2 + (off)
+#define WPORTS_SAME(q) , q, q
+#else
+#define WPORTS_PARAMS(p) , const axi_word_t *p##1, const axi_word_t *p##2, const axi_word_t *p##3
+#define WPORTS_FWD(p, off) , p##1 + (off), p##2 + (off), p##3 + (off)
+#define WPORTS_SAME(q) , q, q, q
+#endif
 
 template <int W> struct storage_bits {
     static const int value = W <= 8 ? 8 : W <= 16 ? 16 : W <= 32 ? 32 : 64;

@@ -7,20 +7,27 @@
 // to engine_tile_words<W_T>::value = ceil(ENGINE_OUT * ENGINE_IN * SB / AXI_BITS) words per tile
 // (SB = storage bits of W_T, PER = AXI_BITS / SB).  A matrix is n_ot * n_it such tiles back to back.
 //
-// Schedule of one call (engine_run), n_tiles = n_ot * n_it, TW = tile words, n_iter = max(n_rows, TW):
-//   engine_prologue: TW iterations, II=1, word k of tile 0 -> ping/pong half 0
-//   out_tiles (ot) x in_tiles (it): engine_rows, n_iter iterations, II=1; iteration k
-//     - loads word k of the next tile (k < TW, unless this is the last tile) into the other half,
+// Weight ports: WEIGHT_PORTS m_axi ports read the same weights; in one cycle port p reads word
+// k * WEIGHT_PORTS + p of a tile, so a tile loads in LW = ceil(TW / WEIGHT_PORTS) cycles.
+//
+// Schedule of one call (engine_run), n_tiles = n_ot * n_it, TW = tile words,
+// n_iter = max(n_rows, LW + 2, ENGINE_MIN_ITER):
+//   engine_prologue: LW iterations, II=1, load step k of tile 0 -> ping/pong half 0
+//   engine_loop: ONE pipelined loop (II=1) of n_tiles * n_iter iterations over (ot, it, k), with the
+//   counters k, it, ot advanced at the end of each iteration (so the pipeline depth is paid once per
+//   call, not once per tile); iteration (ot, it, k)
+//     - loads step k of the next tile (k < LW, unless this is the last tile) into the other half,
 //     - computes row k (k < n_rows): acc = (it == 0 ? bias : acc[k]) + x[row k] . tile^T
 //       (ENGINE_IN x ENGINE_OUT MACs in engine_tile, the one shared MAC array),
-//     - on the last input tile writes the row's ENGINE_OUT outputs (the epilogue below) instead of
-//       storing the accumulators.
+//     - on the last input tile (it == n_it - 1) writes the row's ENGINE_OUT outputs (the epilogue
+//       below) instead of storing the accumulators.
+//   Cycles: LW + n_tiles * n_iter + the loop's depth (+ the prologue's).
 // Accumulators are exact (F = F(x) + F(w)) and wrap, so the result does not depend on the tiling.
 //
 // Call signature (one template instance per output kind; the MAC core `engine_tile` is shared):
 //   template <int MODE, class OUT_T, class BIAS_T>
 //   void linear_unit(const lin_in_t *x, bool gather_en, const tok_idx_t *gather,
-//                    const axi_word_t *w, const BIAS_T *bias, OUT_T *y,
+//                    const axi_word_t *w WPORTS_PARAMS(w), const BIAS_T *bias, OUT_T *y,
 //                    const tok_idx_t *scatter, const gate_score_t *score,
 //                    int n_rows, int in_dim, int out_dim, int d_x, int d_w, int d_y);
 //   MODE LIN_PLAIN:   y[t][o] = OUT_T(acc)                   (OUT_T = qkv_t: d_y = D_QKV; act_t: d_y = 0)
@@ -28,7 +35,8 @@
 //   MODE LIN_SCATTER: y[scatter[t]][o] = act_t(y[..] + act_t(score[t] * act_t(acc)))  (OUT_T = act_t;
 //                     the scatter rows of one call must be distinct)
 //   x: [*][in_dim] (row t or row gather[t]); w: the [out_dim][in_dim] (PyTorch layout) matrix in tile
-//   order, AXI words; bias: [out_dim] (qkv_b_t for qkv, b_t otherwise); y: [*][out_dim];
+//   order, AXI words (w1..: the same matrix through the extra weight ports); bias: [out_dim] (qkv_b_t
+//   for qkv, b_t otherwise); y: [*][out_dim];
 //   in_dim % ENGINE_IN == 0, out_dim % ENGINE_OUT == 0, 1 <= n_rows <= MAX_ROWS.
 //   d_x / d_w / d_y: fraction-bit offsets of x, w and y (D_* tables).
 // x, y and bias are read / written ENGINE_IN / ENGINE_OUT consecutive values per cycle: the top
@@ -38,6 +46,10 @@
 
 #include "edgemoe_fixed.h"
 #include "gelu.h"
+
+// the MAC array's read-to-accumulate distance in iterations (x and weight reads, the product, the
+// adder tree, the accumulator add): a tile never runs fewer iterations than this
+#define ENGINE_MIN_ITER (6 + clog2<ENGINE_IN>::value)
 
 enum { LIN_PLAIN = 0, LIN_GELU = 1, LIN_SCATTER = 2, LIN_POS = 3 };
 
@@ -105,11 +117,31 @@ unpack_lanes:
     }
 }
 
+// load step k of a tile whose first word is word `base` of the ports: word k * WEIGHT_PORTS + p from
+// port p (every port reads the same weights; words past the tile's end are not read)
+template <class W_T, class WR_T>
+void engine_load_step(const axi_word_t *w WPORTS_PARAMS(w), long base, int k,
+                      WR_T tile[ENGINE_OUT][ENGINE_IN]) {
+#pragma HLS INLINE
+    const int j = k * WEIGHT_PORTS;
+    engine_unpack_word<W_T>(w[base + j], j, tile);   // j < TW: k < ceil(TW / WEIGHT_PORTS)
+#if WEIGHT_PORTS > 1
+    const int TW = engine_tile_words<W_T>::value;
+    if (j + 1 < TW) engine_unpack_word<W_T>(w1[base + j + 1], j + 1, tile);
+#endif
+#if WEIGHT_PORTS > 2
+    if (j + 2 < TW) engine_unpack_word<W_T>(w2[base + j + 2], j + 2, tile);
+#endif
+#if WEIGHT_PORTS > 3
+    if (j + 3 < TW) engine_unpack_word<W_T>(w3[base + j + 3], j + 3, tile);
+#endif
+}
+
 // The whole engine schedule (see the top of this file).  ACC_T: the exact accumulator; W_T: the weights;
 // d_acc: its fraction-bit offset (the bias enters as rescale(bias, -d_acc)); d_y: the output's.
 // MODE LIN_POS (patch embedding): y[t][o] = act_t(act_t(acc) + aux[t][o]); aux is unused otherwise.
 template <int MODE, class ACC_T, class W_T, class XP, class BIAS_T, class OUT_T, class AUX_T>
-void engine_run(const XP x, bool gather_en, const tok_idx_t *gather, const axi_word_t *w,
+void engine_run(const XP x, bool gather_en, const tok_idx_t *gather, const axi_word_t *w WPORTS_PARAMS(w),
                 const BIAS_T *bias, OUT_T *y, const tok_idx_t *scatter, const gate_score_t *score,
                 const AUX_T *aux, int n_rows, int in_dim, int out_dim, int d_acc, int d_y) {
     typedef typename ptr_elem<XP>::type X_T;
@@ -117,6 +149,7 @@ void engine_run(const XP x, bool gather_en, const tok_idx_t *gather, const axi_w
     typedef typename et::wr_t wr_t;
     typedef typename et::xr_t xr_t;
     const int TW = engine_tile_words<W_T>::value;
+    const int LW = (TW + WEIGHT_PORTS - 1) / WEIGHT_PORTS;   // load steps of one tile
     EDGEMOE_CHECK(n_rows >= 1 && n_rows <= MAX_ROWS);
     EDGEMOE_CHECK(in_dim % ENGINE_IN == 0 && out_dim % ENGINE_OUT == 0);
     // ping/pong weight tiles, as raw codes: registers, so both halves are read and written every cycle
@@ -127,86 +160,97 @@ void engine_run(const XP x, bool gather_en, const tok_idx_t *gather, const axi_w
     const int n_it = in_dim / ENGINE_IN;
     const int n_ot = out_dim / ENGINE_OUT;
     const int n_tiles = n_ot * n_it;
-    const int n_iter = n_rows > TW ? n_rows : TW;
+    // iterations per tile: the rows, but never fewer than the load steps plus a margin (the next tile
+    // reads a half at least LW + 2 iterations after its last word was loaded) nor than the MAC and
+    // accumulate path (a row's accumulators are read again one tile later): that keeps the
+    // `inter false` dependences below true for any n_rows
+    const int MIN_ITER = ENGINE_MIN_ITER > LW + 2 ? ENGINE_MIN_ITER : LW + 2;
+    const int n_iter = n_rows > MIN_ITER ? n_rows : MIN_ITER;
 engine_prologue:
-    for (int k = 0; k < TW; k++) {
+    for (int k = 0; k < LW; k++) {
 #pragma HLS PIPELINE II=1
-        engine_unpack_word<W_T>(w[k], k, wbuf[0]);
+        engine_load_step<W_T>(w WPORTS_FWD(w, 0), 0, k, wbuf[0]);
     }
-    int tile = 0;   // index of the current tile in the matrix (= its place in w, in tiles)
-out_tiles:
-    for (int ot = 0; ot < n_ot; ot++) {
-#pragma HLS loop_tripcount min=1 max=MAX_OUT_TILES
-        const int o0 = ot * ENGINE_OUT;
-    in_tiles:
-        for (int it = 0; it < n_it; it++) {
-#pragma HLS loop_tripcount min=1 max=MAX_IN_TILES
-            const int i0 = it * ENGINE_IN;
-            const int cur = tile & 1;
-            const bool has_next = tile + 1 < n_tiles;
-            const bool first = it == 0;
-            const bool last = it == n_it - 1;
-            const axi_word_t *wn = w + long(tile + 1) * TW;   // the next tile's words
-        engine_rows:
-            for (int k = 0; k < n_iter; k++) {
-#pragma HLS loop_tripcount min=1 max=MAX_ROWS
+    // (ot, it, k) of the current iteration and the current tile's index in the matrix (its place in w).
+    // wbuf's `inter false`: an iteration writes one half and reads the other; a half is read again only
+    // n_iter >= LW + 2 iterations after its last load step.
+    int k = 0, it = 0, ot = 0, tile = 0;
+engine_loop:
+    for (int n = 0; n < n_tiles * n_iter; n++) {
+#pragma HLS loop_tripcount min=1 max=MAX_OUT_TILES*MAX_IN_TILES*MAX_ROWS
 #pragma HLS PIPELINE II=1
 #pragma HLS DEPENDENCE variable=wbuf inter false
 #pragma HLS DEPENDENCE variable=acc inter false
 #pragma HLS DEPENDENCE variable=y inter false
-                // load: word k of the next tile into the half not in use
-                if (has_next && k < TW) engine_unpack_word<W_T>(wn[k], k, wbuf[1 - cur]);
-                if (k < n_rows) {
-                    // compute: row k with the current tile
-                    const int src = gather_en ? int(gather[k]) : k;
-                    xr_t xv[ENGINE_IN];
+        const int cur = tile & 1;
+        const int o0 = ot * ENGINE_OUT;
+        const int i0 = it * ENGINE_IN;
+        const bool first = it == 0;
+        const bool last = it == n_it - 1;
+        // load: step k of the next tile into the half not in use
+        if (tile + 1 < n_tiles && k < LW)
+            engine_load_step<W_T>(w WPORTS_FWD(w, 0), long(tile + 1) * TW, k, wbuf[1 - cur]);
+        if (k < n_rows) {
+            // compute: row k with the current tile
+            const int src = gather_en ? int(gather[k]) : k;
+            xr_t xv[ENGINE_IN];
 #pragma HLS ARRAY_PARTITION variable=xv complete
-                engine_read:
-                    for (int i = 0; i < ENGINE_IN; i++) {
-                        xv[i] = xr_t(fx_raw(x[src * in_dim + i0 + i]));
-                    }
-                    ACC_T a_in[ENGINE_OUT], a_out[ENGINE_OUT];
+        engine_read:
+            for (int i = 0; i < ENGINE_IN; i++) {
+                xv[i] = xr_t(fx_raw(x[src * in_dim + i0 + i]));
+            }
+            ACC_T a_in[ENGINE_OUT], a_out[ENGINE_OUT];
 #pragma HLS ARRAY_PARTITION variable=a_in complete
 #pragma HLS ARRAY_PARTITION variable=a_out complete
-                engine_acc_in:
-                    for (int o = 0; o < ENGINE_OUT; o++) {
-                        a_in[o] = first ? rescale<ACC_T>(bias[o0 + o], -d_acc) : acc[k][o];
-                    }
-                    engine_tile<X_T, W_T, ACC_T>(xv, wbuf[cur], a_in, a_out);
-                    // epilogue on the last input tile: the row's outputs; else keep the accumulators
-                engine_write:
-                    for (int o = 0; o < ENGINE_OUT; o++) {
-                        const ACC_T a = a_out[o];
-                        if (!last) {
-                            acc[k][o] = a;
-                        } else if (MODE == LIN_PLAIN) {
-                            y[k * out_dim + o0 + o] = rescale<OUT_T>(a, d_acc - d_y);
-                        } else if (MODE == LIN_GELU) {
-                            y[k * out_dim + o0 + o] = gelu(rescale<gelu_in_t>(a, d_acc), d_y);
-                        } else if (MODE == LIN_SCATTER) {
-                            const int dst = int(scatter[k]) * out_dim + o0 + o;
-                            const act_t yv = rescale<act_t>(a, d_acc);
-                            const act_t c = score[k] * yv;
-                            y[dst] = y[dst] + c;
-                        } else {
-                            const act_t yv = a;
-                            y[k * out_dim + o0 + o] = yv + aux[k * out_dim + o0 + o];
-                        }
-                    }
+        engine_acc_in:
+            for (int o = 0; o < ENGINE_OUT; o++) {
+                a_in[o] = first ? rescale<ACC_T>(bias[o0 + o], -d_acc) : acc[k][o];
+            }
+            engine_tile<X_T, W_T, ACC_T>(xv, wbuf[cur], a_in, a_out);
+            // epilogue on the last input tile: the row's outputs; else keep the accumulators
+        engine_write:
+            for (int o = 0; o < ENGINE_OUT; o++) {
+                const ACC_T a = a_out[o];
+                if (!last) {
+                    acc[k][o] = a;
+                } else if (MODE == LIN_PLAIN) {
+                    y[k * out_dim + o0 + o] = rescale<OUT_T>(a, d_acc - d_y);
+                } else if (MODE == LIN_GELU) {
+                    y[k * out_dim + o0 + o] = gelu(rescale<gelu_in_t>(a, d_acc), d_y);
+                } else if (MODE == LIN_SCATTER) {
+                    const int dst = int(scatter[k]) * out_dim + o0 + o;
+                    const act_t yv = rescale<act_t>(a, d_acc);
+                    const act_t c = score[k] * yv;
+                    y[dst] = y[dst] + c;
+                } else {
+                    const act_t yv = a;
+                    y[k * out_dim + o0 + o] = yv + aux[k * out_dim + o0 + o];
                 }
             }
+        }
+        // advance (ot, it, k): the next row, else the next tile (input tiles inside output tiles)
+        if (k == n_iter - 1) {
+            k = 0;
             tile++;
+            if (last) {
+                it = 0;
+                ot++;
+            } else {
+                it++;
+            }
+        } else {
+            k++;
         }
     }
 }
 
 template <int MODE, class OUT_T, class BIAS_T>
-void linear_unit(const lin_in_t *x, bool gather_en, const tok_idx_t *gather, const axi_word_t *w,
-                 const BIAS_T *bias, OUT_T *y, const tok_idx_t *scatter, const gate_score_t *score,
-                 int n_rows, int in_dim, int out_dim, int d_x, int d_w, int d_y) {
+void linear_unit(const lin_in_t *x, bool gather_en, const tok_idx_t *gather,
+                 const axi_word_t *w WPORTS_PARAMS(w), const BIAS_T *bias, OUT_T *y, const tok_idx_t *scatter,
+                 const gate_score_t *score, int n_rows, int in_dim, int out_dim, int d_x, int d_w, int d_y) {
     // bias doubles as the (unused) aux operand of the patch embedding's position add
-    engine_run<MODE, acc_t, w_t>(x, gather_en, gather, w, bias, y, scatter, score, bias, n_rows, in_dim,
-                                 out_dim, d_x + d_w, d_y);
+    engine_run<MODE, acc_t, w_t>(x, gather_en, gather, w WPORTS_FWD(w, 0), bias, y, scatter, score, bias,
+                                 n_rows, in_dim, out_dim, d_x + d_w, d_y);
 }
 
 #endif  // EDGEMOE_LINEAR_H

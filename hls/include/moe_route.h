@@ -6,7 +6,8 @@
 // pointer, one value per cycle from a plain one).  Per token: the logits of all experts at once
 // (EMBED cycles, one x value times every expert's weight per cycle, exact gate_acc_t sums), then
 // the single-pass softmax over the experts, the probabilities, top-k (an unrolled argmax per k)
-// and the queue entries.
+// and the queue entries.  The softmax and probability loops run one exp per iteration: its two
+// table reads take both ports of the one global EXP2_TABLE ROM (softmax.h), no copy needed.
 //
 // Call signature:
 //   template <class GP> void moe_route_unit(const lin_in_t *x, GP wg, int n_tok, int d_x, int d_gw,

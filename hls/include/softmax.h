@@ -5,15 +5,21 @@
 //   1/S = floor(2^(F(recip)+F(sum)) / S) (one integer division per row);
 //   p = exp(s - m) * (1/S) cast to the probability type.
 //   exp(d), d <= 0: t = d * log2(e) in exp_arg_t; 2^t = 2^floor(t) (a shift) * 2^frac(t) from
-//   EXP2_TABLE (2^EXP2_SEG_LOG2 segments, linear interpolation).
+//   the 2^f table (2^EXP2_SEG_LOG2 segments, linear interpolation).
 //
-// Call signatures (S_T: the score type, score_t or gate_logit_t; P_T: prob_t or gate_score_t):
-//   exp_t sm_exp_neg<D_T>(D_T d);                               // d <= 0
+// ROM ports: one exp reads its table twice (entries idx and idx + 1), i.e. both ports of a
+// dual-port ROM.  Every exp that runs in the same cycle as another must therefore read its own
+// copy: the functions below take the table as `tab` (default: the global EXP2_TABLE, enough for
+// one exp per cycle, e.g. moe_route); attention.h passes one copy per parallel exp unit.
+//
+// Call signatures (S_T: the score type, score_t or gate_logit_t; P_T: prob_t or gate_score_t;
+// tab: const exp2_code_t[EXP2_TABLE_SIZE], default EXP2_TABLE):
+//   exp_t sm_exp_neg<D_T>(D_T d, tab);                          // d <= 0
 //   void  sm_init<S_T>(S_T s, S_T &m, sm_sum_t &S);             // first score of a row
-//   void  sm_update<S_T>(S_T s, S_T &m, sm_sum_t &S);           // every further score
+//   void  sm_update<S_T>(S_T s, S_T &m, sm_sum_t &S, tab);      // every further score
 //   recip_t sm_recip(sm_sum_t S);
-//   P_T   sm_prob<P_T, S_T>(S_T s, S_T m, recip_t r);
-//   P_T   sm_prob_scaled<P_T, S_T>(S_T s, S_T m, recip_t r, int d_p);  // calibrated P_T (offset d_p)
+//   P_T   sm_prob<P_T, S_T>(S_T s, S_T m, recip_t r, tab);
+//   P_T   sm_prob_scaled<P_T, S_T>(S_T s, S_T m, recip_t r, int d_p, tab);  // calibrated P_T (offset d_p)
 //   void  softmax_row<S_T, P_T>(const S_T *s, P_T *p, int n, int start);  // a row of n <= SM_MAX_LEN
 //         scores visited in the order (start + c) mod n (the attention unit's skew), c = 0..n-1
 #ifndef EDGEMOE_SOFTMAX_H
@@ -28,7 +34,7 @@ struct sm_diff {
 };
 
 template <class D_T>
-exp_t sm_exp_neg(const D_T d) {
+exp_t sm_exp_neg(const D_T d, const exp2_code_t tab[EXP2_TABLE_SIZE] = EXP2_TABLE) {
 #pragma HLS INLINE
     typedef fx_info<exp_arg_t> ai;
     typedef fx_info<exp2_tab_t> ti;
@@ -41,8 +47,8 @@ exp_t sm_exp_neg(const D_T d) {
     ap_uint<ai::F> f = tr;                               // fraction bits
     ap_uint<EXP2_SEG_LOG2> idx = f >> SB;
     ap_uint<SB + 1> r = f & ((ap_uint<ai::F>(1) << SB) - 1);
-    ap_int<ti::W + 2> t0 = EXP2_TABLE[idx];
-    ap_int<ti::W + 2> t1 = EXP2_TABLE[idx + 1];
+    ap_int<ti::W + 2> t0 = tab[idx];                     // the two reads use both ROM ports
+    ap_int<ti::W + 2> t1 = tab[idx + 1];
     ap_int<ti::W + SB + 4> prod = (t1 - t0) * r;
     ap_int<ti::W + 2> p = t0 + ap_int<ti::W + 2>(prod >> SB);   // 2^frac at the table's scale
     // 2^floor(t) as a shift (floor for right shifts); only the low W(exp) bits are kept, so the
@@ -68,14 +74,14 @@ void sm_init(const S_T s, S_T &m, sm_sum_t &S) {
 }
 
 template <class S_T>
-void sm_update(const S_T s, S_T &m, sm_sum_t &S) {
+void sm_update(const S_T s, S_T &m, sm_sum_t &S, const exp2_code_t tab[EXP2_TABLE_SIZE] = EXP2_TABLE) {
 #pragma HLS INLINE
     typedef typename sm_diff<S_T>::type diff_t;
     typedef fx_info<sm_sum_t> si;
     typedef ap_ufixed<si::W + 8, si::I + 8> wide_t;   // holds S * e (< 2^(I+1)) + 1 exactly
     bool bigger = s > m;
     diff_t d = bigger ? diff_t(m - s) : diff_t(s - m);
-    exp_t e = sm_exp_neg(d);
+    exp_t e = sm_exp_neg(d, tab);
     wide_t rescaled = S * e;          // floor at the sum's scale
     rescaled += wide_t(1);
     wide_t added = S;
@@ -98,22 +104,24 @@ inline recip_t sm_recip(const sm_sum_t S) {
 }
 
 template <class P_T, class S_T>
-P_T sm_prob(const S_T s, const S_T m, const recip_t r) {
+P_T sm_prob(const S_T s, const S_T m, const recip_t r,
+            const exp2_code_t tab[EXP2_TABLE_SIZE] = EXP2_TABLE) {
 #pragma HLS INLINE
     typedef typename sm_diff<S_T>::type diff_t;
     diff_t d = s - m;
-    exp_t e = sm_exp_neg(d);
+    exp_t e = sm_exp_neg(d, tab);
     return P_T(e * r);
 }
 
 // p = exp(s - m) * (1/S) cast to a calibrated probability type stored in P_T with d_p more
 // fraction bits than P_T's own (d_p = 0: sm_prob)
 template <class P_T, class S_T>
-P_T sm_prob_scaled(const S_T s, const S_T m, const recip_t r, int d_p) {
+P_T sm_prob_scaled(const S_T s, const S_T m, const recip_t r, int d_p,
+                   const exp2_code_t tab[EXP2_TABLE_SIZE] = EXP2_TABLE) {
 #pragma HLS INLINE
     typedef typename sm_diff<S_T>::type diff_t;
     diff_t d = s - m;
-    exp_t e = sm_exp_neg(d);
+    exp_t e = sm_exp_neg(d, tab);
     return rescale<P_T>(e * r, -d_p);
 }
 
