@@ -452,9 +452,12 @@ def memories(spec, prec, design) -> list:
         ("residual", "g_tmp", T * d, wd.act, P), ("linear", "g_hid", T * hid, wd.hidden, P),
         ("patch_embed", "g_pos", T * d, wd.bias, P),
         ("patch_embed", "pixels", spec.num_patches * spec.patch_dim, wd.pixel, design.engine_in),
-        ("layernorm", "g_ln", spec.depth * 4 * d, wd.ln_param, 1),
-        ("linear", "g_qkv_b", spec.depth * 3 * d, wd.bias, 1),
-        ("linear", "g_bias", spec.depth * (d + max(hid * E, hid) + d * E), wd.bias, 1),
+        # one-time parameters, partitioned like the activations so the engine reads a lane of biases
+        # and the loads write a word of values per cycle
+        ("layernorm", "g_ln", spec.depth * 4 * d, wd.ln_param, P),
+        ("linear", "g_qkv_b", spec.depth * 3 * d, wd.bias, P),
+        ("linear", "g_bias", sum(d + (E * (spec.expert_hidden + d) if spec.is_moe(i) else spec.mlp_hidden + d)
+                                 for i in range(spec.depth)), wd.bias, P),
         ("linear", "acc", T * design.engine_out, wd.acc, design.engine_out),
         ("linear", "wbuf", 2 * design.engine_in * design.engine_out, storage_bits(wd.w),
          design.engine_in * design.engine_out),

@@ -34,7 +34,7 @@ from .render import HLS_DIR, INCLUDE_DIR, render_template
 TOP = "edgemoe_top"
 LAYOUT_NAME = "edgemoe_layout.h"
 UNIT_FILES = ("edgemoe_fixed.h", "patch_embed.h", "layernorm.h", "linear.h", "attention.h", "softmax.h",
-              "gelu.h", "moe_route.h", "residual.h")
+              "gelu.h", "moe_route.h", "residual.h", "pack2.h")
 COMPAT_DIR = HLS_DIR / "compat"
 MANIFEST_FORMAT = 1
 
