@@ -207,11 +207,32 @@ def linear_cycles(n_rows: int, n_out_tiles: int, n_in_tiles: int, tile_load: flo
     return tl + n_out_tiles * n_in_tiles * max(n_rows, tl, min_iter) + depth
 
 
-def engine_min_iter(design, tile_words: int) -> int:
+def packed_int8(a_bits: int, b_bits: int) -> bool:
+    """pack2.h applies: two 8-bit products share one DSP48E2 (the shared operand times a packed pair)."""
+    return max(a_bits, b_bits) <= 8
+
+
+def _chain_depth(n: int, chunk: int) -> int:
+    c = min(chunk, n)
+    return c + 1 + clog2(math.ceil(n / c))
+
+
+def engine_sum_depth(wd, design) -> int:
+    """Cycles of the engine's summing stage (linear.h engine_pack::SUM_DEPTH): an adder tree, or with
+    int8 packing chains of 8 s8 x s8 (4 u8 x s8) products, a split and a tree over the chains; the
+    deeper of the engine's two users (linear layers, patch embedding)."""
+    ei = design.engine_in
+    packed = design.engine_out % 2 == 0
+    lin = _chain_depth(ei, 8) if packed and packed_int8(wd.lin_in, wd.w) else clog2(ei)
+    pe = _chain_depth(ei, 4) if packed and packed_int8(wd.pixel, wd.patch_w) else clog2(ei)
+    return max(lin, pe)
+
+
+def engine_min_iter(design, tile_words: int, wd) -> int:
     """linear.h: a tile runs at least LW + 2 iterations (LW = its load steps over the weight ports)
-    and at least ENGINE_MIN_ITER = 6 + clog2(ENGINE_IN) (the MAC array's read-to-accumulate distance)."""
+    and at least ENGINE_MIN_ITER = 6 + the summing depth (a row's read-to-accumulate distance)."""
     lw = math.ceil(tile_words / design.weight_ports)
-    return max(lw + 2, 6 + clog2(design.engine_in))
+    return max(lw + 2, 6 + engine_sum_depth(wd, design))
 
 
 def stream_cycles(items: int, lanes: int, depth: int, calls: int = 1) -> int:
@@ -219,9 +240,10 @@ def stream_cycles(items: int, lanes: int, depth: int, calls: int = 1) -> int:
     return math.ceil(items / lanes) + depth * calls
 
 
-def engine_depth(design, mode: str = "plain") -> int:
-    epi = {"plain": 1, "gelu": DEPTH_GELU, "scatter": DEPTH_MUL + 1}[mode]
-    return DEPTH_MEM + DEPTH_MUL + clog2(design.engine_in) + 1 + epi
+def engine_depth(design, mode: str = "plain", wd=None) -> int:
+    epi = {"plain": 1, "gelu": DEPTH_GELU, "scatter": DEPTH_MUL + 1, "pos": 1}[mode]
+    summing = engine_sum_depth(wd, design) if wd is not None else clog2(design.engine_in)
+    return DEPTH_MEM + DEPTH_MUL + summing + 1 + epi
 
 
 def attention_cycles(n_tok: int, embed: int, heads: int, design) -> int:
@@ -246,13 +268,17 @@ def layernorm_cycles(n_rows: int, embed: int, lanes: int) -> int:
     return embed + DEPTH_MEM + (n_rows + 2) * steps + depth
 
 
-def moe_route_cycles(n_tok: int, embed: int, experts: int, top_k: int, gate_words: int, w_rate: float) -> int:
-    load = math.ceil(gate_words / w_rate) + DEPTH_AXI_READ
-    per_token = (embed + DEPTH_MEM + DEPTH_MUL + 1            # all experts' dot products, one x per cycle
-                 + experts * II_SOFTMAX + DEPTH_EXP + DEPTH_RECIP  # softmax over the experts, 1/S
-                 + experts + DEPTH_EXP + DEPTH_MUL             # probabilities
-                 + top_k * 2)                                  # top-k argmax and queue writes
-    return load + n_tok * per_token
+ROUTE_GROUP = 4            # moe_route.h: tokens whose softmax updates interleave (hides the carried S)
+
+
+def moe_route_cycles(n_tok: int, experts: int, top_k: int) -> int:
+    """moe_route.h after the gate logits (which run on the engine): groups of ROUTE_GROUP tokens; per
+    group the softmax over experts and the probabilities (experts x G iterations each, II=1), one
+    divider per token, then top-k (an unrolled argmax per k, about two cycles) and the queue writes."""
+    g = ROUTE_GROUP
+    per_group = (2 * experts * g + g + g * top_k * 2
+                 + (DEPTH_EXP + DEPTH_MUL) + DEPTH_RECIP + (DEPTH_EXP + DEPTH_MUL))
+    return math.ceil(n_tok / g) * per_group
 
 
 # ---- the RTL units (hls/rtl): the same shapes at their own rates, for the check against cocotb ----
@@ -315,7 +341,7 @@ def schedule(spec, prec, design, bw: Bandwidth, routing=None) -> list:
 
     def linear(name, block, rows, ind, outd, mode, tiles_w=tw, tl=tile_load):
         n_ot, n_it = outd // eo, ind // ei
-        cyc = linear_cycles(rows, n_ot, n_it, tl, engine_depth(design, mode), engine_min_iter(design, tiles_w))
+        cyc = linear_cycles(rows, n_ot, n_it, tl, engine_depth(design, mode, wd), engine_min_iter(design, tiles_w, wd))
         layers.append(Layer(name, "linear", cyc, rows * ind * outd, n_ot * n_it * tiles_w * word_bytes, block,
                             engine_slots=cyc * ei * eo))
 
@@ -323,8 +349,8 @@ def schedule(spec, prec, design, bw: Bandwidth, routing=None) -> list:
     pix_words = math.ceil(spec.num_patches * spec.patch_dim * storage_bits(wd.pixel) / design.axi_bits)
     ptw = _tile_words(design, wd.patch_w)
     pe_cyc = math.ceil(pix_words / bw.act) + DEPTH_AXI_READ + linear_cycles(
-        spec.num_patches, d // eo, spec.patch_dim // ei, ptw / bw.weights, engine_depth(design),
-        engine_min_iter(design, ptw))
+        spec.num_patches, d // eo, spec.patch_dim // ei, ptw / bw.weights, engine_depth(design, "pos", wd),
+        engine_min_iter(design, ptw, wd))
     layers.append(Layer("patch_embed", "patch_embed", pe_cyc, spec.num_patches * spec.patch_dim * d,
                         (d // eo) * (spec.patch_dim // ei) * ptw * word_bytes + pix_words * word_bytes,
                         engine_slots=pe_cyc * ei * eo))
@@ -340,10 +366,11 @@ def schedule(spec, prec, design, bw: Bandwidth, routing=None) -> list:
         layers.append(Layer(b + "res1", "residual", stream_cycles(T * d, vec, DEPTH_MEM + 1), block=i))
         layers.append(Layer(b + "ln2", "layernorm", layernorm_cycles(T, d, vec), block=i))
         if spec.is_moe(i):
-            gate_words = math.ceil(spec.num_experts * d * storage_bits(wd.gate_w) / design.axi_bits)
-            layers.append(Layer(b + "route", "moe_route",
-                                moe_route_cycles(T, d, spec.num_experts, spec.top_k, gate_words, bw.weights),
-                                T * d * spec.num_experts, gate_words * word_bytes, i))
+            # the gate logits on the engine (expert rows padded to a multiple of ENGINE_OUT), then routing
+            gate_rows = -(-spec.num_experts // eo) * eo
+            linear(b + "gate", i, T, d, gate_rows, "plain")
+            layers[-1].macs = T * d * spec.num_experts
+            layers.append(Layer(b + "route", "moe_route", moe_route_cycles(T, spec.num_experts, spec.top_k), block=i))
             layers.append(Layer(b + "clear", "residual", stream_cycles(T * d, vec, DEPTH_MEM), block=i))
             for e, n in enumerate(next(counts)):
                 if n == 0:
@@ -468,8 +495,7 @@ def memories(spec, prec, design) -> list:
         ("attention", "exp_roms", spec.heads * design.attn_rows * 257, 24, spec.heads * design.attn_rows),
     ]
     if spec.moe_blocks:
-        m += [("moe_route", "gate_w", E * d, wd.gate_w, E),
-              ("moe_route", "g_logits+probs", 2 * T * E, wd.score, 1),
+        m += [("moe_route", "g_logits+probs", 2 * T * E, wd.score, design.engine_out),
               ("moe_route", "queues", E * T, tok_bits + wd.gate_score, E)]
     return m
 
@@ -479,10 +505,15 @@ def resources(spec, prec, design, uram_buffers: tuple = ()) -> dict:
     wd = Widths.of(prec)
     r, lanes, H = design.attn_rows, design.attn_lanes, spec.heads
     ei, eo, vec = design.engine_in, design.engine_out, design.vec_lanes
+    pair = eo % 2 == 0 and packed_int8(wd.lin_in, wd.w)          # pack2.h: two int8 MACs per DSP
+    rows2 = r % 2 == 0
+    qk = r * lanes // 2 if rows2 and packed_int8(wd.qkv, wd.qkv) else r * lanes * dsp_per_mult(wd.qkv, wd.qkv)
+    av = r * lanes // 2 if rows2 and packed_int8(wd.prob, wd.qkv) else r * lanes * dsp_per_mult(wd.prob, wd.qkv)
     dsp = {
         # the engine's MACs, plus the epilogue per output lane: GELU interpolation, score weighting
-        "linear": ei * eo * dsp_per_mult(wd.lin_in, wd.w) + eo * (1 + dsp_per_mult(wd.gate_score, wd.act)),
-        "attention": r * lanes * dsp_per_mult(wd.qkv, wd.qkv) + r * lanes * dsp_per_mult(wd.prob, wd.qkv)
+        "linear": (ei * eo // 2 if pair else ei * eo * dsp_per_mult(wd.lin_in, wd.w))
+        + eo * (1 + dsp_per_mult(wd.gate_score, wd.act)),
+        "attention": qk + av
         + r * dsp_per_mult(wd.score, 16)                                    # the scale
         + H * r * (dsp_per_mult(wd.score + 1, 18) + 1 + dsp_per_mult(wd.sm_sum, wd.exp))   # softmax updates
         + r * (dsp_per_mult(wd.score + 1, 18) + 1 + dsp_per_mult(wd.exp, 18)),          # p on the fly
@@ -490,8 +521,9 @@ def resources(spec, prec, design, uram_buffers: tuple = ()) -> dict:
         # steps (RSQRT_NEWTON_STEPS x 3 products of 34 bits); one instance serves every LayerNorm
         "layernorm": vec * (dsp_per_mult(wd.ln_diff, wd.ln_diff) + dsp_per_mult(wd.ln_diff, 32)
                             + dsp_per_mult(32, wd.ln_param)) + 6 * dsp_per_mult(34, 34),
-        "moe_route": spec.num_experts * dsp_per_mult(wd.lin_in, wd.gate_w) + 2 * dsp_per_mult(wd.score + 1, 18)
-        + dsp_per_mult(wd.sm_sum, wd.exp) if spec.moe_blocks else 0,
+        # the gate's dot products run on the engine; per token: the softmax update and the probability
+        "moe_route": 2 * dsp_per_mult(wd.score + 1, 18) + dsp_per_mult(wd.sm_sum, wd.exp) + 1
+        if spec.moe_blocks else 0,
         "patch_embed": 0,            # shares the engine
         "residual": 0,
     }

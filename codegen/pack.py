@@ -18,8 +18,10 @@ stored in *engine tile order* so that the engine reads one AXI word per cycle: f
 (``engine_out`` rows), for each input tile (``engine_in`` columns), the tile's values row-major,
 packed as above and padded to ``tile_words = ceil(engine_out * engine_in * SB / AXI_BITS)`` words
 (``TILE_WORDS`` / ``PATCH_TILE_WORDS`` in edgemoe_layout.h).  An expert's matrix is a contiguous
-block of tiles (``EXPERT_FC1_WORDS`` / ``EXPERT_FC2_WORDS`` words per expert).  The gates and the
-one-time parameters stay row-major.
+block of tiles (``EXPERT_FC1_WORDS`` / ``EXPERT_FC2_WORDS`` words per expert).  The MoE gates run on
+the same engine: each task's [experts][embed] gate is one matrix in tile order whose expert rows are
+padded with zero weights to ``GATE_OUT`` (a multiple of ``engine_out``), ``GATE_TASK_WORDS`` words per
+task.  The one-time parameters stay row-major.
 """
 from __future__ import annotations
 
@@ -72,7 +74,8 @@ class Buffer:
     word_offset: int = 0
     raw: np.ndarray | None = field(default=None, repr=False)
     #: (engine_out, engine_in) for weights stored in engine tile order (the last two dims are a
-    #: [out][in] matrix, any leading dims index matrices, e.g. experts); None: row-major
+    #: [out][in] matrix, any leading dims index matrices, e.g. experts; out is padded with zero rows
+    #: to a multiple of engine_out); None: row-major
     tile: tuple | None = None
 
     @property
@@ -92,7 +95,12 @@ class Buffer:
         """Words of one [out][in] matrix in tile order (one expert's block for expert weights)."""
         eo, ei = self.tile
         out_dim, in_dim = self.shape[-2:]
-        return (out_dim // eo) * (in_dim // ei) * self.tile_words(axi_bits)
+        return -(-out_dim // eo) * (in_dim // ei) * self.tile_words(axi_bits)
+
+    @property
+    def padded_out(self) -> int:
+        """Rows of one matrix as stored: out padded with zero rows to whole output tiles."""
+        return -(-self.shape[-2] // self.tile[0]) * self.tile[0]
 
     def words(self, axi_bits: int) -> int:
         if self.tile is not None:
@@ -116,9 +124,13 @@ class Buffer:
 
 def to_tile_order(raw, tile: tuple, per: int) -> np.ndarray:
     """[..., out, in] raw codes -> flat raw codes in engine tile order: for each matrix, output tile,
-    input tile, the tile's values row-major, padded with zeros to a multiple of ``per`` (a word)."""
+    input tile, the tile's values row-major, padded with zeros to a multiple of ``per`` (a word).
+    ``out`` is first padded with zero rows to a multiple of the tile's rows (the MoE gate)."""
     eo, ei = tile
     raw = np.asarray(raw, dtype=np.int64)
+    pad_rows = (-raw.shape[-2]) % eo
+    if pad_rows:
+        raw = np.pad(raw, [(0, 0)] * (raw.ndim - 2) + [(0, pad_rows), (0, 0)])
     out_dim, in_dim = raw.shape[-2:]
     m = raw.reshape(-1, out_dim // eo, eo, in_dim // ei, ei).transpose(0, 1, 3, 2, 4)
     tiles = m.reshape(-1, eo * ei)
@@ -129,12 +141,13 @@ def to_tile_order(raw, tile: tuple, per: int) -> np.ndarray:
 def from_tile_order(flat, shape: tuple, tile: tuple, per: int) -> np.ndarray:
     """The inverse of :func:`to_tile_order`: flat tile-order codes -> raw codes of ``shape``."""
     eo, ei = tile
-    out_dim, in_dim = shape[-2:]
+    rows, in_dim = shape[-2:]
+    out_dim = -(-rows // eo) * eo       # padded rows as stored
     padded = eo * ei + (-(eo * ei)) % per
     lead = int(np.prod(shape[:-2], dtype=np.int64))
     tiles = np.asarray(flat).reshape(lead * (out_dim // eo) * (in_dim // ei), padded)[:, :eo * ei]
     m = tiles.reshape(lead, out_dim // eo, in_dim // ei, eo, ei).transpose(0, 1, 3, 2, 4)
-    return m.reshape(shape)
+    return m.reshape(tuple(shape[:-2]) + (out_dim, in_dim))[..., :rows, :]
 
 
 def pack_raw(raw, ftype: FixedType, axi_bits: int) -> bytes:
@@ -215,7 +228,7 @@ class Layout:
                 e, h = spec.num_experts, spec.expert_hidden
                 add(f"blocks.{i}.fc1_w", (e, h, d), tps["D_W_FC1"][i], "stream", tiled=True)
                 add(f"blocks.{i}.fc2_w", (e, d, h), tps["D_W_FC2"][i], "stream", tiled=True)
-                add(f"blocks.{i}.gate_w", (spec.num_tasks, e, d), tps["D_GATE_W"][i], "stream")
+                add(f"blocks.{i}.gate_w", (spec.num_tasks, e, d), tps["D_GATE_W"][i], "stream", tiled=True)
             else:
                 h = spec.mlp_hidden
                 add(f"blocks.{i}.fc1_w", (h, d), tps["D_W_FC1"][i], "stream", tiled=True)
@@ -336,7 +349,8 @@ class Layout:
                          region=b.region, storage_bits=b.sb, byte_offset=b.word_offset * wb,
                          size=len(data), sha256=hashlib.sha256(data).hexdigest(), order="row-major")
                 if b.tile is not None:
-                    e.update(order="tiles", tile=list(b.tile), tile_words=b.tile_words(self.axi))
+                    e.update(order="tiles", tile=list(b.tile), tile_words=b.tile_words(self.axi),
+                             padded_out=b.padded_out, matrix_words=b.matrix_words(self.axi))
                 entries.append(e)
         return entries
 
@@ -351,14 +365,20 @@ class Layout:
         w = [b for n, b in B.items() if b.tile is not None and n != "patch_w"]
         tw = {b.tile_words(self.axi) for b in w}
         if len(tw) != 1:
-            raise EdgeMoeError(f"internal: linear weights with different storage widths ({sorted(tw)} words per tile)")
+            raise EdgeMoeError(f"linear weights with different storage widths ({sorted(tw)} words per tile): the "
+                               "MoE gate runs on the linear engine, so gate_w must be stored like w")
         out = [("TILE_WORDS", tw.pop()), ("PATCH_TILE_WORDS", B["patch_w"].tile_words(self.axi))]
         moe = [i for i in range(spec.depth) if spec.is_moe(i)]
         if moe:
+            gate = B[f"blocks.{moe[0]}.gate_w"]
             out += [("EXPERT_FC1_WORDS", B[f"blocks.{moe[0]}.fc1_w"].matrix_words(self.axi)),
-                    ("EXPERT_FC2_WORDS", B[f"blocks.{moe[0]}.fc2_w"].matrix_words(self.axi))]
+                    ("EXPERT_FC2_WORDS", B[f"blocks.{moe[0]}.fc2_w"].matrix_words(self.axi)),
+                    # the gate's expert rows padded to whole output tiles; one task's gate in words
+                    ("GATE_OUT", gate.padded_out), ("GATE_TASK_WORDS", gate.matrix_words(self.axi))]
         else:
-            out += [("EXPERT_FC1_WORDS", 0), ("EXPERT_FC2_WORDS", 0)]
+            out += [("EXPERT_FC1_WORDS", 0), ("EXPERT_FC2_WORDS", 0),
+                    ("GATE_OUT", -(-spec.num_experts // self.design.engine_out) * self.design.engine_out),
+                    ("GATE_TASK_WORDS", 0)]
         # the on-chip pixel cache is filled one AXI word per cycle: its partition covers a word's lanes
         out.append(("PIX_PARTITION", lcm(self.design.act_partition, self.axi // storage_bits(self.pix_t.W))))
         return out

@@ -178,22 +178,18 @@ void em_attention(const long long *qkv, long long *out, int n_tok, int d_qkv, in
     OUT_ARRAY(out, ob, n_tok * EMBED);
 }
 
-void em_moe_route(const long long *x, const long long *wg, int n_tok, int d_x, int d_gw,
-                  long long *logits, long long *probs, long long *topk_idx, long long *topk_score,
-                  long long *queue_tok, long long *queue_score, long long *queue_len) {
-    static lin_in_t xb[TOKENS * EMBED];
-    static gate_w_t wb[NUM_EXPERTS * EMBED];
-    static gate_logit_t lb[TOKENS * NUM_EXPERTS];
+static gate_logit_t g_rl[TOKENS * GATE_ROWS];
+
+// the route after the gate: logits [n_tok][GATE_ROWS] in g_rl -> probs, top-k, queues
+static void route_outputs(int n_tok, long long *probs, long long *topk_idx, long long *topk_score,
+                          long long *queue_tok, long long *queue_score, long long *queue_len) {
     static gate_score_t pb[TOKENS * NUM_EXPERTS];
     static expert_idx_t ib[TOKENS * TOP_K];
     static gate_score_t sb[TOKENS * TOP_K];
     static tok_idx_t qt[NUM_EXPERTS * TOKENS];
     static gate_score_t qs[NUM_EXPERTS * TOKENS];
     static tok_idx_t ql[NUM_EXPERTS];
-    IN_ARRAY(lin_in_t, xb, x, n_tok * EMBED);
-    IN_ARRAY(gate_w_t, wb, wg, NUM_EXPERTS * EMBED);
-    moe_route_unit(xb, wb, n_tok, d_x, d_gw, lb, pb, ib, sb, qt, qs, ql);
-    OUT_ARRAY(logits, lb, n_tok * NUM_EXPERTS);
+    moe_route_unit(g_rl, n_tok, pb, ib, sb, qt, qs, ql);
     OUT_ARRAY(probs, pb, n_tok * NUM_EXPERTS);
     for (int i = 0; i < n_tok * TOP_K; i++) topk_idx[i] = ib[i].to_int64();
     OUT_ARRAY(topk_score, sb, n_tok * TOP_K);
@@ -204,6 +200,33 @@ void em_moe_route(const long long *x, const long long *wg, int n_tok, int d_x, i
             queue_score[e * TOKENS + j] = out_(qs[e * TOKENS + j]);
         }
     }
+}
+
+// the gate on the linear engine (wg: [NUM_EXPERTS][EMBED], packed in tile order with zero rows up to
+// GATE_ROWS, as codegen/pack.py does), then the route; logits out as the tap: [n_tok][NUM_EXPERTS]
+void em_moe_route(const long long *x, const long long *wg, int n_tok, int d_x, int d_gw,
+                  long long *logits, long long *probs, long long *topk_idx, long long *topk_score,
+                  long long *queue_tok, long long *queue_score, long long *queue_len) {
+    static lin_in_t xb[TOKENS * EMBED];
+    static gate_w_t wb[GATE_ROWS * EMBED];
+    static axi_word_t wt[(GATE_ROWS / ENGINE_OUT) * (EMBED / ENGINE_IN) * engine_tile_words<gate_w_t>::value];
+    IN_ARRAY(lin_in_t, xb, x, n_tok * EMBED);
+    for (int i = 0; i < GATE_ROWS * EMBED; i++) wb[i] = i < NUM_EXPERTS * EMBED ? in_<gate_w_t>(wg, i) : gate_w_t(0);
+    pack_tiles(wb, GATE_ROWS, EMBED, wt);
+    gate_logits_unit(xb, wt WPORTS_SAME(wt), g_rl, n_tok, d_x, d_gw);
+    route_outputs(n_tok, probs, topk_idx, topk_score, queue_tok, queue_score, queue_len);
+    gate_logits_compact(g_rl, n_tok);
+    OUT_ARRAY(logits, g_rl, n_tok * NUM_EXPERTS);
+}
+
+// the route alone from given logits [n_tok][NUM_EXPERTS] (the padded rows get junk: never read)
+void em_route_logits(const long long *logits, int n_tok, long long *probs, long long *topk_idx,
+                     long long *topk_score, long long *queue_tok, long long *queue_score, long long *queue_len) {
+    for (int t = 0; t < n_tok; t++)
+        for (int e = 0; e < GATE_ROWS; e++)
+            g_rl[t * GATE_ROWS + e] = e < NUM_EXPERTS ? in_<gate_logit_t>(logits, t * NUM_EXPERTS + e)
+                                                      : gate_logit_t(100);   // would win top-k if read
+    route_outputs(n_tok, probs, topk_idx, topk_score, queue_tok, queue_score, queue_len);
 }
 
 void em_patch_embed(const long long *pix, const long long *w, const long long *b, const long long *cls,
@@ -350,21 +373,40 @@ class UnitLib:
                               ctypes.c_int(d_prob))
         return out
 
+    def _route_out(self, t: int) -> dict:
+        e, k, T = self.sizes["num_experts"], self.sizes["top_k"], self.sizes["tokens"]
+        return dict(logits=np.zeros((t, e), np.int64), probs=np.zeros((t, e), np.int64),
+                    topk_idx=np.zeros((t, k), np.int64), topk_score=np.zeros((t, k), np.int64),
+                    queue_tok=np.zeros((e, T), np.int64), queue_score=np.zeros((e, T), np.int64),
+                    queue_len=np.zeros(e, np.int64))
+
+    @staticmethod
+    def _route_queues(r: dict) -> dict:
+        r["queues"] = [(r["queue_tok"][i, :r["queue_len"][i]], r["queue_score"][i, :r["queue_len"][i]])
+                       for i in range(len(r["queue_len"]))]
+        return r
+
+    _ROUTE_OUT = ("probs", "topk_idx", "topk_score", "queue_tok", "queue_score", "queue_len")
+
     def moe_route(self, x, w_gate, d_x: int = 0, d_gw: int = 0) -> dict:
+        """The gate on the linear engine, then the route: x [t][embed], w_gate [experts][embed]."""
         x, wg = _arr(x), _arr(w_gate)
         t = x.shape[0]
         self._check("route tokens", t, self.sizes["tokens"])
-        e, k, T = self.sizes["num_experts"], self.sizes["top_k"], self.sizes["tokens"]
-        r = dict(logits=np.zeros((t, e), np.int64), probs=np.zeros((t, e), np.int64),
-                 topk_idx=np.zeros((t, k), np.int64), topk_score=np.zeros((t, k), np.int64),
-                 queue_tok=np.zeros((e, T), np.int64), queue_score=np.zeros((e, T), np.int64),
-                 queue_len=np.zeros(e, np.int64))
+        r = self._route_out(t)
         self.lib.em_moe_route(_ptr(x), _ptr(wg), ctypes.c_int(t), ctypes.c_int(d_x), ctypes.c_int(d_gw),
-                              *(_ptr(r[n]) for n in ("logits", "probs", "topk_idx", "topk_score",
-                                                     "queue_tok", "queue_score", "queue_len")))
-        r["queues"] = [(r["queue_tok"][i, :r["queue_len"][i]], r["queue_score"][i, :r["queue_len"][i]])
-                       for i in range(e)]
-        return r
+                              _ptr(r["logits"]), *(_ptr(r[n]) for n in self._ROUTE_OUT))
+        return self._route_queues(r)
+
+    def route_logits(self, logits) -> dict:
+        """The route alone (softmax, top-k, queues) from gate logits [t][experts] (raw gate_logit_t)."""
+        lg = _arr(logits)
+        t = lg.shape[0]
+        self._check("route tokens", t, self.sizes["tokens"])
+        r = self._route_out(t)
+        r["logits"] = lg.copy()
+        self.lib.em_route_logits(_ptr(lg), ctypes.c_int(t), *(_ptr(r[n]) for n in self._ROUTE_OUT))
+        return self._route_queues(r)
 
     def patch_embed(self, pixels, w, b, cls, pos) -> np.ndarray:
         pix = _arr(pixels)

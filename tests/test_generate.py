@@ -80,12 +80,23 @@ def test_packed_weights_are_the_quantised_params(project):
         else:
             got = unpack_raw(data[b["byte_offset"]:], t, int(np.prod(b["shape"]))).reshape(b["shape"])
         assert np.array_equal(got, q[key].raw), name
-    assert {b["order"] for n, b in m.items() if n.endswith(("qkv_w", "proj_w", "fc1_w", "fc2_w", "patch_w"))} == {"tiles"}
-    assert {b["order"] for n, b in m.items() if n.endswith("gate_w") or b["region"] == "onetime"} == {"row-major"}
+    assert {b["order"] for n, b in m.items()
+            if n.endswith(("qkv_w", "proj_w", "fc1_w", "fc2_w", "patch_w", "gate_w"))} == {"tiles"}
+    assert {b["order"] for n, b in m.items() if b["region"] == "onetime"} == {"row-major"}
+    # the gates run on the engine: per task one [GATE_OUT][embed] matrix in tile order, the expert rows
+    # padded with zero weights to whole output tiles
     gate = m["blocks.1.gate_w"]
     t = FixedType.parse(gate["type"])
-    got = unpack_raw(data[gate["byte_offset"]:], t, int(np.prod(gate["shape"]))).reshape(gate["shape"])
+    eo, ei = gate["tile"]
+    tasks, e, d = gate["shape"]
+    per = project.manifest["axi_bits"] // gate["storage_bits"]
+    assert gate["padded_out"] == -(-e // eo) * eo and gate["size"] == tasks * gate["matrix_words"] * per * \
+        gate["storage_bits"] // 8
+    flat = unpack_raw(data[gate["byte_offset"]:], t, gate["size"] * 8 // gate["storage_bits"])
+    got = from_tile_order(flat, tuple(gate["shape"]), (eo, ei), per)
     assert np.array_equal(got[1], q["backbone.blocks.1.mlp.gate.1.w_gate"].raw)
+    padded = from_tile_order(flat, (tasks, gate["padded_out"], d), (eo, ei), per)
+    assert not padded[:, e:].any()
 
 
 @pytest.mark.parametrize("design,pname", [("edge-moe", "w16a32"), ("small", "w8a8"), ("zcu104", "w8a8")])
@@ -118,6 +129,18 @@ def test_tile_order_layout(design, pname):
     tile0 = (e - 1) * (d // eo) * (h // ei) + ot * (h // ei) + it
     for r, c in ((0, 0), (eo - 1, ei - 1), (eo // 2, ei // 2)):
         assert flat[tile0 * tw * per + r * ei + c] == b.raw[e - 1, ot * eo + r, it * ei + c]
+    # the gate: task k's [GATE_OUT][embed] matrix (zero rows past the experts) at k * GATE_TASK_WORDS
+    g = lay.buffers[f"blocks.{moe}.gate_w"]
+    tasks, ne, d = g.shape
+    assert defines["GATE_OUT"] == g.padded_out == -(-ne // eo) * eo
+    assert defines["GATE_TASK_WORDS"] == g.matrix_words(dsg.axi_bits) == (g.padded_out // eo) * (d // ei) * tw
+    words = np.frombuffer(blob[g.word_offset * wb:(g.word_offset + g.words(dsg.axi_bits)) * wb], dtype=np.uint8)
+    flat = unpack_raw(words.tobytes(), g.ftype, g.words(dsg.axi_bits) * per)
+    task_vals = defines["GATE_TASK_WORDS"] * per
+    tile1 = min(1, d // ei - 1)            # output tile 0, input tile 1
+    for r, c in ((0, 0), (ne - 1, ei - 1), (eo - 1, 0)):
+        want = g.raw[tasks - 1, r, tile1 * ei + c] if r < ne else 0
+        assert flat[(tasks - 1) * task_vals + tile1 * tw * per + r * ei + c] == want
     # the inverse
     back = lay.params_from_weights(blob)
     lay2 = Layout(spec, prec, dsg)

@@ -126,13 +126,15 @@ def test_headers_compile_for_other_models_and_designs(tmp_path, preset, design, 
     src = tmp_path / "all_units.cpp"
     src.write_text("".join(f'#include "{h}"\n' for h in UNIT_HEADERS) + r"""
 void top(const act_t *x, const ln_param_t *g, const ln_param_t *b, ln_out_t *ln, qkv_t *qkv, const axi_word_t *w,
-         const qkv_b_t *bq, attn_out_t *att, const gate_w_t *wg, gate_logit_t *lg, gate_score_t *pr,
+         const qkv_b_t *bq, attn_out_t *att, gate_logit_t *lg, gate_score_t *pr,
          expert_idx_t *ti, gate_score_t *ts, tok_idx_t *qt, gate_score_t *qs, tok_idx_t *ql, const b_t *bb,
          hidden_t *h, act_t *y) {
     layernorm_unit(x, g, b, ln, TOKENS, D_LN1[0]);
     linear_unit<LIN_PLAIN>(ln, false, qt, w, bq, qkv, qt, qs, TOKENS, EMBED, QKV_DIM, 0, 0, 0);
     attention_unit(qkv, qkv + EMBED, qkv + 2 * EMBED, QKV_DIM, att, TOKENS, D_QKV[0], D_ATTN_OUT[0]);
-    moe_route_unit(ln, wg, TOKENS, 0, 0, lg, pr, ti, ts, qt, qs, ql);
+    gate_logits_unit(ln, w WPORTS_SAME(w), lg, TOKENS, 0, 0);
+    moe_route_unit(lg, TOKENS, pr, ti, ts, qt, qs, ql);
+    gate_logits_compact(lg, TOKENS);
     linear_unit<LIN_GELU>(ln, true, qt, w, bb, h, qt, qs, int(ql[0]), EMBED, EXPERT_HIDDEN, 0, 0, 0);
     linear_unit<LIN_SCATTER>(h, false, qt, w, bb, y, qt, qs, int(ql[0]), EXPERT_HIDDEN, EMBED, 0, 0, 0);
     residual_add(y, x, TOKENS * EMBED);

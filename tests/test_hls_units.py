@@ -472,70 +472,55 @@ def test_attention_and_route_rows_and_lanes(tmp_path_factory, preset, rows, lane
     assert_same(r["logits"], R.logits.raw, "gate logits")
     assert_same(r["probs"], R.probs.raw, "gate probs")
     assert_same(r["topk_idx"], R.topk_idx, "top-k index")
+    _check_route_logits(lib, spec, seed=rows + lanes)
 
 
-_ROUTE_PACKED_CPP = r"""
-#include <cstdio>
-#include "edgemoe_config.h"
-#include "moe_route.h"
-static unsigned long long g_seed = 12345;
-static unsigned rnd() { g_seed = g_seed * 6364136223846793005ULL + 1442695040888963407ULL; return unsigned(g_seed >> 33); }
-static lin_in_t x[TOKENS * EMBED];
-static gate_w_t wg[NUM_EXPERTS * EMBED];
-static axi_word_t words[(2 * NUM_EXPERTS * EMBED) / packed_ptr<gate_w_t>::PER + 2];
-struct out_t {
-    gate_logit_t lg[TOKENS * NUM_EXPERTS]; gate_score_t pr[TOKENS * NUM_EXPERTS];
-    expert_idx_t ti[TOKENS * TOP_K]; gate_score_t ts[TOKENS * TOP_K];
-    tok_idx_t qt[NUM_EXPERTS * TOKENS]; gate_score_t qs[NUM_EXPERTS * TOKENS]; tok_idx_t ql[NUM_EXPERTS];
-};
-static out_t a, b;
-template <class GP> static void run(GP w, out_t &o) {
-    moe_route_unit(x, w, TOKENS, 0, 0, o.lg, o.pr, o.ti, o.ts, o.qt, o.qs, o.ql);
-}
-static bool same(const out_t &p, const out_t &q) {
-    for (int i = 0; i < TOKENS * NUM_EXPERTS; i++) if (p.lg[i] != q.lg[i] || p.pr[i] != q.pr[i]) return false;
-    for (int i = 0; i < TOKENS * TOP_K; i++) if (p.ti[i] != q.ti[i] || p.ts[i] != q.ts[i]) return false;
-    for (int e = 0; e < NUM_EXPERTS; e++) {
-        if (p.ql[e] != q.ql[e]) return false;
-        for (int j = 0; j < int(p.ql[e]); j++)
-            if (p.qt[e * TOKENS + j] != q.qt[e * TOKENS + j] || p.qs[e * TOKENS + j] != q.qs[e * TOKENS + j]) return false;
-    }
-    return true;
-}
-int main() {
-    typedef packed_ptr<gate_w_t> pp;
-    for (int i = 0; i < TOKENS * EMBED; i++) x[i] = fx_from_raw<lin_in_t>(ap_uint<32>(rnd()));
-    for (int i = 0; i < NUM_EXPERTS * EMBED; i++) wg[i] = fx_from_raw<gate_w_t>(ap_uint<32>(rnd()));
-    run(&wg[0], a);
-    const long offs[] = {0, NUM_EXPERTS * EMBED, 3};   // task 0, task 1, not on a word boundary
-    for (int k = 0; k < 3; k++) {
-        for (unsigned i = 0; i < sizeof(words) / sizeof(words[0]); i++) words[i] = 0;
-        for (int i = 0; i < NUM_EXPERTS * EMBED; i++) {
-            const long j = offs[k] + i;
-            words[j / pp::PER].range((j % pp::PER) * pp::SB + pp::SB - 1, (j % pp::PER) * pp::SB) = fx_raw(wg[i]);
-        }
-        run(pp(words, offs[k]), b);
-        if (!same(a, b)) { std::printf("MISMATCH at offset %ld\n", offs[k]); return 1; }
-    }
-    std::printf("PASS\n");
-    return 0;
-}
-"""
+def _route_from_logits(lg: Fx, prec, k: int) -> dict:
+    """The golden route after the gate (route_fixed's softmax, top-k and queues) from given logits."""
+    probs = softmax.softmax_fixed(lg, prec, start=None, out_t=prec.t("gate_score"))
+    idx = moe_route.topk_by_logit(lg.raw, k)
+    score = np.take_along_axis(probs.raw, idx, -1)
+    queues = []
+    for e in range(lg.shape[-1]):
+        tok, slot = np.nonzero(idx == e)
+        queues.append((tok, score[tok, slot]))
+    return dict(probs=probs.raw, topk_idx=idx, topk_score=score, queues=queues)
 
 
-@pytest.mark.parametrize("pname,axi_bits", [("w16a32", 256), ("w8a8", 512), ("w8a8", 64)])
-def test_route_gate_from_axi_words(tmp_path, pname, axi_bits):
-    """The gate weights read from packed AXI words (a word per cycle, or value by value when a row
-    is not word aligned) route exactly like a plain array."""
-    import subprocess
-    from edgemoe.codegen.aptypes import compile_cpp
-    from edgemoe.codegen.render import INCLUDE_DIR
-    (tmp_path / "edgemoe_config.h").write_text(render_config(SPEC, PRECS[pname], DESIGN.with_(axi_bits=axi_bits)))
-    (tmp_path / "t.cpp").write_text(_ROUTE_PACKED_CPP)
-    exe = compile_cpp(tmp_path / "t.cpp", tmp_path / "t", flags=["-Wno-unknown-pragmas", "-O1"],
-                      include_dirs=[tmp_path, INCLUDE_DIR])
-    res = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0 and "PASS" in res.stdout, res.stdout + res.stderr
+def _check_route_logits(lib, spec, seed=0):
+    """moe_route_unit from given logits: tokens in interleaved groups (ROUTE_GROUP), partial last groups,
+    whole-range (saturated) logits, ties, rows whose running max moves at every expert."""
+    prec = lib.prec
+    lt = prec.t("gate_logit")
+    rng = _rng(seed)
+    E, T = spec.num_experts, spec.tokens
+    lg = rand_raw(rng, lt, (T, E))
+    lg[0] = 0                                           # all tied: experts 0, 1 first
+    lg[1 % T] = np.arange(E)[::-1] * (lt.max_raw // E)  # decreasing: the max never moves
+    lg[2 % T] = np.arange(E) * (lt.max_raw // E) - lt.max_raw // 2   # increasing: a new max at every expert
+    lg[3 % T] = lt.min_raw
+    lg[3 % T, -1] = lt.max_raw                          # one huge logit, the rest at the bottom
+    lg[4 % T, ::2] = lg[4 % T, 0]                       # ties among the even experts
+    for n_tok in sorted({1, 3, 4, 5, T - 1, T} & set(range(1, T + 1))):
+        r = lib.route_logits(lg[:n_tok])
+        want = _route_from_logits(Fx(lg[:n_tok], lt), prec, spec.top_k)
+        what = f"route T={n_tok}"
+        assert_same(r["probs"], want["probs"], f"{what} probs")
+        assert_same(r["topk_idx"], want["topk_idx"], f"{what} top-k index")
+        assert_same(r["topk_score"], want["topk_score"], f"{what} top-k score")
+        for e in range(E):
+            assert_same(r["queues"][e][0], want["queues"][e][0], f"{what} queue {e} tokens")
+            assert_same(r["queues"][e][1], want["queues"][e][1], f"{what} queue {e} scores")
+        assert r["queue_len"].sum() == n_tok * spec.top_k
+    if T > 1:
+        assert list(lib.route_logits(lg[:1])["topk_idx"][0]) == list(range(spec.top_k))
+
+
+def test_route_interleaved_softmax(lib):
+    """The route's softmax runs ROUTE_GROUP tokens interleaved (expert-major, token-minor): every token
+    count (whole and partial groups) gives the golden probabilities, top-k and queues bit for bit."""
+    _check_route_logits(lib, SPEC)
+
 
 def test_patch_embed(lib):
     prec = lib.prec

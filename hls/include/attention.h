@@ -16,6 +16,8 @@
 //      accumulators (exact, so the key order does not matter).
 //   5. write the rows, L values per cycle, cast to attn_out_t.
 // Steps 2 and 4 share one loop nest (attn_kv_pass): n_tok * HEADS * (HEAD_DIM / L) iterations.
+// Their R x L products: two rows per DSP48E2 at w8a8 with R even (pack2.h, see attn_qk_sums /
+// attn_av_macs below), one product per DSP or more at wider types.
 //
 // exp ROMs: an exp reads two entries of the 2^f table (both ports of a dual-port ROM), and step 3
 // runs HEADS x R exps per step, step 4 R exps per iteration (at a head's first chunk).  So the unit
@@ -36,6 +38,7 @@
 #define EDGEMOE_ATTENTION_H
 
 #include "edgemoe_fixed.h"
+#include "pack2.h"
 #include "softmax.h"
 
 // the exp ROM copies (see above), built from the config's table.  File scope with internal linkage,
@@ -43,6 +46,115 @@
 // every C-sim library loaded into a process, whatever its size.
 static_assert(EXP2_ATTN_COPIES == HEADS * ATTN_ROWS, "edgemoe_config.h: one exp ROM per (head, row)");
 static const exp2_code_t ATTN_EXP_ROM[EXP2_ATTN_COPIES][EXP2_TABLE_SIZE] = EXP2_ROMS_ATTN_INIT;
+
+// int8 packing (pack2.h): when qkv_t and prob_t are at most 8 bits wide (w8a8) and ATTN_ROWS is even,
+// rows 2k and 2k+1 share every K / V value, so one DSP48E2 multiply gives both rows' products:
+//   Q.K^T: K (shared, 18-bit port) x q[2k+1] * 2^S + q[2k] (pre-adder); the chunk's ATTN_LANES
+//          products run as dot2_long chains (at most 8 s8 x s8 terms each) and are split once.
+//   A.V:   V (shared) x p[2k+1] * 2^S + p[2k] (u8 probabilities, pre-adder), one product each (mul2).
+// Both give the exact integer products / sums, so the accumulators see the same values.  (Each
+// product array packs on its own condition: Q.K^T needs qkv_t, A.V qkv_t and prob_t at most 8 bits.)
+// DSPs per MAC: 1/2 packed (ATTN_ROWS * ATTN_LANES / 2 per product array); w16a32: 4 for Q.K^T
+// (32 x 32 bits), 2 for A.V (18 x 32 bits).  Depth: the Q.K^T chain adds one DSP stage per term
+// (min(ATTN_LANES, 8) + 1 split + the chunk adds, instead of the adder tree's clog2(ATTN_LANES)),
+// A.V one split; both paid once per pass, the loop-carried adds are unchanged.
+
+// Q.K^T: ps[o] = the exact sum over the chunk's lanes of q[o][col + l] * k[l]
+template <class Q_T, class ACC_T, bool PACK = fx_info<Q_T>::W <= 8 && ATTN_ROWS % 2 == 0>
+struct attn_qk_sums {
+    static const bool packed = false;
+    static void run(const Q_T qbuf[ATTN_ROWS][EMBED], int col, const Q_T x[ATTN_LANES], ACC_T ps[ATTN_ROWS]) {
+#pragma HLS INLINE
+    qk_rows:
+        for (int o = 0; o < ATTN_ROWS; o++) {
+            // the accumulator wraps: the exact chunk sum first, then one add per chunk
+            ACC_T t = 0;
+        qk_lanes:
+            for (int l = 0; l < ATTN_LANES; l++) {
+                t += qbuf[o][col + l] * x[l];
+            }
+            ps[o] = t;
+        }
+    }
+};
+
+template <class Q_T, class ACC_T>
+struct attn_qk_sums<Q_T, ACC_T, true> {
+    static const bool packed = true;
+    typedef typename fx_raw_t<Q_T>::type raw_t;
+    static const int S = pack2_dsp_shift<raw_t>::value;
+    static const int F = 2 * fx_info<Q_T>::F;                    // fraction bits of a product
+    static const int SW = 2 * fx_info<Q_T>::W + 2 + clog2<ATTN_LANES>::value;
+    typedef ap_fixed<SW, SW - F> sum_fx_t;                        // an exact chunk sum
+    static_assert(fx_info<ACC_T>::F >= F, "the Q.K^T accumulator must hold every product exactly");
+    static void run(const Q_T qbuf[ATTN_ROWS][EMBED], int col, const Q_T x[ATTN_LANES], ACC_T ps[ATTN_ROWS]) {
+#pragma HLS INLINE
+        raw_t a[ATTN_LANES];
+#pragma HLS ARRAY_PARTITION variable=a complete
+    qk_pk_k:
+        for (int l = 0; l < ATTN_LANES; l++) {
+            a[l] = fx_raw(x[l]);
+        }
+    qk_pk_pairs:
+        for (int k = 0; k < ATTN_ROWS / 2; k++) {
+            raw_t b0[ATTN_LANES], b1[ATTN_LANES];
+#pragma HLS ARRAY_PARTITION variable=b0 complete
+#pragma HLS ARRAY_PARTITION variable=b1 complete
+        qk_pk_q:
+            for (int l = 0; l < ATTN_LANES; l++) {
+                b0[l] = fx_raw(qbuf[2 * k][col + l]);
+                b1[l] = fx_raw(qbuf[2 * k + 1][col + l]);
+            }
+            ap_int<SW> s0, s1;
+            dot2_long<ATTN_LANES, S, PACK2_BIAS>(a, b0, b1, s0, s1);
+            ps[2 * k] = ACC_T(fx_from_raw<sum_fx_t>(s0));   // the same cast as the plain sum's
+            ps[2 * k + 1] = ACC_T(fx_from_raw<sum_fx_t>(s1));
+        }
+    }
+};
+
+// A.V: oacc[o][col + l] += p[o] * v[l]
+template <class P_T, class V_T, class ACC_T,
+          bool PACK = fx_info<P_T>::W <= 8 && fx_info<V_T>::W <= 8 && ATTN_ROWS % 2 == 0>
+struct attn_av_macs {
+    static const bool packed = false;
+    static void run(const P_T p[ATTN_ROWS], const V_T x[ATTN_LANES], int col, ACC_T oacc[ATTN_ROWS][EMBED]) {
+#pragma HLS INLINE
+    av_rows:
+        for (int o = 0; o < ATTN_ROWS; o++) {
+        av_lanes:
+            for (int l = 0; l < ATTN_LANES; l++) {
+                oacc[o][col + l] += p[o] * x[l];
+            }
+        }
+    }
+};
+
+template <class P_T, class V_T, class ACC_T>
+struct attn_av_macs<P_T, V_T, ACC_T, true> {
+    static const bool packed = true;
+    typedef typename fx_raw_t<V_T>::type v_raw_t;
+    typedef typename fx_raw_t<P_T>::type p_raw_t;
+    static const int S = pack2_dsp_shift<p_raw_t>::value;
+    static const int F = fx_info<P_T>::F + fx_info<V_T>::F;      // fraction bits of a product
+    static const int PW = fx_info<P_T>::W + fx_info<V_T>::W + 1;
+    typedef ap_fixed<PW, PW - F> prod_fx_t;                       // an exact product
+    static_assert(fx_info<ACC_T>::F >= F, "the A.V accumulator must hold every product exactly");
+    static void run(const P_T p[ATTN_ROWS], const V_T x[ATTN_LANES], int col, ACC_T oacc[ATTN_ROWS][EMBED]) {
+#pragma HLS INLINE
+    av_pk_pairs:
+        for (int k = 0; k < ATTN_ROWS / 2; k++) {
+            const p_raw_t p0 = fx_raw(p[2 * k]), p1 = fx_raw(p[2 * k + 1]);
+        av_pk_lanes:
+            for (int l = 0; l < ATTN_LANES; l++) {
+                ap_int<PW> r0, r1;
+                mul2<S>(v_raw_t(fx_raw(x[l])), p0, p1, r0, r1);
+                oacc[2 * k][col + l] += fx_from_raw<prod_fx_t>(r0);
+                oacc[2 * k + 1][col + l] += fx_from_raw<prod_fx_t>(r1);
+            }
+        }
+    }
+};
 
 // one pass over K (AV = false: Q.K^T into sbuf) or V (AV = true: A.V into oacc) for a group of
 // rows; n_valid = rows of the group that exist (the others get no probability mass)
@@ -76,34 +188,32 @@ kv_keys:
                 for (int l = 0; l < ATTN_LANES; l++) {
                     x[l] = kv[j * ld + col + l];
                 }
-            kv_rows:
-                for (int o = 0; o < ATTN_ROWS; o++) {
                     if (!AV) {
-                        // exact sum of the chunk's products first, so that the loop-carried
-                        // dependence is a single add (the accumulator wraps: order is free)
-                        qk_acc_t ps = 0;
-                    qk_lanes:
-                        for (int l = 0; l < ATTN_LANES; l++) {
-                            ps += qbuf[o][col + l] * x[l];
-                        }
-                        qk_acc_t a = (cc == 0 ? qk_acc_t(0) : qacc[o]) + ps;
+                    // exact sum of each row's chunk products first, so that the loop-carried
+                    // dependence is a single add (the accumulator wraps: order is free)
+                    qk_acc_t ps[ATTN_ROWS];
+#pragma HLS ARRAY_PARTITION variable=ps complete
+                    attn_qk_sums<qkv_t, qk_acc_t>::run(qbuf, col, x, ps);
+                kv_rows:
+                    for (int o = 0; o < ATTN_ROWS; o++) {
+                        qk_acc_t a = (cc == 0 ? qk_acc_t(0) : qacc[o]) + ps[o];
                         qacc[o] = a;
                         if (cc == CHUNKS - 1) {
                             score_t raw = rescale<score_t>(a, 2 * d_qkv);
                             sbuf[h][o][j] = raw * scale;
                         }
-                    } else {
+                    }
+                } else {
+                kv_probs:
+                    for (int o = 0; o < ATTN_ROWS; o++) {
                         if (cc == 0) {
                             // row o's own table copy: R exps in this iteration
                             p[o] = o < n_valid ? sm_prob_scaled<prob_t>(sbuf[h][o][j], m[h][o], rcp[h][o], d_prob,
                                                                         ATTN_EXP_ROM[o])
                                                : prob_t(0);
                         }
-                    av_lanes:
-                        for (int l = 0; l < ATTN_LANES; l++) {
-                            oacc[o][col + l] += p[o] * x[l];
-                        }
                     }
+                    attn_av_macs<prob_t, qkv_t, av_acc_t>::run(p, x, col, oacc);
                 }
             }
         }

@@ -36,7 +36,7 @@
 //                     the scatter rows of one call must be distinct)
 //   x: [*][in_dim] (row t or row gather[t]); w: the [out_dim][in_dim] (PyTorch layout) matrix in tile
 //   order, AXI words (w1..: the same matrix through the extra weight ports); bias: [out_dim] (qkv_b_t
-//   for qkv, b_t otherwise); y: [*][out_dim];
+//   for qkv, b_t otherwise; engine_run also takes a lin_no_bias pointer: no bias, the MoE gate); y: [*][out_dim];
 //   in_dim % ENGINE_IN == 0, out_dim % ENGINE_OUT == 0, 1 <= n_rows <= MAX_ROWS.
 //   d_x / d_w / d_y: fraction-bit offsets of x, w and y (D_* tables).
 // x, y and bias are read / written ENGINE_IN / ENGINE_OUT consecutive values per cycle: the top
@@ -46,10 +46,14 @@
 
 #include "edgemoe_fixed.h"
 #include "gelu.h"
+#include "pack2.h"
 
 // the MAC array's read-to-accumulate distance in iterations (x and weight reads, the product, the
-// adder tree, the accumulator add): a tile never runs fewer iterations than this
-#define ENGINE_MIN_ITER (6 + clog2<ENGINE_IN>::value)
+// adder tree or the packed chains, the accumulator add): a tile never runs fewer iterations than
+// this.  The deeper of the engine's two users (linear layers, patch embedding); 6 + clog2(ENGINE_IN)
+// without packing.
+#define ENGINE_MIN_ITER (6 + (engine_pack<lin_in_t, w_t>::SUM_DEPTH > engine_pack<pixel_t, patch_w_t>::SUM_DEPTH \
+                              ? engine_pack<lin_in_t, w_t>::SUM_DEPTH : engine_pack<pixel_t, patch_w_t>::SUM_DEPTH))
 
 enum { LIN_PLAIN = 0, LIN_GELU = 1, LIN_SCATTER = 2, LIN_POS = 3 };
 
@@ -74,10 +78,89 @@ struct engine_types {
     typedef ap_int<ai::W> accr_t;
 };
 
+// int8 packing of the MAC array (pack2.h).  When the raw x and w codes are at most 8 bits wide (w8a8)
+// and ENGINE_OUT is even, output columns 2k and 2k+1 share x[i]: one DSP48E2 multiplies x[i] (18-bit
+// port) by the pre-added w[2k+1][i] * 2^S + w[2k][i] (27-bit port), so the pair's two products take
+// one DSP.  The pair's ENGINE_IN packed products run as dot2_long chains (cascaded DSPs, the bias
+// split: at most CHUNK = 8 terms s8 x s8, 4 for u8 x s8 such as the patch embedding's pixels) whose
+// sums are split and the chunks added: the same exact integer sums as the plain adder tree.
+// DSPs per MAC: 1/2 packed (ENGINE_IN * ENGINE_OUT / 2 for the array); 8-bit without packing 1;
+// w16a32 (32 x 16-bit products) 2 (2 * ENGINE_IN * ENGINE_OUT).
+// Depth: a chain adds a DSP stage per term, so the sum stage is CHUNK + 1 (split) + clog2(CHUNKS)
+// (the chunk adds) cycles deep instead of the adder tree's clog2(ENGINE_IN) (ENGINE_IN = 16:
+// 8 + 1 + 1 = 10 instead of 4).
+template <class X_T, class W_T, bool PACK = fx_info<X_T>::W <= 8 && fx_info<W_T>::W <= 8 && ENGINE_OUT % 2 == 0>
+struct engine_pack {
+    static const bool value = false;
+    static const int SUM_DEPTH = clog2<ENGINE_IN>::value;   // the adder tree
+};
+template <class X_T, class W_T>
+struct engine_pack<X_T, W_T, true> {
+    static const bool value = true;
+    typedef typename fx_raw_t<X_T>::type xa_t;   // raw x: the shared operand
+    typedef typename fx_raw_t<W_T>::type wb_t;   // raw w: the packed pair
+    static const int S = pack2_dsp_shift<wb_t>::value;
+    static const int MAX_N = pack2_max_terms<xa_t, wb_t, S, PACK2_BIAS>::value;
+    static const int CHUNK = MAX_N < ENGINE_IN ? MAX_N : ENGINE_IN;   // as dot2_long chunks
+    static const int CHUNKS = (ENGINE_IN + CHUNK - 1) / CHUNK;
+    static const int SUM_DEPTH = CHUNK + 1 + clog2<CHUNKS>::value;
+};
+
+// the exact sum of each output's ENGINE_IN products: one multiplier per MAC and an adder tree
+template <class X_T, class W_T, class ACC_T, bool PACK = engine_pack<X_T, W_T>::value>
+struct engine_sums {
+    typedef engine_types<X_T, W_T, ACC_T> et;
+    static void run(const typename et::xr_t xv[ENGINE_IN], const typename et::wr_t w[ENGINE_OUT][ENGINE_IN],
+                    typename et::psum_t s[ENGINE_OUT]) {
+#pragma HLS INLINE
+    engine_out:
+        for (int o = 0; o < ENGINE_OUT; o++) {
+            typename et::psum_t t = 0;
+        engine_in:
+            for (int i = 0; i < ENGINE_IN; i++) {
+                t += xv[i] * w[o][i];
+            }
+            s[o] = t;
+        }
+    }
+};
+
+// packed: the pairs (2k, 2k+1), one DSP multiply per pair and input
+template <class X_T, class W_T, class ACC_T>
+struct engine_sums<X_T, W_T, ACC_T, true> {
+    typedef engine_types<X_T, W_T, ACC_T> et;
+    typedef engine_pack<X_T, W_T> pk;
+    static void run(const typename et::xr_t xv[ENGINE_IN], const typename et::wr_t w[ENGINE_OUT][ENGINE_IN],
+                    typename et::psum_t s[ENGINE_OUT]) {
+#pragma HLS INLINE
+        typename pk::xa_t a[ENGINE_IN];
+#pragma HLS ARRAY_PARTITION variable=a complete
+    engine_pk_x:
+        for (int i = 0; i < ENGINE_IN; i++) {
+            a[i] = typename pk::xa_t(xv[i]);   // xr_t only widened the raw code
+        }
+    engine_pk_pairs:
+        for (int k = 0; k < ENGINE_OUT / 2; k++) {
+            typename pk::wb_t b0[ENGINE_IN], b1[ENGINE_IN];
+#pragma HLS ARRAY_PARTITION variable=b0 complete
+#pragma HLS ARRAY_PARTITION variable=b1 complete
+        engine_pk_w:
+            for (int i = 0; i < ENGINE_IN; i++) {
+                b0[i] = typename pk::wb_t(w[2 * k][i]);
+                b1[i] = typename pk::wb_t(w[2 * k + 1][i]);
+            }
+            ap_int<et::PSUM_W> s0, s1;
+            dot2_long<ENGINE_IN, pk::S, PACK2_BIAS>(a, b0, b1, s0, s1);
+            s[2 * k] = typename et::psum_t(s0);
+            s[2 * k + 1] = typename et::psum_t(s1);
+        }
+    }
+};
+
 // The MAC array (one instance shared by every linear layer): one row's ENGINE_IN raw inputs times the
 // ENGINE_OUT x ENGINE_IN raw weight tile, added to the row's ENGINE_OUT accumulators.  Each output adds
-// the exact sum of its ENGINE_IN products (an adder tree) to its wrapping accumulator, which is the
-// same value as adding the products one by one.
+// the exact sum of its ENGINE_IN products (an adder tree, or the packed chains above) to its wrapping
+// accumulator, which is the same value as adding the products one by one.
 template <class X_T, class W_T, class ACC_T>
 void engine_tile(const typename engine_types<X_T, W_T, ACC_T>::xr_t xv[ENGINE_IN],
                  const typename engine_types<X_T, W_T, ACC_T>::wr_t w[ENGINE_OUT][ENGINE_IN],
@@ -85,15 +168,13 @@ void engine_tile(const typename engine_types<X_T, W_T, ACC_T>::xr_t xv[ENGINE_IN
 #pragma HLS INLINE off
 #pragma HLS PIPELINE II=1
     typedef engine_types<X_T, W_T, ACC_T> et;
-engine_out:
+    typename et::psum_t s[ENGINE_OUT];
+#pragma HLS ARRAY_PARTITION variable=s complete
+    engine_sums<X_T, W_T, ACC_T>::run(xv, w, s);
+engine_acc:
     for (int o = 0; o < ENGINE_OUT; o++) {
-        typename et::psum_t s = 0;
-    engine_in:
-        for (int i = 0; i < ENGINE_IN; i++) {
-            s += xv[i] * w[o][i];
-        }
         typename et::accr_t a = fx_raw(acc_in[o]);
-        a += typename et::accr_t(s);  // wraps at the accumulator's width
+        a += typename et::accr_t(s[o]);  // wraps at the accumulator's width
         acc_out[o] = fx_from_raw<ACC_T>(a);
     }
 }
@@ -135,6 +216,25 @@ void engine_load_step(const axi_word_t *w WPORTS_PARAMS(w), long base, int k,
 #if WEIGHT_PORTS > 3
     if (j + 3 < TW) engine_unpack_word<W_T>(w3[base + j + 3], j + 3, tile);
 #endif
+}
+
+// A row's first accumulator value: the bias at the accumulator's scale.  A layer without bias (the
+// MoE gate) passes a lin_no_bias pointer: its accumulators start at 0 and no bias is read, chosen at
+// compile time so the other layers' calls are unchanged.
+struct lin_no_bias {
+    ap_uint<1> unused;
+};
+
+template <class ACC_T, class BIAS_T>
+ACC_T engine_bias(const BIAS_T *bias, int o, int d_acc) {
+#pragma HLS INLINE
+    return rescale<ACC_T>(bias[o], -d_acc);
+}
+
+template <class ACC_T>
+ACC_T engine_bias(const lin_no_bias *, int, int) {
+#pragma HLS INLINE
+    return ACC_T(0);
 }
 
 // The whole engine schedule (see the top of this file).  ACC_T: the exact accumulator; W_T: the weights;
@@ -204,7 +304,7 @@ engine_loop:
 #pragma HLS ARRAY_PARTITION variable=a_out complete
         engine_acc_in:
             for (int o = 0; o < ENGINE_OUT; o++) {
-                a_in[o] = first ? rescale<ACC_T>(bias[o0 + o], -d_acc) : acc[k][o];
+                a_in[o] = first ? engine_bias<ACC_T>(bias, o0 + o, d_acc) : acc[k][o];
             }
             engine_tile<X_T, W_T, ACC_T>(xv, wbuf[cur], a_in, a_out);
             // epilogue on the last input tile: the row's outputs; else keep the accumulators

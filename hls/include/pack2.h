@@ -38,6 +38,7 @@
 //   mul2_s8 / dot2_s8 / dot2_u8s8                   the same with the 8-bit types spelled out
 //   pack2_min_shift<TA, TB, N, MODE>::value         smallest S for N terms
 //   pack2_max_terms<TA, TB, S, MODE>::value         largest N for field width S
+//   pack2_dsp_shift<TB>::value                      largest S whose packed operand fits the pre-adder
 #ifndef EDGEMOE_PACK2_H
 #define EDGEMOE_PACK2_H
 
@@ -110,6 +111,19 @@ struct pack2_max_terms {
     static const long long n_lo = (pr::lo) < 0 ? half / -pr::lo : 65536;
     static const int value = int(MODE == PACK2_BIAS ? n_bias : pack2_min(n_hi, n_lo));
 };
+
+// largest field width S whose packed operand b1 * 2^S + b0 still fits the DSP's 27-bit pre-adder
+// (18 for 8-bit b, signed or unsigned): the widest field, so the most terms per chain
+template <class TB, int S>
+struct pack2_operand_fits {
+    typedef pack2_range<TB> rb;
+    static const long long scale = 1LL << S;
+    static const bool value = pack2_sbits<rb::lo * scale + rb::lo, rb::hi * scale + rb::hi>::value <= PACK2_DSP_A_BITS;
+};
+template <class TB, int S = 24, bool FITS = pack2_operand_fits<TB, S>::value || S <= 1>
+struct pack2_dsp_shift { static const int value = pack2_dsp_shift<TB, S - 1>::value; };
+template <class TB, int S>
+struct pack2_dsp_shift<TB, S, true> { static const int value = S; };
 
 // every width of an N-term packed dot product with field width S; static_asserts on the limits
 template <class TA, class TB, int N, int S, int MODE>
