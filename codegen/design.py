@@ -124,14 +124,19 @@ DESIGNS = {
                        "(256-bit AXI of 32-bit values)"),
     "small": Design("small", 8, 8, 2, 128, 200.0, attn_lanes=4, vec_lanes=8, description=
                     "a small design point for small boards and quick synthesis"),
-    # board defaults: the widest engine whose MACs (two DSP48E2 each for the 32x16-bit products of
-    # w16a32) leave room for attention, softmax and LayerNorm on the board's DSP budget
-    "zcu104": Design("zcu104", 32, 16, 8, 256, 300.0, attn_lanes=8, description=
-                     "ZCU104 default: 512 MACs (1024 of 1728 DSP48E2 at w16a32), 8 attention rows, 256-bit AXI"),
-    "zcu102": Design("zcu102", 32, 32, 8, 256, 300.0, attn_lanes=8, description=
-                     "ZCU102 default: 1024 MACs (2048 of 2520 DSP48E2 at w16a32), 8 attention rows, 256-bit AXI"),
-    "kv260": Design("kv260", 16, 16, 4, 128, 250.0, attn_lanes=8, description=
-                    "KV260 default: 256 MACs (512 of 1248 DSP48E2 at w16a32), 128-bit AXI (the K26's HP ports)"),
+    # board defaults: the fastest point `edgemoe explore` finds for m3vit-tiny-edge at w16a32 on each board
+    # (among the points every preset tiles onto), as the estimate of the generated kernel scores it
+    "zcu104": Design("zcu104", 32, 16, 4, 256, 300.0, attn_lanes=16, vec_lanes=8, weight_ports=4,
+                     uram_buffers=("g_hid", "g_qkv", "g_lnb", "g_att", "g_tmp"), description=
+                     "ZCU104 default: 512 MACs, 4 attention rows x 16 lanes, 4 weight ports, five activation "
+                     "buffers in UltraRAM (explored: 10.96 ms per frame for m3vit-tiny-edge at w16a32)"),
+    "zcu102": Design("zcu102", 32, 16, 8, 256, 300.0, attn_lanes=16, vec_lanes=32, weight_ports=4, description=
+                     "ZCU102 default: 512 MACs, 8 attention rows x 16 lanes, 32 vector lanes, 4 weight ports "
+                     "(explored: 8.17 ms per frame for m3vit-tiny-edge at w16a32)"),
+    "kv260": Design("kv260", 8, 8, 4, 256, 250.0, attn_lanes=8, vec_lanes=8, weight_ports=1,
+                    uram_buffers=("g_hid", "g_qkv", "g_x", "g_lnb", "g_att", "g_tmp", "g_pos"), description=
+                    "KV260 default: 64 MACs, every activation buffer in UltraRAM: the most the K26's 144 BRAM36 "
+                    "leave room for (explored: 56 ms per frame for m3vit-tiny-edge)"),
 }
 DEFAULT_DESIGN = "edge-moe"
 # the design point a board gets unless told otherwise

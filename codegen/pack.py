@@ -454,5 +454,5 @@ class Layout:
         return p
 
 
-__all__ = ["Layout", "Buffer", "pack_raw", "unpack_raw", "to_tile_order", "from_tile_order", "storage_bits", "BLOCK_STAGES", "TAP_NONE",
-           "TAP_ALL", "TAP_BITS", "tap_id", "num_tap_ids"]
+__all__ = ["Layout", "Buffer", "pack_raw", "unpack_raw", "to_tile_order", "from_tile_order", "storage_bits",
+           "BLOCK_STAGES", "TAP_NONE", "TAP_ALL", "TAP_BITS", "tap_id", "num_tap_ids"]

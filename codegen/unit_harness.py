@@ -64,7 +64,8 @@ static void pack_tiles(const W_T *w, int out_dim, int in_dim, axi_word_t *dst) {
                 for (int l = 0; l < PER; l++) {
                     const int j = k * PER + l;
                     if (j < ENGINE_OUT * ENGINE_IN)
-                        word.range(l * SB + W - 1, l * SB) = ap_uint<W>(fx_raw(w[(o0 + j / ENGINE_IN) * in_dim + i0 + j %% ENGINE_IN]));
+                        word.range(l * SB + W - 1, l * SB) =
+                            ap_uint<W>(fx_raw(w[(o0 + j / ENGINE_IN) * in_dim + i0 + j %% ENGINE_IN]));
                 }
                 dst[n++] = word;
             }
@@ -153,19 +154,24 @@ void em_linear(int kind, int bias_kind, const long long *x, int n_x_rows, int ga
     const bool ge = gather_en != 0;
     if (kind == %(LIN_QKV)d) {
         if (bias_kind == %(BIAS_QKV)d)
-            linear_unit<LIN_PLAIN>(g_x, ge, g_gi, g_wt WPORTS_SAME(g_wt), g_bq, g_yq, g_si, g_sc, n_rows, in_dim, out_dim, d_x, d_w, d_y);
+            linear_unit<LIN_PLAIN>(g_x, ge, g_gi, g_wt WPORTS_SAME(g_wt),
+                    g_bq, g_yq, g_si, g_sc, n_rows, in_dim, out_dim, d_x, d_w, d_y);
         else
-            linear_unit<LIN_PLAIN>(g_x, ge, g_gi, g_wt WPORTS_SAME(g_wt), g_b, g_yq, g_si, g_sc, n_rows, in_dim, out_dim, d_x, d_w, d_y);
+            linear_unit<LIN_PLAIN>(g_x, ge, g_gi, g_wt WPORTS_SAME(g_wt),
+                    g_b, g_yq, g_si, g_sc, n_rows, in_dim, out_dim, d_x, d_w, d_y);
         OUT_ARRAY(y, g_yq, n_rows * out_dim);
     } else if (kind == %(LIN_ACT)d) {
-        linear_unit<LIN_PLAIN>(g_x, ge, g_gi, g_wt WPORTS_SAME(g_wt), g_b, g_ya, g_si, g_sc, n_rows, in_dim, out_dim, d_x, d_w, d_y);
+        linear_unit<LIN_PLAIN>(g_x, ge, g_gi, g_wt WPORTS_SAME(g_wt),
+                g_b, g_ya, g_si, g_sc, n_rows, in_dim, out_dim, d_x, d_w, d_y);
         OUT_ARRAY(y, g_ya, n_rows * out_dim);
     } else if (kind == %(LIN_GELU)d) {
-        linear_unit<LIN_GELU>(g_x, ge, g_gi, g_wt WPORTS_SAME(g_wt), g_b, g_yh, g_si, g_sc, n_rows, in_dim, out_dim, d_x, d_w, d_y);
+        linear_unit<LIN_GELU>(g_x, ge, g_gi, g_wt WPORTS_SAME(g_wt),
+                g_b, g_yh, g_si, g_sc, n_rows, in_dim, out_dim, d_x, d_w, d_y);
         OUT_ARRAY(y, g_yh, n_rows * out_dim);
     } else {
         IN_ARRAY(act_t, g_ya, y, n_y_rows * out_dim);
-        linear_unit<LIN_SCATTER>(g_x, ge, g_gi, g_wt WPORTS_SAME(g_wt), g_b, g_ya, g_si, g_sc, n_rows, in_dim, out_dim, d_x, d_w, d_y);
+        linear_unit<LIN_SCATTER>(g_x, ge, g_gi, g_wt WPORTS_SAME(g_wt),
+                g_b, g_ya, g_si, g_sc, n_rows, in_dim, out_dim, d_x, d_w, d_y);
         OUT_ARRAY(y, g_ya, n_y_rows * out_dim);
     }
 }

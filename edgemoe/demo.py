@@ -94,7 +94,7 @@ def run_demo(args) -> int:
     spec = get_preset(args.preset)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    total = 8
+    total = 9
     t0 = _step(1, total, f"building {spec.name} (seed {args.seed}): {spec.summary()}")
     model = build_model(spec, seed=args.seed)
     params = params_numpy(model)
@@ -146,6 +146,13 @@ def run_demo(args) -> int:
     summary["rtl"] = _rtl_units(out)
     _step(8, total, "package for the board and run it on the emulated board with the real pynq client")
     summary["board"] = _emulated_board(project.path, out)
+    _step(9, total, "estimate latency and resources of the kernel on zcu104, and write the report")
+    from edgemoe.codegen.estimate import estimate
+    from edgemoe.codegen.perf_commands import resolve_target
+    from edgemoe.codegen.report import write_report
+    est = estimate(*resolve_target(str(project.path))[:4])
+    summary["estimate"] = {k: v for k, v in est.to_dict().items() if k not in ("layers", "by_unit_resources")}
+    write_report(project.path, out / "report", run_csim=False, say=lambda m: None)
     save_overview(out / "overview.png", panels, f"{spec.name}: task outputs (random weights, seed {args.seed})")
     with atomic_path(out / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=1))
@@ -168,6 +175,10 @@ def run_demo(args) -> int:
     lines += ["", "Emulated board (edgemoe emulate + edgemoe-host run in .venv-pynq, real pynq client): "
               + (f"{b['frames']} frames, {b['mismatches']} bit mismatches, {b['latency_ms']:.1f} ms/frame "
                  "(C simulation, not board latency)" if "error" not in b else b["error"])]
+    e = summary["estimate"]
+    lines += ["", f"Estimate of the generated kernel on {e['board']} at {e['clock_mhz']:g} MHz (`edgemoe estimate`): "
+              f"{e['latency_ms']:.2f} ms per frame, {e['gops']:.1f} GOPS, DSP {e['dsp']}, BRAM36 {e['bram36']}, "
+              f"URAM {e['uram']}, LUT {e['lut']} ({'fits' if e['fits'] else 'does NOT fit'}); report: report/report.html"]
     lines += ["", "Pictures: overview.png, input.png, " + ", ".join(f"{t.name}.png" for t in spec.tasks)]
     with atomic_path(out / "summary.md") as tmp:
         tmp.write_text("\n".join(lines) + "\n")

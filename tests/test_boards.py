@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from edgemoe.boards.boards import BOARDS, BUNDLES, KERNEL_BASE_ADDRESS, get_board
+from edgemoe.boards.boards import BOARDS, BUNDLES, KERNEL_BASE_ADDRESS, PS_SLAVE_PORTS, get_board
 from edgemoe.boards.vivado import hls_ip_config, kernel_interface, kernel_record, register_map, write_vivado_files
 from edgemoe.errors import EdgeMoeError
 
@@ -88,8 +88,6 @@ EXPECTED = {
 }
 PORTS = {"gmem_act": "S_AXI_HP0_FPD", "gmem_scratch": "S_AXI_HP1_FPD", "gmem_w": "S_AXI_HP2_FPD",
          "gmem_w1": "S_AXI_HP3_FPD", "gmem_w2": "S_AXI_HPC0_FPD", "gmem_w3": "S_AXI_HPC1_FPD"}
-# the bundles of a kernel with one weight port (the default designs)
-BASE_PORTS = {b: PORTS[b] for b in ("gmem_act", "gmem_scratch", "gmem_w")}
 
 
 # ---- board definitions ---------------------------------------------------------------------------
@@ -132,16 +130,18 @@ def test_cli_unknown_board_one_line(capsys):
 # ---- kernel interface and register map -----------------------------------------------------------
 def test_kernel_interface_and_register_map(project):
     iface = kernel_interface(project, "edgemoe_top")
-    assert iface["bundles"] == ["gmem_act", "gmem_scratch", "gmem_w"]
+    # zcu104's default design has four weight ports: weights1..3 come last, each on its own bundle
+    assert iface["bundles"] == ["gmem_act", "gmem_scratch", "gmem_w", "gmem_w1", "gmem_w2", "gmem_w3"]
     names = [a["name"] for a in iface["args"]]
-    assert names == ["pixels", "weights", "scratch", "out", "n_images", "task", "reload", "tap_id"]
+    assert names == ["pixels", "weights", "scratch", "out", "n_images", "task", "reload", "tap_id",
+                     "weights1", "weights2", "weights3"]
     regs = {r["name"]: r["offset"] for r in register_map(iface["args"])}
     # Vitis HLS layout: pointers 0x10/0x14 + reserved 0x18, scalars data + reserved
     assert regs == dict(pixels=0x10, weights=0x1C, scratch=0x28, out=0x34, n_images=0x40, task=0x48,
-                        reload=0x50, tap_id=0x58)
+                        reload=0x50, tap_id=0x58, weights1=0x60, weights2=0x6C, weights3=0x78)
     rec = kernel_record(get_board("zcu104"), iface)
     assert rec["base_address"] == "0xA0000000" and rec["control"]["ap_ctrl"] == "0x00"
-    assert rec["bundles"] == BASE_PORTS
+    assert rec["bundles"] == PORTS
 
 
 def test_hls_ip_config():
@@ -186,14 +186,13 @@ def test_build_bd_tcl_content(project, tmp_path, name):
     assert f"set board_part {{{b.board_part}}}" in tcl
     assert "apply_board_preset \"1\"" in tcl
     assert f"CONFIG.PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ {{{b.clock_mhz:g}}}" in tcl
-    for bundle, port in BASE_PORTS.items():
-        gp = {"S_AXI_HP0_FPD": 2, "S_AXI_HP1_FPD": 3, "S_AXI_HP2_FPD": 4}[port]
+    # zcu104's default design reads its weights through four ports: every PS slave port is used
+    for bundle, port in PORTS.items():
+        gp = PS_SLAVE_PORTS[port][0]
         assert f"[get_bd_intf_pins $kernel/m_axi_{bundle}] [get_bd_intf_pins $sc/S00_AXI]" in tcl
         assert f"smartconnect_{bundle}]" in tcl
         assert f"[get_bd_intf_pins $sc/M00_AXI] [get_bd_intf_pins $ps/{port}]" in tcl
         assert f"CONFIG.PSU__USE__S_AXI_GP{gp} {{1}}" in tcl
-    # the fourth (coherent) port is not enabled: no bundle uses it
-    assert "S_AXI_HPC0_FPD" not in tcl and "PSU__USE__S_AXI_GP0 " not in tcl
     assert "[get_bd_intf_pins $ps/M_AXI_HPM0_FPD] [get_bd_intf_pins $sc_ctrl/S00_AXI]" in tcl
     assert "[get_bd_intf_pins $kernel/s_axi_control]" in tcl
     assert "CONFIG.PSU__USE__M_AXI_GP0 {1}" in tcl and "CONFIG.PSU__USE__M_AXI_GP1 {0}" in tcl
@@ -241,7 +240,7 @@ def test_build_bd_tcl_dry_run(project, tcl_stub, tmp_path, name):
     assert any(c.startswith(f"create_project -force edgemoe_prj {out}/vivado -part {b.part}") for c in calls)
     assert f"set_property board_part {b.board_part} current_project" in calls
     intf = [c.split()[1:] for c in calls if c.startswith("connect_bd_intf_net")]
-    for bundle, port in BASE_PORTS.items():
+    for bundle, port in PORTS.items():
         assert [f"edgemoe_top_0/m_axi_{bundle}", f"smartconnect_{bundle}/S00_AXI"] in intf
         assert [f"smartconnect_{bundle}/M00_AXI", f"zynq_ultra_ps_e_0/{port}"] in intf
     assert ["zynq_ultra_ps_e_0/M_AXI_HPM0_FPD", "smartconnect_ctrl/S00_AXI"] in intf

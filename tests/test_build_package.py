@@ -344,10 +344,10 @@ def test_package_takes_the_register_map_from_the_vitis_driver_header(tmp_path):
     hdr = proj / "build" / "hls" / "impl" / "misc" / "drivers" / "edgemoe_top_v1_0" / "src" / "xedgemoe_top_hw.h"
     hdr.parent.mkdir(parents=True)
     regs = {"PIXELS": 0x20, "WEIGHTS": 0x2C, "SCRATCH": 0x38, "OUT": 0x44, "N_IMAGES": 0x50, "TASK": 0x58,
-            "RELOAD": 0x60, "TAP_ID": 0x68}
+            "RELOAD": 0x60, "TAP_ID": 0x68, "WEIGHTS1": 0x70, "WEIGHTS2": 0x7C, "WEIGHTS3": 0x88}
     lines = ["#define XEDGEMOE_TOP_CONTROL_ADDR_AP_CTRL 0x00"]
     for name, off in regs.items():
-        bits = 64 if name in ("PIXELS", "WEIGHTS", "SCRATCH", "OUT") else 32
+        bits = 64 if name.startswith(("PIXELS", "WEIGHTS", "SCRATCH", "OUT")) else 32
         lines += [f"#define XEDGEMOE_TOP_CONTROL_ADDR_{name}_DATA 0x{off:x}",
                   f"#define XEDGEMOE_TOP_CONTROL_BITS_{name}_DATA {bits}"]
     hdr.write_text("\n".join(lines) + "\n")

@@ -223,3 +223,10 @@ def test_unit_cycle_model_within_10_percent_of_the_cocotb_benches(tmp_path, run_
     for name, u in units.items():
         model = rtl_unit_cycles(name, u["throughput_workload"])
         assert abs(model / u["throughput_cycles"] - 1) <= 0.10, (name, model, u["throughput_cycles"])
+
+
+@pytest.mark.parametrize("board", ["zcu104", "zcu102", "kv260"])
+def test_board_default_designs_fit_their_board(board):
+    from edgemoe.codegen.design import board_default
+    e = estimate(get_preset("m3vit-tiny-edge"), base_precision("w16a32"), board_default(board), get_board(board))
+    assert e.fits, e.over_budget()

@@ -187,7 +187,9 @@ def _top_args_and_pragmas(text: str):
 def test_top_has_interface_pragmas_for_every_argument(project):
     text = (project.path / "src" / f"{TOP}.cpp").read_text()
     args, pragmas = _top_args_and_pragmas(text)
-    assert args == ["pixels", "weights", "scratch", "out", "n_images", "task", "reload", "tap_id"]
+    # the weight ports beyond the first (the design's weight_ports) come last
+    extra = [f"weights{p}" for p in range(1, project.design.weight_ports)]
+    assert args == ["pixels", "weights", "scratch", "out", "n_images", "task", "reload", "tap_id"] + extra
     ported = {}
     for mode, port in pragmas:
         ported.setdefault(port, set()).add(mode)
@@ -199,6 +201,7 @@ def test_top_has_interface_pragmas_for_every_argument(project):
     bundles = dict(re.findall(r"m_axi port=(\w+) offset=slave bundle=(\w+)", text))
     assert bundles["pixels"] == bundles["out"] == "gmem_act"
     assert bundles["scratch"] == "gmem_scratch" and bundles["weights"] == "gmem_w"
+    assert all(bundles[a] == f"gmem_w{a[len('weights'):]}" and "m_axi" in ported[a] for a in extra)
     assert "allocation function instances=engine_tile limit=1" in text
 
 

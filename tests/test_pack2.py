@@ -34,8 +34,10 @@ static const int S8_EDGES[] = {-128, -127, -1, 0, 1, 126, 127};
 static const int U8_EDGES[] = {0, 1, 127, 128, 254, 255};
 
 template <class T> struct lim;
-template <> struct lim<s8> { static const int lo = -128, hi = 127; static const int *edges() { return S8_EDGES; } static const int n_edges = 7; };
-template <> struct lim<u8> { static const int lo = 0, hi = 255; static const int *edges() { return U8_EDGES; } static const int n_edges = 6; };
+template <> struct lim<s8> { static const int lo = -128, hi = 127;
+    static const int *edges() { return S8_EDGES; } static const int n_edges = 7; };
+template <> struct lim<u8> { static const int lo = 0, hi = 255;
+    static const int *edges() { return U8_EDGES; } static const int n_edges = 6; };
 
 // half uniform, half edge values: the extremes are where a field would overflow
 template <class T> static int draw() {

@@ -68,7 +68,8 @@ bufs = dict(pixels=buf(pix), weights=buf(np.fromfile(pkg / "data" / "weights.bin
 def run(**vals):
     for a in k["args"]:
         if a["kind"] == "pointer":
-            addr = bufs[a["name"]].physical_address
+            # every weight port (weights, weights1, ...) reads the one weights buffer
+            addr = bufs["weights" if a["name"].startswith("weights") else a["name"]].physical_address
             mmio.write(a["offset"], addr & 0xFFFFFFFF)
             mmio.write(a["offset"] + 4, addr >> 32)
         else:
