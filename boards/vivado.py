@@ -12,11 +12,11 @@
 """
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 from edgemoe.errors import EdgeMoeError
+from edgemoe.io import read_json
 
 from .boards import PS_MASTER_PORTS, PS_PORT_MAX_BITS, PS_SLAVE_PORTS, Board, get_board
 
@@ -34,10 +34,7 @@ def read_manifest(project_dir) -> dict:
     mf = Path(project_dir) / "data" / "manifest.json"
     if not mf.is_file():
         raise EdgeMoeError(f"{project_dir} is not a generated project (no data/manifest.json)")
-    try:
-        return json.loads(mf.read_text())
-    except ValueError as e:
-        raise EdgeMoeError(f"{mf}: unreadable manifest ({e})") from None
+    return read_json(mf, "manifest")
 
 
 def kernel_interface(project_dir, top: str) -> dict:

@@ -148,18 +148,11 @@ def get_design(name: str) -> Design:
     if name in DESIGNS:
         return DESIGNS[name]
     if str(name).endswith(".json"):
-        import json
-        from pathlib import Path
-        p = Path(name)
-        try:
-            d = json.loads(p.read_text())
-        except FileNotFoundError:
-            raise EdgeMoeError(f"design file {p}: not found") from None
-        except (OSError, ValueError) as e:
-            raise EdgeMoeError(f"design file {p}: not readable JSON ({e})") from None
+        from edgemoe.io import read_json
+        d = read_json(name, "design file")
         d = d.get("design", d) if isinstance(d, dict) else d
         if not isinstance(d, dict):
-            raise EdgeMoeError(f"design file {p}: expected an object with the design's fields")
+            raise EdgeMoeError(f"design file {name}: expected an object with the design's fields")
         return Design.from_dict(d)
     raise EdgeMoeError(f"unknown design point {name!r} (known: {', '.join(DESIGNS)}, or a design .json "
                        f"from `edgemoe explore --json`)")

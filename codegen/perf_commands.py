@@ -18,10 +18,8 @@ def resolve_target(project=None, preset=None, board=None, precision=None, design
 
     from .design import Design, board_default, get_design
     if project:
-        man_path = Path(project) / "data" / "manifest.json"
-        if not man_path.is_file():
-            raise EdgeMoeError(f"{project}: not a project written by `edgemoe generate` (no data/manifest.json)")
-        man = json.loads(man_path.read_text())
+        from edgemoe.boards.vivado import read_manifest
+        man = read_manifest(project)
         spec = ModelSpec.from_dict(man["spec"])
         prec = Precision.from_dict(man["precision"])
         des = Design.from_dict(man["design"])

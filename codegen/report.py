@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemoe.errors import EdgeMoeError
+from edgemoe.io import read_json
 
 UNIT_COLOURS = {"linear": "#1f77b4", "attention": "#ff7f0e", "layernorm": "#2ca02c", "moe_route": "#d62728",
                 "residual": "#9467bd", "patch_embed": "#8c564b", "io": "#7f7f7f"}
@@ -88,16 +88,6 @@ def plot_errors(rungs: list, path) -> None:
     plt.close(fig)
 
 
-def _load_json(path, what: str):
-    p = Path(path)
-    if not p.is_file():
-        raise EdgeMoeError(f"{what} {p}: not found")
-    try:
-        return json.loads(p.read_text())
-    except ValueError as e:
-        raise EdgeMoeError(f"{what} {p}: not readable JSON ({e})") from None
-
-
 def accuracy_ladder(project, run_csim: bool, sim_json=None, board_json=None, say=print) -> list:
     """Rungs float / fixed / csim / RTL / board: what was compared, mismatches, errors vs float."""
     data = project.path / "data"
@@ -125,7 +115,7 @@ def accuracy_ladder(project, run_csim: bool, sim_json=None, board_json=None, say
     else:
         rungs.append(dict(rung="csim", what="not run (--no-csim)", mismatches=None, errors=None))
     if sim_json:
-        sim = _load_json(sim_json, "RTL results")
+        sim = read_json(sim_json, "RTL results")
         units = sim.get("units", {})
         mm = sum(int(u.get("mismatches", 0)) for u in units.values())
         vec = sum(int(u.get("vectors", 0)) for u in units.values())
@@ -135,7 +125,7 @@ def accuracy_ladder(project, run_csim: bool, sim_json=None, board_json=None, say
         rungs.append(dict(rung="RTL", what="no results given (`edgemoe sim --json J`, then --sim-json J)",
                           mismatches=None, errors=None))
     if board_json:
-        b = _load_json(board_json, "board results")
+        b = read_json(board_json, "board results")
         rungs.append(dict(rung="board", what=f"edgemoe-host run: {b.get('frames')} frames, "
                           f"{b.get('latency_ms', 0):.3f} ms per frame", mismatches=b.get("mismatches"), errors=None,
                           latency_ms=b.get("latency_ms"), energy_mj_per_frame=b.get("energy_mj_per_frame")))

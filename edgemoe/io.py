@@ -45,6 +45,18 @@ def atomic_path(path):
             os.unlink(tmp)
 
 
+def read_json(path, what: str):
+    """``path`` parsed as JSON; a missing or unreadable file is a one-line error naming ``what`` and it."""
+    import json
+    p = Path(path)
+    if not p.is_file():
+        raise EdgeMoeError(f"{what} {p}: not found")
+    try:
+        return json.loads(p.read_text())
+    except (OSError, ValueError) as e:
+        raise EdgeMoeError(f"{what} {p}: not readable JSON ({e})") from None
+
+
 @contextmanager
 def atomic_dir(path):
     """Yield a temporary folder beside ``path``; it replaces ``path`` only if the block succeeds, so
