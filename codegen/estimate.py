@@ -21,9 +21,10 @@ from dataclasses import asdict, dataclass, field
 
 from edgemoe.errors import EdgeMoeError
 
+from .pack import storage_bits, tile_words
+
 EFFICIENCY = 0.75          # reachable fraction of a port's or the DDR's peak bandwidth
 PS_PORT_BITS = 128         # data width of a ZynqMP HP / HPC slave port
-BRAM36_BITS = 36 * 1024
 URAM_DEPTH, URAM_WIDTH = 4096, 72
 LUTRAM_BITS = 2048         # banks at most this big live in LUTRAM / registers, not block RAM
 
@@ -93,11 +94,6 @@ class Widths:
                    exp=t["exp"].W, bias=t["b"].W)
 
 
-def storage_bits(w: int) -> int:
-    from edgemoe.codegen.pack import storage_bits as sb
-    return sb(w)
-
-
 @dataclass(frozen=True)
 class Bandwidth:
     """AXI words (design.axi_bits each) per kernel cycle that the ports and the DDR sustain."""
@@ -112,8 +108,8 @@ class Bandwidth:
         per_port = min(design.axi_bits, PS_PORT_BITS) / design.axi_bits * EFFICIENCY
         ddr_bps = EFFICIENCY * board.ddr.peak_gbps * 1e9
         ddr = ddr_bps / (word_bytes * clock_mhz * 1e6)
-        ports = getattr(design, "weight_ports", 1)
-        return cls(act=min(per_port, ddr), weights=min(ports * per_port, ddr), ddr=ddr, ddr_bytes_per_s=ddr_bps)
+        return cls(act=min(per_port, ddr), weights=min(design.weight_ports * per_port, ddr), ddr=ddr,
+                   ddr_bytes_per_s=ddr_bps)
 
 
 # ---- results ----------------------------------------------------------------------------------
@@ -326,7 +322,7 @@ def _routing_counts(spec, routing) -> list:
 
 
 def _tile_words(design, w_bits: int) -> int:
-    return math.ceil(design.engine_in * design.engine_out * storage_bits(w_bits) / design.axi_bits)
+    return tile_words(design.engine_out, design.engine_in, storage_bits(w_bits), design.axi_bits)
 
 
 def schedule(spec, prec, design, bw: Bandwidth, routing=None) -> list:
@@ -500,8 +496,8 @@ def memories(spec, prec, design) -> list:
     return m
 
 
-def resources(spec, prec, design, uram_buffers: tuple = ()) -> dict:
-    """unit -> {dsp, bram36, uram, lut}; ``uram_buffers`` names the buffers bound to UltraRAM."""
+def resources(spec, prec, design) -> dict:
+    """unit -> {dsp, bram36, uram, lut}; the buffers in ``design.uram_buffers`` are bound to UltraRAM."""
     wd = Widths.of(prec)
     r, lanes, H = design.attn_rows, design.attn_lanes, spec.heads
     ei, eo, vec = design.engine_in, design.engine_out, design.vec_lanes
@@ -540,29 +536,31 @@ def resources(spec, prec, design, uram_buffers: tuple = ()) -> dict:
     out = {u: dict(dsp=dsp[u], bram36=0, uram=0, lut=lut[u]) for u in dsp}
     for unit, name, n, bits, banks in memories(spec, prec, design):
         banks = max(1, min(banks, n))
-        if name in uram_buffers:
+        if name in design.uram_buffers:
             # an UltraRAM buffer is reshaped, not partitioned: one word holds a row of its lanes
             bits, n, banks = bits * banks, math.ceil(n / banks), 1
-        b, u, l = _bank_cost(math.ceil(n / banks), bits, name in uram_buffers)
+        b, u, l = _bank_cost(math.ceil(n / banks), bits, name in design.uram_buffers)
         out[unit]["bram36"] += b * banks
         out[unit]["uram"] += u * banks
         out[unit]["lut"] += l * banks
-    out["interfaces"] = dict(dsp=0, bram36=4 * (2 + getattr(design, "weight_ports", 1)), uram=0,
-                             lut=2500 * (2 + getattr(design, "weight_ports", 1)) + 1500)
+    bundles = 2 + design.weight_ports           # gmem_act, gmem_scratch and the weight ports
+    out["interfaces"] = dict(dsp=0, bram36=4 * bundles, uram=0, lut=2500 * bundles + 1500)
     return out
 
 
 # ---- the whole estimate -----------------------------------------------------------------------
-def estimate(spec, prec, design, board, clock_mhz: float | None = None, routing=None) -> Estimate:
-    """Latency, throughput and resources of the generated kernel for one frame."""
+def estimate(spec, prec, design, board, clock_mhz: float | None = None, routing=None,
+             published: bool = True) -> Estimate:
+    """Latency, throughput and resources of the generated kernel for one frame; ``published`` adds a
+    note with the published Edge-MoE schedule of the same point (explore, which scores thousands of
+    points, leaves it out)."""
     clock = float(clock_mhz or design.clock_mhz or board.clock_mhz)
     design.validate(spec)
     if board.resources is None or board.ddr is None:
         raise EdgeMoeError(f"board {board.name} has no resource or DDR figures to estimate against")
     bw = Bandwidth.of(design, board, clock)
     layers = schedule(spec, prec, design, bw, routing)
-    uram = tuple(getattr(design, "uram_buffers", ()) or ())
-    by_unit = resources(spec, prec, design, uram)
+    by_unit = resources(spec, prec, design)
     total = {k: sum(u[k] for u in by_unit.values()) for k in ("dsp", "bram36", "uram", "lut")}
     wd = Widths.of(prec)
     macs = sum(l.macs for l in layers)
@@ -577,9 +575,10 @@ def estimate(spec, prec, design, board, clock_mhz: float | None = None, routing=
              f"{spec.tokens * spec.top_k} token slots over {spec.num_experts} experts per MoE block",
              f"bandwidth: weights {bw.weights:.3f} and act {bw.act:.3f} AXI words per cycle, "
              f"DDR {bw.ddr_bytes_per_s / 1e9:.1f} GB/s ({EFFICIENCY:.0%} of peak)"]
-    pub = sum(l.cycles for l in published_schedule(spec, prec, design, bw)) / (clock * 1e3)
-    notes.append(f"the same units scheduled as the published Edge-MoE kernel runs them (activations in DDR, each "
-                 f"layer's weights loaded before it computes): {pub:.3f} ms per frame")
+    if published:
+        pub = published_latency_ms(spec, prec, design, board, clock)
+        notes.append(f"the same units scheduled as the published Edge-MoE kernel runs them (activations in DDR, "
+                     f"each layer's weights loaded before it computes): {pub:.3f} ms per frame")
     return Estimate(spec.name, prec.name, design.to_dict(), board.name, clock, layers, total, by_unit, budget,
                     macs, moved, compute_floor, ddr_floor,
                     "balanced" if routing in (None, "balanced") else "given", notes)

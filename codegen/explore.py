@@ -72,14 +72,14 @@ def explore(spec, prec, board, clock_mhz: float | None = None, progress=None) ->
     for i, d in enumerate(designs):
         if progress and i % 500 == 0:
             progress(i, len(designs))
-        res = resources(spec, prec, d, d.uram_buffers)
+        res = resources(spec, prec, d)
         tot = {k: sum(u[k] for u in res.values()) for k in ("dsp", "bram36", "uram", "lut")}
         over = max(tot[k] / budget[k] if budget[k] else (math.inf if tot[k] else 0) for k in tot)
         if over > 1:
             if closest is None or over < closest[0]:
                 closest = (over, d, tot)
             continue
-        est = estimate(spec, prec, d, board, clock)
+        est = estimate(spec, prec, d, board, clock, published=False)
         fitting.append(Point(d, est.latency_ms, tot["dsp"], tot["bram36"], tot["uram"], tot["lut"], est))
     if progress:
         progress(len(designs), len(designs))

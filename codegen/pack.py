@@ -57,6 +57,12 @@ def storage_bits(width: int) -> int:
     raise EdgeMoeError(f"no storage for a {width}-bit value")
 
 
+def tile_words(engine_out: int, engine_in: int, sb: int, axi_bits: int) -> int:
+    """AXI words of one engine_out x engine_in weight tile of ``sb``-bit values (padded to whole words):
+    TILE_WORDS of edgemoe_layout.h, and what the cycle model loads per tile."""
+    return -(-engine_out * engine_in // (axi_bits // sb))
+
+
 def num_tap_ids(spec: ModelSpec) -> int:
     return 1 + STAGES_PER_BLOCK * spec.depth
 
@@ -89,7 +95,7 @@ class Buffer:
     def tile_words(self, axi_bits: int) -> int:
         """Words of one engine tile (each tile is padded to whole words)."""
         eo, ei = self.tile
-        return -(-eo * ei // (axi_bits // self.sb))
+        return tile_words(eo, ei, self.sb, axi_bits)
 
     def matrix_words(self, axi_bits: int) -> int:
         """Words of one [out][in] matrix in tile order (one expert's block for expert weights)."""
@@ -454,5 +460,5 @@ class Layout:
         return p
 
 
-__all__ = ["Layout", "Buffer", "pack_raw", "unpack_raw", "to_tile_order", "from_tile_order", "storage_bits",
+__all__ = ["Layout", "Buffer", "pack_raw", "unpack_raw", "to_tile_order", "from_tile_order", "storage_bits", "tile_words",
            "BLOCK_STAGES", "TAP_NONE", "TAP_ALL", "TAP_BITS", "tap_id", "num_tap_ids"]

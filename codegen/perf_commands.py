@@ -48,12 +48,10 @@ def resolve_target(project=None, preset=None, board=None, precision=None, design
 
 
 def format_estimate(est) -> str:
-    from .estimate import Estimate  # noqa: F401 (type)
+    from .design import Design
     clock = est.clock_mhz
     lines = [f"{est.preset} {est.precision} on {est.board} at {clock:g} MHz, design {est.design['name']}: "
-             f"{est.design['engine_in']}x{est.design['engine_out']} MACs, {est.design['attn_rows']} attention rows x "
-             f"{est.design['attn_lanes']} lanes, {est.design['vec_lanes']} vector lanes, "
-             f"{est.design['weight_ports']} weight port(s)",
+             f"{Design.from_dict(est.design).summary()}",
              "", f"{'unit':12s} {'cycles':>11s} {'ms':>8s} {'share':>6s}"]
     total = est.cycles
     for unit, cyc in sorted(est.by_unit_cycles().items(), key=lambda kv: -kv[1]):
