@@ -129,7 +129,7 @@ DESIGNS = {
     "zcu104": Design("zcu104", 32, 16, 4, 256, 300.0, attn_lanes=16, vec_lanes=8, weight_ports=4,
                      uram_buffers=("g_hid", "g_qkv", "g_lnb", "g_att", "g_tmp"), description=
                      "ZCU104 default: 512 MACs, 4 attention rows x 16 lanes, 4 weight ports, five activation "
-                     "buffers in UltraRAM (explored: 10.96 ms per frame for m3vit-tiny-edge at w16a32)"),
+                     "buffers in UltraRAM (explored: 10.91 ms per frame for m3vit-tiny-edge at w16a32)"),
     "zcu102": Design("zcu102", 32, 16, 8, 256, 300.0, attn_lanes=16, vec_lanes=32, weight_ports=4, description=
                      "ZCU102 default: 512 MACs, 8 attention rows x 16 lanes, 32 vector lanes, 4 weight ports "
                      "(explored: 8.17 ms per frame for m3vit-tiny-edge at w16a32)"),

@@ -367,7 +367,9 @@ def schedule(spec, prec, design, bw: Bandwidth, routing=None) -> list:
             linear(b + "gate", i, T, d, gate_rows, "plain")
             layers[-1].macs = T * d * spec.num_experts
             layers.append(Layer(b + "route", "moe_route", moe_route_cycles(T, spec.num_experts, spec.top_k), block=i))
-            layers.append(Layer(b + "clear", "residual", stream_cycles(T * d, vec, DEPTH_MEM), block=i))
+            # clear_act (top template) writes ACT_PARTITION values per cycle
+            layers.append(Layer(b + "clear", "residual", stream_cycles(T * d, design.act_partition, DEPTH_MEM),
+                                block=i))
             for e, n in enumerate(next(counts)):
                 if n == 0:
                     continue                       # an empty queue: the expert is never read
