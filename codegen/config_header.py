@@ -225,7 +225,9 @@ def config_context(spec, prec: Precision, design: Design) -> dict:
         ("ACT_ELEMS", spec.tokens * spec.embed, "values of the residual stream"),
         ("ATTN_GROUPS", -(-spec.tokens // design.attn_rows), "query row groups of the attention unit"),
         ("SM_MAX_LEN", max(spec.tokens, spec.num_experts), "longest softmax row"),
-        ("TOK_IDX_BITS", _tok_bits(spec.tokens), "bits of a token index"),
+        ("BATCH", design.batch, "frames run together: every expert's weights are read once for all of them"),
+        ("BATCH_ROWS", design.batch * spec.tokens, "token rows of a batch (an expert's merged queue at most)"),
+        ("TOK_IDX_BITS", _tok_bits(design.batch * spec.tokens), "bits of a token row index within a batch"),
         ("EXPERT_IDX_BITS", _tok_bits(max(spec.num_experts - 1, 1)), "bits of an expert index"),
         ("RESCALE_SPAN", rescale_span(spec, prec), "max |fraction-bit offset| of a runtime rescale"),
     ]

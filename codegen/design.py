@@ -13,6 +13,7 @@ from edgemoe.errors import EdgeMoeError
 
 AXI_WIDTHS = (32, 64, 128, 256, 512)
 MAX_WEIGHT_PORTS = 4
+MAX_BATCH = 8              # frames whose activations the kernel holds on chip at once
 # the kernel's on-chip activation buffers that may be bound to UltraRAM
 URAM_CANDIDATES = ("g_x", "g_lnb", "g_qkv", "g_att", "g_tmp", "g_hid", "g_pos")
 
@@ -28,7 +29,9 @@ class Design:
     ``vec_lanes``: values per cycle of the element-wise passes (LayerNorm, residual adds);
     ``axi_bits``: width of every m_axi port; ``weight_ports``: m_axi bundles (each on its own PS port)
     that read the streamed weights side by side; ``uram_buffers``: on-chip activation buffers bound to
-    UltraRAM instead of block RAM.
+    UltraRAM instead of block RAM; ``batch``: frames the kernel runs together, layer by layer, so
+    that every expert's weights are read once for the tokens of all of them (the frames' residual
+    streams, MoE inputs and outputs stay on chip).
     """
 
     name: str = "edge-moe"
@@ -41,10 +44,11 @@ class Design:
     vec_lanes: int = 8
     weight_ports: int = 1
     uram_buffers: tuple = ()
+    batch: int = 1
     description: str = field(default="", compare=False)
 
     def __post_init__(self):
-        for field_name in ("engine_in", "engine_out", "attn_rows", "attn_lanes", "vec_lanes", "weight_ports"):
+        for field_name in ("engine_in", "engine_out", "attn_rows", "attn_lanes", "vec_lanes", "weight_ports", "batch"):
             v = getattr(self, field_name)
             if not isinstance(v, int) or v < 1:
                 raise EdgeMoeError(f"design {self.name!r}: {field_name} must be a positive integer, got {v!r}")
@@ -54,6 +58,8 @@ class Design:
         if not 1 <= self.weight_ports <= MAX_WEIGHT_PORTS:
             raise EdgeMoeError(f"design {self.name!r}: weight_ports must be 1..{MAX_WEIGHT_PORTS} "
                                f"(the PS slave ports left after activations and scratch), got {self.weight_ports}")
+        if self.batch > MAX_BATCH:
+            raise EdgeMoeError(f"design {self.name!r}: batch must be 1..{MAX_BATCH} frames, got {self.batch}")
         object.__setattr__(self, "uram_buffers", tuple(self.uram_buffers))
         unknown = [b for b in self.uram_buffers if b not in URAM_CANDIDATES]
         if unknown:
@@ -90,7 +96,8 @@ class Design:
     def summary(self) -> str:
         s = (f"{self.engine_in}x{self.engine_out} MACs, {self.attn_rows} attention rows x {self.attn_lanes} lanes, "
              f"{self.vec_lanes} vector lanes, {self.axi_bits}-bit AXI, {self.weight_ports} weight port(s)")
-        return s + (f", URAM: {' '.join(self.uram_buffers)}" if self.uram_buffers else "")
+        s += f", URAM: {' '.join(self.uram_buffers)}" if self.uram_buffers else ""
+        return s + (f", {self.batch} frames per expert weight load" if self.batch > 1 else "")
 
     def validate(self, spec) -> "Design":
         """Raise :class:`EdgeMoeError` unless every dimension of ``spec`` tiles onto this design."""
@@ -124,8 +131,9 @@ DESIGNS = {
                        "(256-bit AXI of 32-bit values)"),
     "small": Design("small", 8, 8, 2, 128, 200.0, attn_lanes=4, vec_lanes=8, description=
                     "a small design point for small boards and quick synthesis"),
-    # board defaults: the fastest point `edgemoe explore` finds for m3vit-tiny-edge at w16a32 on each board
-    # (among the points every preset tiles onto), as the estimate of the generated kernel scores it
+    # board defaults: the fastest single-frame (batch 1) point `edgemoe explore --batch 1` finds for
+    # m3vit-tiny-edge at w16a32 on each board (among the points every preset tiles onto), as the
+    # estimate of the generated kernel scores it
     "zcu104": Design("zcu104", 32, 16, 4, 256, 300.0, attn_lanes=16, vec_lanes=8, weight_ports=4,
                      uram_buffers=("g_hid", "g_qkv", "g_lnb", "g_att", "g_tmp"), description=
                      "ZCU104 default: 512 MACs, 4 attention rows x 16 lanes, 4 weight ports, five activation "

@@ -16,6 +16,7 @@ Assumptions (named so that a reader can change them):
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import asdict, dataclass, field
 
@@ -142,14 +143,23 @@ class Estimate:
     ddr_floor_ms: float
     routing: str
     notes: list = field(default_factory=list)
+    batch: int = 1            # frames per kernel batch: ``layers`` is the schedule of one batch
+    published_schedule_ms: float | None = None   # the same units in the published Edge-MoE schedule
 
     @property
     def cycles(self) -> int:
+        """Cycles of one batch."""
         return sum(l.cycles for l in self.layers)
 
     @property
-    def latency_ms(self) -> float:
+    def batch_latency_ms(self) -> float:
+        """Time from a batch's first pixel to its last output (a frame's latency when it is batched)."""
         return self.cycles / (self.clock_mhz * 1e3)
+
+    @property
+    def latency_ms(self) -> float:
+        """Time per frame: the batch's time over its frames (at batch 1, the frame's latency)."""
+        return self.batch_latency_ms / self.batch
 
     @property
     def gops(self) -> float:
@@ -188,6 +198,9 @@ class Estimate:
                     budget=self.budget, macs=self.macs, bytes_per_frame=self.bytes_per_frame,
                     linear_utilization=round(self.linear_utilization(), 4),
                     engine_dsp_share=round(self.by_unit_resources.get("linear", {}).get("dsp", 0) / max(r["dsp"], 1), 4),
+                    batch=self.batch, batch_latency_ms=round(self.batch_latency_ms, 4),
+                    published_schedule_ms=None if self.published_schedule_ms is None
+                    else round(self.published_schedule_ms, 4),
                     routing=self.routing, by_unit_cycles=self.by_unit_cycles(),
                     by_unit_resources=self.by_unit_resources,
                     layers=[asdict(l) for l in self.layers], notes=self.notes)
@@ -326,7 +339,9 @@ def _tile_words(design, w_bits: int) -> int:
 
 
 def schedule(spec, prec, design, bw: Bandwidth, routing=None) -> list:
-    """Every unit call of one frame, in order, with its cycles and MACs."""
+    """Every unit call of one batch of ``design.batch`` frames (every image's routing the same), in
+    order, with its cycles and MACs; layer names carry ``f<b>.`` for image b when the batch has more
+    than one. An expert runs once per batch on its merged queue, in calls of at most ``tokens`` rows."""
     wd = Widths.of(prec)
     d, T = spec.embed, spec.tokens
     ei, eo = design.engine_in, design.engine_out
@@ -335,10 +350,13 @@ def schedule(spec, prec, design, bw: Bandwidth, routing=None) -> list:
     tile_load = tw / bw.weights
     layers = []
 
-    def linear(name, block, rows, ind, outd, mode, tiles_w=tw, tl=tile_load):
+    depths = {m: engine_depth(design, m, wd) for m in ("plain", "gelu", "scatter")}
+    min_iter = engine_min_iter(design, tw, wd)
+
+    def linear(name, block, rows, ind, outd, mode):
         n_ot, n_it = outd // eo, ind // ei
-        cyc = linear_cycles(rows, n_ot, n_it, tl, engine_depth(design, mode, wd), engine_min_iter(design, tiles_w, wd))
-        layers.append(Layer(name, "linear", cyc, rows * ind * outd, n_ot * n_it * tiles_w * word_bytes, block,
+        cyc = linear_cycles(rows, n_ot, n_it, tile_load, depths[mode], min_iter)
+        layers.append(Layer(name, "linear", cyc, rows * ind * outd, n_ot * n_it * tw * word_bytes, block,
                             engine_slots=cyc * ei * eo))
 
     # patch embedding: the image's pixels come in once, then the engine (patch weights tile-ordered)
@@ -347,13 +365,18 @@ def schedule(spec, prec, design, bw: Bandwidth, routing=None) -> list:
     pe_cyc = math.ceil(pix_words / bw.act) + DEPTH_AXI_READ + linear_cycles(
         spec.num_patches, d // eo, spec.patch_dim // ei, ptw / bw.weights, engine_depth(design, "pos", wd),
         engine_min_iter(design, ptw, wd))
-    layers.append(Layer("patch_embed", "patch_embed", pe_cyc, spec.num_patches * spec.patch_dim * d,
-                        (d // eo) * (spec.patch_dim // ei) * ptw * word_bytes + pix_words * word_bytes,
-                        engine_slots=pe_cyc * ei * eo))
+    B = design.batch
+    frames = [f"f{k}." if B > 1 else "" for k in range(B)]
+    for f in frames:
+        layers.append(Layer(f + "patch_embed", "patch_embed", pe_cyc, spec.num_patches * spec.patch_dim * d,
+                            (d // eo) * (spec.patch_dim // ei) * ptw * word_bytes + pix_words * word_bytes,
+                            engine_slots=pe_cyc * ei * eo))
     vec = design.vec_lanes
     counts = iter(_routing_counts(spec, routing))
-    for i in range(spec.depth):
-        b = f"block{i}."
+    for i, f in itertools.product(range(spec.depth), frames):
+        if f == frames[0] and spec.is_moe(i):
+            queues = next(counts)
+        b = f"{f}block{i}."
         layers.append(Layer(b + "ln1", "layernorm", layernorm_cycles(T, d, vec), block=i))
         linear(b + "qkv", i, T, d, 3 * d, "plain")
         layers.append(Layer(b + "attention", "attention", attention_cycles(T, d, spec.heads, design),
@@ -370,18 +393,27 @@ def schedule(spec, prec, design, bw: Bandwidth, routing=None) -> list:
             # clear_act (top template) writes ACT_PARTITION values per cycle
             layers.append(Layer(b + "clear", "residual", stream_cycles(T * d, design.act_partition, DEPTH_MEM),
                                 block=i))
-            for e, n in enumerate(next(counts)):
-                if n == 0:
-                    continue                       # an empty queue: the expert is never read
-                linear(f"{b}expert{e}.fc1", i, n, d, spec.expert_hidden, "gelu")
-                linear(f"{b}expert{e}.fc2", i, n, spec.expert_hidden, d, "scatter")
-        else:
-            linear(b + "fc1", i, T, d, spec.mlp_hidden, "gelu")
-            linear(b + "fc2", i, T, spec.mlp_hidden, d, "plain")
+            if f != frames[-1]:
+                continue
+            # the experts once for the batch: the merged queue of B images, TOKENS rows per engine call
+            for e, n in enumerate(queues):
+                for c0 in range(0, B * n, T):      # an empty queue: the expert is never read
+                    rows = min(T, B * n - c0)
+                    linear(f"block{i}.expert{e}.fc1" + (f".{c0 // T}" if c0 else ""), i, rows, d,
+                           spec.expert_hidden, "gelu")
+                    linear(f"block{i}.expert{e}.fc2" + (f".{c0 // T}" if c0 else ""), i, rows,
+                           spec.expert_hidden, d, "scatter")
+            for f2 in frames:
+                layers.append(Layer(f"{f2}block{i}.res2", "residual", stream_cycles(T * d, vec, DEPTH_MEM + 1),
+                                    block=i))
+            continue
+        linear(b + "fc1", i, T, d, spec.mlp_hidden, "gelu")
+        linear(b + "fc2", i, T, spec.mlp_hidden, d, "plain")
         layers.append(Layer(b + "res2", "residual", stream_cycles(T * d, vec, DEPTH_MEM + 1), block=i))
     out_words = math.ceil(T * d * storage_bits(wd.act) / design.axi_bits)
-    layers.append(Layer("write_out", "io", math.ceil(out_words / bw.act) + DEPTH_AXI_READ,
-                        weight_bytes=out_words * word_bytes))
+    for f in frames:
+        layers.append(Layer(f + "write_out", "io", math.ceil(out_words / bw.act) + DEPTH_AXI_READ,
+                            weight_bytes=out_words * word_bytes))
     return layers
 
 
@@ -470,11 +502,13 @@ def memories(spec, prec, design) -> list:
     hid = max(spec.mlp_hidden if len(spec.moe_blocks) < spec.depth else 0,
               spec.expert_hidden if spec.moe_blocks else 0)
     E = spec.num_experts
-    tok_bits = max(clog2(T + 1), 1)
+    B = design.batch
+    tok_bits = max(clog2(B * T + 1), 1)
     m = [
-        ("residual", "g_x", T * d, wd.act, P), ("layernorm", "g_lnb", T * d, wd.lin_in, P),
+        # the residual streams, MoE inputs and MoE outputs of the batch's images
+        ("residual", "g_x", B * T * d, wd.act, P), ("layernorm", "g_lnb", B * T * d, wd.lin_in, P),
         ("linear", "g_qkv", T * 3 * d, wd.qkv, P), ("attention", "g_att", T * d, wd.lin_in, P),
-        ("residual", "g_tmp", T * d, wd.act, P), ("linear", "g_hid", T * hid, wd.hidden, P),
+        ("residual", "g_tmp", B * T * d, wd.act, P), ("linear", "g_hid", T * hid, wd.hidden, P),
         ("patch_embed", "g_pos", T * d, wd.bias, P),
         ("patch_embed", "pixels", spec.num_patches * spec.patch_dim, wd.pixel, design.engine_in),
         # one-time parameters, partitioned like the activations so the engine reads a lane of biases
@@ -494,7 +528,7 @@ def memories(spec, prec, design) -> list:
     ]
     if spec.moe_blocks:
         m += [("moe_route", "g_logits+probs", 2 * T * E, wd.score, design.engine_out),
-              ("moe_route", "queues", E * T, tok_bits + wd.gate_score, E)]
+              ("moe_route", "queues", E * B * T, tok_bits + wd.gate_score, E)]
     return m
 
 
@@ -565,8 +599,8 @@ def estimate(spec, prec, design, board, clock_mhz: float | None = None, routing=
     by_unit = resources(spec, prec, design)
     total = {k: sum(u[k] for u in by_unit.values()) for k in ("dsp", "bram36", "uram", "lut")}
     wd = Widths.of(prec)
-    macs = sum(l.macs for l in layers)
-    moved = sum(l.weight_bytes for l in layers)
+    macs = sum(l.macs for l in layers) // design.batch          # per frame
+    moved = sum(l.weight_bytes for l in layers) // design.batch
     budget = board.resources.to_dict()
     # floors: all the board's DSPs doing MACs at this precision's best rate; the DDR moving only
     # the bytes one frame needs
@@ -577,13 +611,14 @@ def estimate(spec, prec, design, board, clock_mhz: float | None = None, routing=
              f"{spec.tokens * spec.top_k} token slots over {spec.num_experts} experts per MoE block",
              f"bandwidth: weights {bw.weights:.3f} and act {bw.act:.3f} AXI words per cycle, "
              f"DDR {bw.ddr_bytes_per_s / 1e9:.1f} GB/s ({EFFICIENCY:.0%} of peak)"]
+    pub = None
     if published:
         pub = published_latency_ms(spec, prec, design, board, clock)
         notes.append(f"the same units scheduled as the published Edge-MoE kernel runs them (activations in DDR, "
                      f"each layer's weights loaded before it computes): {pub:.3f} ms per frame")
     return Estimate(spec.name, prec.name, design.to_dict(), board.name, clock, layers, total, by_unit, budget,
                     macs, moved, compute_floor, ddr_floor,
-                    "balanced" if routing in (None, "balanced") else "given", notes)
+                    "balanced" if routing in (None, "balanced") else "given", notes, design.batch, pub)
 
 
 def check_fits(est: Estimate) -> None:

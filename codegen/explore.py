@@ -20,6 +20,7 @@ ENGINE_SIDES = (8, 16, 32, 64)
 ATTN_ROWS = (2, 4, 8, 16)
 LANES = (4, 8, 16, 32)
 VEC_LANES = (8, 16, 32)
+BATCHES = (1, 2, 4)       # frames per kernel pass sharing every expert's weight load
 # activation buffers moved to UltraRAM, biggest first (the hidden layer, then Q/K/V, then the rest)
 URAM_CHOICES = ((), ("g_hid",), ("g_hid", "g_qkv"), ("g_hid", "g_qkv", "g_lnb", "g_att", "g_tmp"),
                 ("g_hid", "g_qkv", "g_x", "g_lnb", "g_att", "g_tmp", "g_pos"))
@@ -36,13 +37,15 @@ class Point:
     estimate: Estimate | None = None
 
 
-def candidates(spec, axi_bits: int = 256, clock_mhz: float = 300.0, board_uram: bool = True):
-    """Every design point whose sizes tile onto ``spec``."""
+def candidates(spec, axi_bits: int = 256, clock_mhz: float = 300.0, board_uram: bool = True, batches=BATCHES):
+    """Every design point whose sizes tile onto ``spec`` (batches > 1 only when it has experts)."""
     uram_choices = URAM_CHOICES if board_uram else ((),)
-    for ei, eo, r, l, v, wp, ur in itertools.product(ENGINE_SIDES, ENGINE_SIDES, ATTN_ROWS, LANES, VEC_LANES,
-                                                     range(1, MAX_WEIGHT_PORTS + 1), uram_choices):
-        d = Design(f"{ei}x{eo}-r{r}l{l}-v{v}-w{wp}" + (f"-u{len(ur)}" if ur else ""), ei, eo, r, axi_bits,
-                   clock_mhz, attn_lanes=l, vec_lanes=v, weight_ports=wp, uram_buffers=ur)
+    batches = batches if spec.moe_blocks else (1,)
+    for ei, eo, r, l, v, wp, ur, bt in itertools.product(ENGINE_SIDES, ENGINE_SIDES, ATTN_ROWS, LANES, VEC_LANES,
+                                                         range(1, MAX_WEIGHT_PORTS + 1), uram_choices, batches):
+        d = Design(f"{ei}x{eo}-r{r}l{l}-v{v}-w{wp}" + (f"-u{len(ur)}" if ur else "") + (f"-b{bt}" if bt > 1 else ""),
+                   ei, eo, r, axi_bits, clock_mhz, attn_lanes=l, vec_lanes=v, weight_ports=wp, uram_buffers=ur,
+                   batch=bt)
         try:
             d.validate(spec)
         except EdgeMoeError:
@@ -59,11 +62,12 @@ def pareto(points: list) -> list:
     return front
 
 
-def explore(spec, prec, board, clock_mhz: float | None = None, progress=None) -> tuple:
-    """(best point, Pareto front, every fitting point) for ``spec`` at ``prec`` on ``board``."""
+def explore(spec, prec, board, clock_mhz: float | None = None, progress=None, batches=BATCHES) -> tuple:
+    """(best point, Pareto front, every fitting point) for ``spec`` at ``prec`` on ``board``; latency
+    is per frame (a batch's time over its frames)."""
     clock = float(clock_mhz or board.clock_mhz)
     budget = board.resources.to_dict()
-    designs = list(candidates(spec, clock_mhz=clock, board_uram=budget["uram"] > 0))
+    designs = list(candidates(spec, clock_mhz=clock, board_uram=budget["uram"] > 0, batches=batches))
     if not designs:
         raise EdgeMoeError(f"explore: no design point tiles onto {spec.name} (embed {spec.embed}, "
                            f"head_dim {spec.head_dim})")

@@ -49,14 +49,14 @@ def kernel_sources(project_dir) -> list:
     return [src / f"{TOP}.cpp", src / CONFIG_NAME, src / LAYOUT_NAME] + [src / f for f in UNIT_FILES]
 
 
-def resolve_design(board: str, design: str | None, clock: float | None) -> tuple:
+def resolve_design(board: str, design: str | None, clock: float | None, batch: int | None = None) -> tuple:
     from edgemoe.boards.boards import get_board
     b = get_board(board)
     d = get_design(design) if design else board_default(b.name)
     mhz = float(clock) if clock is not None else b.clock_mhz
     if mhz <= 0 or mhz > 1000:
         raise EdgeMoeError(f"clock {mhz:g} MHz is outside 1..1000")
-    return b, d.with_(clock_mhz=mhz)
+    return b, d.with_(clock_mhz=mhz, **({} if batch is None else dict(batch=batch)))
 
 
 def load_source_model(preset=None, checkpoint=None, onnx=None, seed: int = 0):
@@ -70,7 +70,7 @@ def load_source_model(preset=None, checkpoint=None, onnx=None, seed: int = 0):
 
 def generate(out_dir, preset: str | None = None, checkpoint=None, onnx=None, board: str = "zcu104",
              precision: str = "w16a32", design: str | None = None, clock: float | None = None,
-             force: bool = False, seed: int = 0, model=None, quiet: bool = True):
+             force: bool = False, seed: int = 0, model=None, quiet: bool = True, batch: int | None = None):
     """Write the project folder ``out_dir`` and return its :class:`~edgemoe.codegen.project.Project`.
 
     The model comes from ``preset`` (seeded weights), ``preset`` + ``checkpoint``, ``onnx``, or an
@@ -81,7 +81,7 @@ def generate(out_dir, preset: str | None = None, checkpoint=None, onnx=None, boa
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
     base_precision(precision)  # unknown precision: one line before anything is built
-    b, des = resolve_design(board, design, clock)
+    b, des = resolve_design(board, design, clock, batch)
     if out_dir.exists() and not force:
         raise EdgeMoeError(f"output folder {out_dir} exists (use --force to replace it)")
     if out_dir.exists() and not out_dir.is_dir():

@@ -10,7 +10,7 @@ from edgemoe.errors import EdgeMoeError
 CLOCK_RANGE_MHZ = (50.0, 450.0)   # PL clocks a ZynqMP fabric design can be built for
 
 
-def resolve_target(project=None, preset=None, board=None, precision=None, design=None, clock=None):
+def resolve_target(project=None, preset=None, board=None, precision=None, design=None, clock=None, batch=None):
     """(spec, precision, design, board, clock) from a generated project or from the options."""
     from edgemoe.boards.boards import BOARDS, get_board
     from edgemoe.golden.precision import Precision, base_precision
@@ -44,6 +44,8 @@ def resolve_target(project=None, preset=None, board=None, precision=None, design
                            f"{', '.join(f'{n} {x.clock_mhz:g}' for n, x in BOARDS.items())})")
     if clock is not None:
         des = des.with_(clock_mhz=clk)
+    if batch is not None:
+        des = des.with_(batch=batch)
     return spec, prec, des, b, clk
 
 
@@ -52,9 +54,10 @@ def format_estimate(est) -> str:
     clock = est.clock_mhz
     lines = [f"{est.preset} {est.precision} on {est.board} at {clock:g} MHz, design {est.design['name']}: "
              f"{Design.from_dict(est.design).summary()}",
-             "", f"{'unit':12s} {'cycles':>11s} {'ms':>8s} {'share':>6s}"]
-    total = est.cycles
+             "", f"{'unit':12s} {'cycles':>11s} {'ms':>8s} {'share':>6s}" + ("  (per frame)" if est.batch > 1 else "")]
+    total = est.cycles // est.batch
     for unit, cyc in sorted(est.by_unit_cycles().items(), key=lambda kv: -kv[1]):
+        cyc //= est.batch
         lines.append(f"{unit:12s} {cyc:11,d} {cyc / (clock * 1e3):8.3f} {cyc / total:6.1%}")
     lines.append(f"{'total':12s} {total:11,d} {est.latency_ms:8.3f}")
     lines += ["", f"{'resource':9s} {'estimate':>9s} {'board':>8s} {'use':>6s}"]
@@ -63,7 +66,11 @@ def format_estimate(est) -> str:
         lines.append(f"{k:9s} {n:9,d} {a:8,d} {(n / a if a else 0):6.1%}" + ("  OVER" if n > a else ""))
     lines += ["",
               f"latency {est.latency_ms:.3f} ms per frame, {est.gops:.1f} GOPS ({est.macs / 1e6:.0f} M MAC), "
-              f"linear engine busy with useful MACs {est.linear_utilization():.1%}",
+              f"linear engine busy with useful MACs {est.linear_utilization():.1%}"]
+    if est.batch > 1:
+        lines.append(f"batch: {est.batch} frames per kernel pass share every expert's weight load; a batch takes "
+                     f"{est.batch_latency_ms:.3f} ms (a frame's latency), {est.latency_ms:.3f} ms per frame")
+    lines += [
               f"floors: compute {est.compute_floor_ms:.3f} ms (every DSP at this precision's best rate), "
               f"DDR {est.ddr_floor_ms:.3f} ms ({est.bytes_per_frame / 1e6:.1f} MB per frame)"]
     lines += [f"note: {n}" for n in est.notes]
@@ -80,7 +87,7 @@ def estimate_command(args) -> int:
     from .csynth import compare, find_csynth, parse_csynth
     from .estimate import check_fits, estimate
     spec, prec, des, board, clock = resolve_target(args.project, args.preset, args.board, args.precision,
-                                                   args.design, args.clock)
+                                                   args.design, args.clock, args.batch)
     est = estimate(spec, prec, des, board, clock)
     print(format_estimate(est))
     out = est.to_dict()
@@ -111,7 +118,10 @@ def explore_command(args) -> int:
     from edgemoe.golden.precision import base_precision
     from edgemoe.spec import get_preset
 
-    from .explore import explore, plot_front
+    from .design import Design
+    from .explore import BATCHES, explore, plot_front
+    if args.batch:
+        Design(batch=args.batch)    # a batch out of range: one line before the search
     spec = get_preset(args.preset)
     board = get_board(args.board)
     prec = base_precision(args.precision)
@@ -119,7 +129,8 @@ def explore_command(args) -> int:
 
     def progress(i, n):
         print(f"\r  exploring: {i}/{n} design points", end="" if i < n else "\n", file=sys.stderr, flush=True)
-    best, front, points = explore(spec, prec, board, clock, progress=progress)
+    best, front, points = explore(spec, prec, board, clock, progress=progress,
+                                  batches=(args.batch,) if args.batch else BATCHES)
     print(f"{len(points)} design points of {spec.name} ({prec.name}) fit {board.name} at {clock:g} MHz; "
           f"Pareto front (latency vs DSP and BRAM36), fastest first:")
     print(f"  {'latency ms':>10s} {'DSP':>5s} {'BRAM36':>6s} {'URAM':>4s} {'LUT':>7s}  design")

@@ -55,7 +55,7 @@ def _cmd_generate(args) -> int:
         raise EdgeMoeError("give --preset P, --checkpoint PATH --preset P, or --onnx FILE")
     generate(args.output, preset=args.preset, checkpoint=args.checkpoint, onnx=args.onnx, board=args.board,
              precision=args.precision, design=args.design, clock=args.clock, force=args.force, seed=args.seed,
-             quiet=False)
+             quiet=False, batch=args.batch)
     return 0
 
 
@@ -116,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="w16a32", help="w16a32 (default) or w8a8 (calibrated)")
     p.add_argument("--design", help="design point (edge-moe, small; default: the board's)")
     p.add_argument("--clock", type=float, metavar="MHZ", help="kernel clock in MHz (default: the board's)")
+    p.add_argument("--batch", type=int, metavar="N", help="frames per kernel pass that share every expert's "
+                   "weight load (default: the design's)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights when no checkpoint is given")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="project folder to write")
     p.add_argument("--force", action="store_true", help="replace DIR if it exists")
@@ -170,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=["w16a32", "w8a8"], help="default w16a32")
     p.add_argument("--design", help="design point name or a design .json from `edgemoe explore` (default: the board's)")
     p.add_argument("--clock", type=float, metavar="MHZ", help="kernel clock (default: the design's)")
+    p.add_argument("--batch", type=int, metavar="N", help="frames per kernel pass that share every expert's "
+                   "weight load (default: the design's)")
     p.add_argument("--csynth", metavar="XML", help="a Vitis <top>_csynth.xml to compare with")
     p.add_argument("--json", metavar="J", help="write the estimate as JSON")
     p.set_defaults(func=_lazy("edgemoe.codegen.perf_commands", "estimate_command"))
@@ -183,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--board", required=True, help="zcu104, zcu102 or kv260")
     p.add_argument("--precision", choices=["w16a32", "w8a8"], default="w16a32", help="default w16a32")
     p.add_argument("--clock", type=float, metavar="MHZ", help="kernel clock (default: the board's)")
+    p.add_argument("--batch", type=int, metavar="N", help="search only this batch (frames per kernel pass "
+                   "sharing expert weight loads; default: 1, 2 and 4; 1 for the lowest single-frame latency)")
     p.add_argument("--json", metavar="J", help="write the best design point with its estimate and the front")
     p.add_argument("--plot", metavar="PNG", help="where to write the plot (default: next to --json)")
     p.add_argument("--top", type=int, default=15, help="Pareto points to print (default 15)")

@@ -44,6 +44,11 @@ def cmd_run(args) -> int:
     if args.timeout <= 0:
         raise EdgeMoeError("--timeout must be positive")
     rt = EdgeMoeRuntime(args.package, timeout_s=args.timeout)
+    batch = int(rt.manifest.get("design", {}).get("batch", 1))
+    if batch > 1 and args.images % batch:
+        # the kernel shares each expert's weight load among `batch` frames of one call
+        rt.notes.append(f"the kernel runs frames in batches of {batch}; --images {args.images} leaves a "
+                        f"partial batch (a multiple of {batch} gives the lowest time per frame)")
     tasks = [rt.spec.task_index(args.task)] if args.task is not None else list(range(rt.num_tasks))
     T, d = rt.spec.output_shape
     if not args.no_program:

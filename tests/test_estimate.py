@@ -50,6 +50,7 @@ def test_edge_moe_point_lands_within_25_percent_of_the_published_latency():
     assert abs(published / EDGE_MOE_MS - 1) <= 0.25, published
     e = _est()
     assert e.fits and e.latency_ms < published
+    assert e.to_dict()["published_schedule_ms"] == pytest.approx(published, abs=1e-3)
     # the linear engine and attention carry the frame, as in the reference design
     by = e.by_unit_cycles()
     assert by["linear"] + by["attention"] > 0.85 * e.cycles

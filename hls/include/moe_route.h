@@ -39,10 +39,12 @@
 //     EMBED); logits: [n_tok][GATE_ROWS]; d_x = D_LN2[block], d_gw = D_GATE_W[block].
 //   void moe_route_unit(const gate_logit_t *logits, int n_tok, gate_score_t *probs,
 //                       expert_idx_t *topk_idx, gate_score_t *topk_score,
-//                       tok_idx_t *queue_tok, gate_score_t *queue_score, tok_idx_t *queue_len);
+//                       tok_idx_t *queue_tok, gate_score_t *queue_score, tok_idx_t *queue_len,
+//                       int tok_base = 0, int q_stride = TOKENS, bool append = false);
 //     logits: [n_tok][GATE_ROWS]; probs: [n_tok][NUM_EXPERTS] (tap); topk_idx, topk_score:
-//     [n_tok][TOP_K], best first; queue_tok, queue_score: [NUM_EXPERTS][TOKENS]; queue_len:
-//     [NUM_EXPERTS] (0: expert skipped).
+//     [n_tok][TOP_K], best first; queue_tok, queue_score: [NUM_EXPERTS][q_stride]; queue_len:
+//     [NUM_EXPERTS] (0: expert skipped).  append: the queues already hold queue_len entries (earlier
+//     images of a batch) and this image's entries follow them, as token rows tok_base + t.
 //   void gate_logits_compact(gate_logit_t *logits, int n_tok);
 //     [n_tok][GATE_ROWS] -> [n_tok][NUM_EXPERTS] in place, for the logits tap (nothing when unpadded).
 #ifndef EDGEMOE_MOE_ROUTE_H
@@ -95,7 +97,7 @@ gate_compact:
 
 inline void moe_route_unit(const gate_logit_t *logits, int n_tok, gate_score_t *probs, expert_idx_t *topk_idx,
                            gate_score_t *topk_score, tok_idx_t *queue_tok, gate_score_t *queue_score,
-                           tok_idx_t *queue_len) {
+                           tok_idx_t *queue_len, int tok_base = 0, int q_stride = TOKENS, bool append = false) {
     const int G = ROUTE_GROUP;
     gate_logit_t lg[G][NUM_EXPERTS];   // the group's logits, for the probabilities and top-k
     gate_score_t pr[G][NUM_EXPERTS];
@@ -112,7 +114,7 @@ inline void moe_route_unit(const gate_logit_t *logits, int n_tok, gate_score_t *
 route_clear:
     for (int e = 0; e < NUM_EXPERTS; e++) {
 #pragma HLS UNROLL
-        qlen[e] = 0;
+        qlen[e] = append ? queue_len[e] : tok_idx_t(0);
     }
 route_groups:
     for (int t0 = 0; t0 < n_tok; t0 += G) {
@@ -186,8 +188,8 @@ route_groups:
                     taken[best] = true;
                     topk_idx[t * TOP_K + j] = best;
                     topk_score[t * TOP_K + j] = pr[k][best];
-                    const int slot = best * TOKENS + int(qlen[best]);
-                    queue_tok[slot] = t;
+                    const int slot = best * q_stride + int(qlen[best]);
+                    queue_tok[slot] = tok_base + t;
                     queue_score[slot] = pr[k][best];
                     qlen[best] = qlen[best] + 1;
                 }
