@@ -353,9 +353,14 @@ def schedule(spec, prec, design, bw: Bandwidth, routing=None) -> list:
     depths = {m: engine_depth(design, m, wd) for m in ("plain", "gelu", "scatter")}
     min_iter = engine_min_iter(design, tw, wd)
 
+    cycles_of = {}     # (rows, in, out, mode) -> cycles: every image of a batch repeats the same calls
+
     def linear(name, block, rows, ind, outd, mode):
         n_ot, n_it = outd // eo, ind // ei
-        cyc = linear_cycles(rows, n_ot, n_it, tile_load, depths[mode], min_iter)
+        key = (rows, ind, outd, mode)
+        cyc = cycles_of.get(key)
+        if cyc is None:
+            cyc = cycles_of[key] = linear_cycles(rows, n_ot, n_it, tile_load, depths[mode], min_iter)
         layers.append(Layer(name, "linear", cyc, rows * ind * outd, n_ot * n_it * tw * word_bytes, block,
                             engine_slots=cyc * ei * eo))
 
