@@ -591,16 +591,18 @@ def resources(spec, prec, design) -> dict:
 
 # ---- the whole estimate -----------------------------------------------------------------------
 def estimate(spec, prec, design, board, clock_mhz: float | None = None, routing=None,
-             published: bool = True) -> Estimate:
+             published: bool = True, layers: list | None = None) -> Estimate:
     """Latency, throughput and resources of the generated kernel for one frame; ``published`` adds a
     note with the published Edge-MoE schedule of the same point (explore, which scores thousands of
-    points, leaves it out)."""
+    points, leaves it out); ``layers``: this design's :func:`schedule` when the caller has it already
+    (the schedule does not depend on ``design.uram_buffers``)."""
     clock = float(clock_mhz or design.clock_mhz or board.clock_mhz)
     design.validate(spec)
     if board.resources is None or board.ddr is None:
         raise EdgeMoeError(f"board {board.name} has no resource or DDR figures to estimate against")
     bw = Bandwidth.of(design, board, clock)
-    layers = schedule(spec, prec, design, bw, routing)
+    if layers is None:
+        layers = schedule(spec, prec, design, bw, routing)
     by_unit = resources(spec, prec, design)
     total = {k: sum(u[k] for u in by_unit.values()) for k in ("dsp", "bram36", "uram", "lut")}
     wd = Widths.of(prec)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from edgemoe.errors import EdgeMoeError
 
 from .design import Design, MAX_WEIGHT_PORTS
-from .estimate import Estimate, estimate, resources
+from .estimate import Bandwidth, Estimate, estimate, resources, schedule
 
 ENGINE_SIDES = (8, 16, 32, 64)
 ATTN_ROWS = (2, 4, 8, 16)
@@ -73,6 +73,7 @@ def explore(spec, prec, board, clock_mhz: float | None = None, progress=None, ba
                            f"head_dim {spec.head_dim})")
     fitting = []
     closest = None
+    schedules = {}   # the schedule does not depend on the UltraRAM binding: one per other choice
     for i, d in enumerate(designs):
         if progress and i % 500 == 0:
             progress(i, len(designs))
@@ -83,7 +84,10 @@ def explore(spec, prec, board, clock_mhz: float | None = None, progress=None, ba
             if closest is None or over < closest[0]:
                 closest = (over, d, tot)
             continue
-        est = estimate(spec, prec, d, board, clock, published=False)
+        key = d.with_(name="", uram_buffers=())
+        if key not in schedules:
+            schedules[key] = schedule(spec, prec, d, Bandwidth.of(d, board, clock))
+        est = estimate(spec, prec, d, board, clock, published=False, layers=schedules[key])
         fitting.append(Point(d, est.latency_ms, tot["dsp"], tot["bram36"], tot["uram"], tot["lut"], est))
     if progress:
         progress(len(designs), len(designs))
