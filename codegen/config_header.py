@@ -25,6 +25,7 @@ from edgemoe.golden.precision import (EXP2_SEG_LOG2, GELU_RANGE, GELU_STEPS_LOG2
 from edgemoe.golden.units.gelu import gelu_table
 from edgemoe.golden.units.layernorm import SEED_F, eps_raw, rsqrt_table
 from edgemoe.golden.units.softmax import LOG2E_T, exp2_table, log2e_raw
+from edgemoe.host.runtime import MAX_IMAGES
 
 from .design import Design
 from .render import render_template
@@ -225,6 +226,7 @@ def config_context(spec, prec: Precision, design: Design) -> dict:
         ("ACT_ELEMS", spec.tokens * spec.embed, "values of the residual stream"),
         ("ATTN_GROUPS", -(-spec.tokens // design.attn_rows), "query row groups of the attention unit"),
         ("SM_MAX_LEN", max(spec.tokens, spec.num_experts), "longest softmax row"),
+        ("MAX_IMAGES", MAX_IMAGES, "images per kernel call at most (the host runtime's limit)"),
         ("BATCH", design.batch, "frames run together: every expert's weights are read once for all of them"),
         ("BATCH_ROWS", design.batch * spec.tokens, "token rows of a batch (an expert's merged queue at most)"),
         ("TOK_IDX_BITS", _tok_bits(design.batch * spec.tokens), "bits of a token row index within a batch"),

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from edgemoe.errors import EdgeMoeError
+from edgemoe.host.runtime import MAX_IMAGES
 
 
 def _cosine(a, b) -> float:
@@ -22,14 +23,24 @@ def _cosine(a, b) -> float:
     return float(a @ b / (na * nb)) if na > 0 and nb > 0 else float(na == nb)
 
 
+def extra_images(image: np.ndarray, n: int) -> list:
+    """``n`` more images for a multi-image run: the input with seeded noise, kept in [0, 1]."""
+    return [np.clip(image + 0.2 * np.random.default_rng(k).standard_normal(image.shape), 0.0, 1.0)
+            .astype(np.float32) for k in range(1, n + 1)]
+
+
 def run_csim(project_dir, task=0, input_path=None, output_path=None, taps: str | None = None,
-             json_path=None, quiet: bool = False) -> dict:
-    """Compile and run the project's kernel; returns the result dict (also written to ``json_path``)."""
+             json_path=None, quiet: bool = False, images: int = 1) -> dict:
+    """Compile and run the project's kernel; returns the result dict (also written to ``json_path``).
+    ``images`` > 1: one more kernel call on that many images (the input, then noisy copies of it),
+    every image's output compared with its fixed golden (this runs a batched kernel's batches)."""
     from edgemoe.io import load_image_npy, save_npy
     from .pack import unpack_raw
     from .project import Project
     if taps not in (None, "all"):
         raise EdgeMoeError(f"--taps takes 'all', not {taps!r}")
+    if not 1 <= int(images) <= MAX_IMAGES:
+        raise EdgeMoeError(f"--images must be 1..{MAX_IMAGES} (images per kernel call), not {images}")
     project = Project(project_dir)
     spec = project.spec
     task = spec.task_index(task)
@@ -68,13 +79,26 @@ def run_csim(project_dir, task=0, input_path=None, output_path=None, taps: str |
     rows.append(dict(id=None, name="output", shape=[spec.tokens, spec.embed], mismatches=bad_out,
                      max_raw_diff=int(np.abs(out_raw - g_out).max())))
     total_bad += bad_out
+    if images > 1:
+        # every image of one call, batched as the design batches them, against its own golden
+        batch = [image] + extra_images(image, int(images) - 1)
+        t1 = time.perf_counter()
+        raw_all, _ = project.run(np.stack(batch), task)
+        seconds += time.perf_counter() - t1
+        for k, im in enumerate(batch):
+            want = g_out if k == 0 else project.golden_fixed(im, task)[0]
+            bad = int(np.count_nonzero(raw_all[k] != want))
+            rows.append(dict(id=None, name=f"output[{k}] of {len(batch)}", shape=[spec.tokens, spec.embed],
+                             mismatches=bad, max_raw_diff=int(np.abs(raw_all[k] - want).max())))
+            total_bad += bad
     y = project.layout.act_t.to_float(out_raw).astype(np.float32)
     y_float = project.golden_float(image if input_path is not None else None, task)
     cos = _cosine(y, y_float)
     mae = float(np.abs(y.astype(np.float64) - y_float).max())
     result = {
         "project": str(project.path), "model": spec.name, "precision": project.prec.name, "task": task,
-        "input": str(input_path) if input_path else "data/input.npy",
+        "input": str(input_path) if input_path else "data/input.npy", "images": int(images),
+        "batch": project.design.batch,
         "taps_compared": len(rows), "mismatches": total_bad, "cosine_vs_float": cos,
         "max_abs_err_vs_float": mae, "seconds": seconds, "compile_seconds": project.compile_seconds,
         "taps": rows,
@@ -109,7 +133,7 @@ def format_table(result: dict) -> str:
 
 def csim_command(args) -> int:
     res = run_csim(args.project, task=args.task, input_path=args.input, output_path=args.output,
-                   taps=args.taps, json_path=args.json)
+                   taps=args.taps, json_path=args.json, images=args.images)
     return 1 if res["mismatches"] else 0
 
 

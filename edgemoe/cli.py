@@ -132,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", metavar="X.npy", help="image, float32 (3, H, W) (default: the project's golden input)")
     p.add_argument("--output", metavar="Y.npy", help="write the last block's output, float32 (tokens, embed)")
     p.add_argument("--taps", choices=["all"], help="compare every stage (one kernel run dumping all taps)")
+    p.add_argument("--images", type=int, default=1, metavar="N", help="also run N images in one kernel call (the "
+                   "input, then noisy copies) and compare each output with its fixed golden: a batched design's "
+                   "batches (default 1)")
     p.add_argument("--json", metavar="J", help="write the results as JSON")
     p.set_defaults(func=_lazy("edgemoe.codegen.csim", "csim_command"))
 

@@ -42,7 +42,7 @@ HEADS_FILES = ("heads.npz", "data/heads.npz")
 POINTER_ARGS = ("pixels", "weights", "scratch", "out")
 SCALAR_ARGS = ("n_images", "task", "reload", "tap_id")
 TAP_NONE = -1
-MAX_IMAGES = 64  # the kernel's MAX_IMAGES (hls/templates/edgemoe_top.cpp.j2)
+MAX_IMAGES = 64  # images per kernel call; generated into the kernel's edgemoe_config.h (codegen/config_header.py)
 BOARD_INPUT_RAILS = ("12V", "VCC12", "VIN", "12V_IN", "VCC_12V", "PSU")
 
 
