@@ -23,7 +23,8 @@ VEC_LANES = (8, 16, 32)
 BATCHES = (1, 2, 4)       # frames per kernel pass sharing every expert's weight load
 # activation buffers moved to UltraRAM, biggest first (the hidden layer, then Q/K/V, then the rest)
 URAM_CHOICES = ((), ("g_hid",), ("g_hid", "g_qkv"), ("g_hid", "g_qkv", "g_lnb", "g_att", "g_tmp"),
-                ("g_hid", "g_qkv", "g_x", "g_lnb", "g_att", "g_tmp", "g_pos"))
+                ("g_hid", "g_qkv", "g_x", "g_lnb", "g_att", "g_tmp", "g_pos"),
+                ("g_hid", "g_qkv", "g_x", "g_lnb", "g_att", "g_tmp", "g_pos", "g_bias"))
 
 
 @dataclass
