@@ -16,7 +16,6 @@ Assumptions (named so that a reader can change them):
 """
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import asdict, dataclass, field
 
@@ -175,10 +174,15 @@ class Estimate:
         return not self.over_budget()
 
     def by_unit_cycles(self) -> dict:
+        """unit -> cycles of one batch."""
         out: dict = {}
         for l in self.layers:
             out[l.unit] = out.get(l.unit, 0) + l.cycles
         return out
+
+    def frame_cycles_by_unit(self) -> list:
+        """(unit, cycles per frame), the costliest first, for the tables; per frame: a batch's over its frames."""
+        return [(u, c // self.batch) for u, c in sorted(self.by_unit_cycles().items(), key=lambda kv: -kv[1])]
 
     def linear_utilization(self) -> float:
         """Useful MACs / MAC slots of the linear engine over the cycles it runs (patch embedding and
@@ -377,11 +381,9 @@ def schedule(spec, prec, design, bw: Bandwidth, routing=None) -> list:
                             (d // eo) * (spec.patch_dim // ei) * ptw * word_bytes + pix_words * word_bytes,
                             engine_slots=pe_cyc * ei * eo))
     vec = design.vec_lanes
-    counts = iter(_routing_counts(spec, routing))
-    for i, f in itertools.product(range(spec.depth), frames):
-        if f == frames[0] and spec.is_moe(i):
-            queues = next(counts)
-        b = f"{f}block{i}."
+
+    def front(b, i):
+        """run_block_front (top template): image b's block i up to its routing, or whole when dense."""
         layers.append(Layer(b + "ln1", "layernorm", layernorm_cycles(T, d, vec), block=i))
         linear(b + "qkv", i, T, d, 3 * d, "plain")
         layers.append(Layer(b + "attention", "attention", attention_cycles(T, d, spec.heads, design),
@@ -398,23 +400,30 @@ def schedule(spec, prec, design, bw: Bandwidth, routing=None) -> list:
             # clear_act (top template) writes ACT_PARTITION values per cycle
             layers.append(Layer(b + "clear", "residual", stream_cycles(T * d, design.act_partition, DEPTH_MEM),
                                 block=i))
-            if f != frames[-1]:
-                continue
-            # the experts once for the batch: the merged queue of B images, TOKENS rows per engine call
-            for e, n in enumerate(queues):
-                for c0 in range(0, B * n, T):      # an empty queue: the expert is never read
-                    rows = min(T, B * n - c0)
-                    linear(f"block{i}.expert{e}.fc1" + (f".{c0 // T}" if c0 else ""), i, rows, d,
-                           spec.expert_hidden, "gelu")
-                    linear(f"block{i}.expert{e}.fc2" + (f".{c0 // T}" if c0 else ""), i, rows,
-                           spec.expert_hidden, d, "scatter")
-            for f2 in frames:
-                layers.append(Layer(f"{f2}block{i}.res2", "residual", stream_cycles(T * d, vec, DEPTH_MEM + 1),
-                                    block=i))
-            continue
-        linear(b + "fc1", i, T, d, spec.mlp_hidden, "gelu")
-        linear(b + "fc2", i, T, spec.mlp_hidden, d, "plain")
+        else:
+            linear(b + "fc1", i, T, d, spec.mlp_hidden, "gelu")
+            linear(b + "fc2", i, T, spec.mlp_hidden, d, "plain")
+            back(b, i)
+
+    def back(b, i):
+        """block_back: the MLP output added to image b's residual stream."""
         layers.append(Layer(b + "res2", "residual", stream_cycles(T * d, vec, DEPTH_MEM + 1), block=i))
+
+    counts = iter(_routing_counts(spec, routing))
+    for i in range(spec.depth):
+        for f in frames:
+            front(f"{f}block{i}.", i)
+        if not spec.is_moe(i):
+            continue
+        # run_experts: every expert once on the merged queue of the B images, TOKENS rows per engine call
+        for e, n in enumerate(next(counts)):
+            for c0 in range(0, B * n, T):      # an empty queue: the expert is never read
+                rows = min(T, B * n - c0)
+                part = f".{c0 // T}" if c0 else ""
+                linear(f"block{i}.expert{e}.fc1{part}", i, rows, d, spec.expert_hidden, "gelu")
+                linear(f"block{i}.expert{e}.fc2{part}", i, rows, spec.expert_hidden, d, "scatter")
+        for f in frames:
+            back(f"{f}block{i}.", i)
     out_words = math.ceil(T * d * storage_bits(wd.act) / design.axi_bits)
     for f in frames:
         layers.append(Layer(f + "write_out", "io", math.ceil(out_words / bw.act) + DEPTH_AXI_READ,

@@ -56,7 +56,8 @@ def resolve_design(board: str, design: str | None, clock: float | None, batch: i
     mhz = float(clock) if clock is not None else b.clock_mhz
     if mhz <= 0 or mhz > 1000:
         raise EdgeMoeError(f"clock {mhz:g} MHz is outside 1..1000")
-    return b, d.with_(clock_mhz=mhz, **({} if batch is None else dict(batch=batch)))
+    d = d.with_(clock_mhz=mhz)
+    return b, d if batch is None else d.with_(batch=batch)
 
 
 def load_source_model(preset=None, checkpoint=None, onnx=None, seed: int = 0):

@@ -56,8 +56,7 @@ def format_estimate(est) -> str:
              f"{Design.from_dict(est.design).summary()}",
              "", f"{'unit':12s} {'cycles':>11s} {'ms':>8s} {'share':>6s}" + ("  (per frame)" if est.batch > 1 else "")]
     total = est.cycles // est.batch
-    for unit, cyc in sorted(est.by_unit_cycles().items(), key=lambda kv: -kv[1]):
-        cyc //= est.batch
+    for unit, cyc in est.frame_cycles_by_unit():
         lines.append(f"{unit:12s} {cyc:11,d} {cyc / (clock * 1e3):8.3f} {cyc / total:6.1%}")
     lines.append(f"{'total':12s} {total:11,d} {est.latency_ms:8.3f}")
     lines += ["", f"{'resource':9s} {'estimate':>9s} {'board':>8s} {'use':>6s}"]

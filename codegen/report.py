@@ -176,10 +176,9 @@ def write_report(project_dir, out_dir=None, run_csim: bool = True, sim_json=None
     res_rows = [(k, est.resources[k], est.budget[k], f"{est.resources[k] / est.budget[k]:.1%}" if est.budget[k] else "-")
                 for k in ("dsp", "bram36", "uram", "lut")]
     unit_rows = [(u, r["dsp"], r["bram36"], r["uram"], r["lut"]) for u, r in est.by_unit_resources.items()]
-    # per frame: a batch's cycles over its frames
-    lat_rows = [(u, f"{c // est.batch:,}", f"{c / est.batch / (clock * 1e3):.3f}", f"{c / est.cycles:.1%}")
-                for u, c in sorted(est.by_unit_cycles().items(), key=lambda kv: -kv[1])]
-    lat_rows.append(("total", f"{est.cycles // est.batch:,}", f"{est.latency_ms:.3f}", ""))
+    frame = est.cycles // est.batch
+    lat_rows = [(u, f"{c:,}", f"{c / (clock * 1e3):.3f}", f"{c / frame:.1%}") for u, c in est.frame_cycles_by_unit()]
+    lat_rows.append(("total", f"{frame:,}", f"{est.latency_ms:.3f}", ""))
     with atomic_dir(out_dir) as tmp:
         tmp = Path(tmp)
         plot_resources(est, tmp / "resources.png")

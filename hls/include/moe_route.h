@@ -95,6 +95,17 @@ gate_compact:
     }
 }
 
+// the next (expert, token of the group) of a route loop: the token fastest
+inline void route_next(int &e, int &g) {
+#pragma HLS INLINE
+    if (g == ROUTE_GROUP - 1) {
+        g = 0;
+        e++;
+    } else {
+        g++;
+    }
+}
+
 inline void moe_route_unit(const gate_logit_t *logits, int n_tok, gate_score_t *probs, expert_idx_t *topk_idx,
                            gate_score_t *topk_score, tok_idx_t *queue_tok, gate_score_t *queue_score,
                            tok_idx_t *queue_len, int tok_base = 0, int q_stride = TOKENS, bool append = false) {
@@ -138,12 +149,7 @@ route_groups:
             }
             m[g] = mg;
             S[g] = sg;
-            if (g == G - 1) {
-                g = 0;
-                e++;
-            } else {
-                g++;
-            }
+            route_next(e, g);
         }
     route_recip:
         for (int k = 0; k < G; k++) {
@@ -158,12 +164,7 @@ route_groups:
             const gate_score_t p = sm_prob<gate_score_t>(lg[g][e], m[g], r[g]);
             pr[g][e] = p;
             if (t0 + g < n_tok) probs[(t0 + g) * NUM_EXPERTS + e] = p;
-            if (g == G - 1) {
-                g = 0;
-                e++;
-            } else {
-                g++;
-            }
+            route_next(e, g);
         }
     route_group_tokens:
         for (int k = 0; k < G; k++) {
