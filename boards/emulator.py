@@ -162,36 +162,19 @@ class DDR:
 # ---- the kernel in C simulation -----------------------------------------------------------------
 def render_kernel_project(manifest: dict, dst: Path) -> Path:
     """The kernel's sources, csim harness and data/manifest.json from a project manifest alone."""
-    from edgemoe.codegen.config_header import CONFIG_NAME, render_config
     from edgemoe.codegen.design import Design
-    from edgemoe.codegen.generate import COMPAT_DIR, LAYOUT_NAME, TOP, UNIT_FILES
-    from edgemoe.codegen.pack import Layout
-    from edgemoe.codegen.render import INCLUDE_DIR, render_template
+    from edgemoe.codegen.generate import TOP, write_kernel_sources
     from edgemoe.golden.precision import Precision
     from edgemoe.spec import ModelSpec
     spec = ModelSpec.from_dict(manifest["spec"])
     prec = Precision.from_dict(manifest["precision"])
     design = Design(**dict(manifest["design"]))
-    layout = Layout(spec, prec, design)
     if manifest.get("top", TOP) != TOP:
         raise EdgeMoeError(f"the package's kernel is {manifest.get('top')!r}; this edgemoe renders {TOP!r}")
     dst = Path(dst)
-    for sub in ("src", "csim", "compat", "data"):
-        (dst / sub).mkdir(parents=True, exist_ok=True)
-    ctx = dict(spec=spec, prec=prec, design=design, top=TOP, board=manifest["board"]["name"],
-               part=manifest["board"].get("part", ""), clock_mhz=f"{design.clock_mhz:g}",
-               clock_ns=f"{1000.0 / design.clock_mhz:.4g}", axi_bits=design.axi_bits,
-               headers=[CONFIG_NAME, LAYOUT_NAME] + list(UNIT_FILES), data_dir=str(dst / "data"),
-               generated_by=f"edgemoe {__import__('edgemoe').__version__}")
-    src = dst / "src"
-    (src / CONFIG_NAME).write_text(render_config(spec, prec, design))
-    (src / LAYOUT_NAME).write_text(render_template("edgemoe_layout.h.j2", spec=spec, prec=prec, **layout.layout_context()))
-    (src / f"{TOP}.cpp").write_text(render_template("edgemoe_top.cpp.j2", **ctx))
-    for f in UNIT_FILES:
-        shutil.copyfile(INCLUDE_DIR / f, src / f)
-    (dst / "csim" / "edgemoe_csim.cpp").write_text(render_template("csim/edgemoe_csim.cpp.j2", **ctx))
-    for f in sorted(COMPAT_DIR.glob("*.h")):
-        shutil.copyfile(f, dst / "compat" / f.name)
+    (dst / "data").mkdir(parents=True, exist_ok=True)
+    write_kernel_sources(dst, spec, prec, design, manifest["board"]["name"], manifest["board"].get("part", ""),
+                         dst / "data")
     (dst / "data" / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return dst
 

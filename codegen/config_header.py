@@ -27,7 +27,8 @@ from edgemoe.golden.units.layernorm import SEED_F, eps_raw, rsqrt_table
 from edgemoe.golden.units.softmax import LOG2E_T, exp2_table, log2e_raw
 from edgemoe.host.runtime import MAX_IMAGES
 
-from .design import Design
+from .buffers import act_lanes, kernel_buffers, storage_bits
+from .design import ENGINE_ACC_DISTANCE, MAXI_BURST_BEATS, MAXI_OUTSTANDING, Design
 from .render import render_template
 
 CONFIG_NAME = "edgemoe_config.h"
@@ -205,6 +206,12 @@ def config_context(spec, prec: Precision, design: Design) -> dict:
     ]
     hidden_dims = [spec.embed] + ([spec.mlp_hidden] if len(spec.moe_blocks) < spec.depth else []) + \
         ([spec.expert_hidden] if spec.moe_blocks else [])
+    # the engine's weight tiles: AXI words per tile, load steps over the weight ports
+    w_per = design.axi_bits // storage_bits(t["w"].W)
+    tile_words = -(-design.engine_in * design.engine_out // w_per)
+    load_steps = -(-tile_words // design.weight_ports)
+    max_tiles = (max(hidden_dims + [3 * spec.embed]) // design.engine_out) * \
+        (max(hidden_dims + [spec.patch_dim]) // design.engine_in)
     derived = [
         ("ENGINE_IN", design.engine_in, "linear engine inputs per cycle"),
         ("ENGINE_OUT", design.engine_out, "linear engine outputs per cycle (weight tile rows)"),
@@ -232,7 +239,21 @@ def config_context(spec, prec: Precision, design: Design) -> dict:
         ("TOK_IDX_BITS", _tok_bits(design.batch * spec.tokens), "bits of a token row index within a batch"),
         ("EXPERT_IDX_BITS", _tok_bits(max(spec.num_experts - 1, 1)), "bits of an expert index"),
         ("RESCALE_SPAN", rescale_span(spec, prec), "max |fraction-bit offset| of a runtime rescale"),
+        ("ENGINE_ACC_DISTANCE", ENGINE_ACC_DISTANCE, "iterations from an accumulator's read to its next read, at least"),
+        ("ENG_FIFO_DEPTH", max(2, 2 * load_steps), "weight FIFO between the engine's fetch and compute: two tiles"),
+        ("ENG_MAX_STEPS", max_tiles * load_steps, "weight load steps of the largest engine call"),
+        ("MAXI_BURST_BEATS", MAXI_BURST_BEATS, "m_axi burst length (words)"),
+        ("MAXI_OUTSTANDING", MAXI_OUTSTANDING, "m_axi bursts in flight per channel"),
+        ("ACT_LANES", act_lanes(prec, design), "values per word of the activation buffers"),
+        ("TAP_LANES", design.axi_bits // 32, "32-bit tap values per AXI word"),
+        ("NUM_SLOTS", spec.top_k if spec.moe_blocks else 1, "MLP output slots (top-k choices of a token)"),
+        ("SLOT_BITS", max(1, (max(spec.top_k - 1, 1)).bit_length()), "bits of a slot index"),
     ]
+    bufs = []
+    for b in kernel_buffers(spec, prec, design):
+        group = b.group if b.name in design.uram_buffers else 1
+        bufs.append(dict(name=b.name, macro=b.macro, lanes=b.lanes, group=group, banks=b.lanes // group,
+                         words=b.words, parts=b.parts, uram=b.name in design.uram_buffers, ctype=b.ctype))
     consts = [
         ("GELU_STEPS_LOG2", GELU_STEPS_LOG2, "GELU table step 2^-5"),
         ("GELU_TABLE_SIZE", len(tables["GELU_TABLE"]), f"[0, {GELU_RANGE}]"),
@@ -251,7 +272,7 @@ def config_context(spec, prec: Precision, design: Design) -> dict:
     return dict(
         spec=spec, prec=prec, design=design, sizes=sizes, derived=derived, consts=consts,
         typedefs=typedefs, log2e_type=_cpp(LOG2E_T, modes=False), tables=tables,
-        exp2_attn_copies=exp2_attn_copies,
+        exp2_attn_copies=exp2_attn_copies, buffers=bufs,
         is_moe=[1 if spec.is_moe(i) else 0 for i in range(spec.depth)],
         deltas=[(name, deltas[name], desc) for name, _, _, desc in DELTA_TABLES],
         base_types={r: t[r].cpp for r in ENGINE_INPUT_ROLES},

@@ -33,8 +33,8 @@ from .render import HLS_DIR, INCLUDE_DIR, render_template
 
 TOP = "edgemoe_top"
 LAYOUT_NAME = "edgemoe_layout.h"
-UNIT_FILES = ("edgemoe_fixed.h", "patch_embed.h", "layernorm.h", "linear.h", "attention.h", "softmax.h",
-              "gelu.h", "moe_route.h", "residual.h", "pack2.h")
+UNIT_FILES = ("edgemoe_fixed.h", "edgemoe_mem.h", "edgemoe_probe.h", "patch_embed.h", "layernorm.h", "linear.h",
+              "attention.h", "softmax.h", "gelu.h", "moe_route.h", "residual.h", "pack2.h")
 COMPAT_DIR = HLS_DIR / "compat"
 MANIFEST_FORMAT = 1
 
@@ -105,6 +105,40 @@ def generate(out_dir, preset: str | None = None, checkpoint=None, onnx=None, boa
     return Project(out_dir)
 
 
+def kernel_context(spec, prec, design: Design, board_name: str, part: str = "", data_dir="data") -> dict:
+    """The context every kernel, harness and script template renders with."""
+    from .buffers import declarations, kernel_buffers
+    buffers = [dict(name=b.name, macro=b.macro, lanes=b.lanes, parts=b.parts, parted=b.parted, ctype=b.ctype,
+                    uram=b.name in design.uram_buffers) for b in kernel_buffers(spec, prec, design)]
+    return dict(spec=spec, prec=prec, design=design, top=TOP, board=board_name, part=part,
+                clock_mhz=f"{design.clock_mhz:g}", clock_ns=f"{1000.0 / design.clock_mhz:.4g}",
+                axi_bits=design.axi_bits, headers=[CONFIG_NAME, LAYOUT_NAME] + list(UNIT_FILES),
+                data_dir=str(data_dir), buffers=buffers, buffer_decls=declarations(spec, prec, design),
+                generated_by=f"edgemoe {__import__('edgemoe').__version__}")
+
+
+def write_kernel_sources(root: Path, spec, prec, design: Design, board_name: str, part: str, data_dir,
+                         layout=None) -> dict:
+    """src/ (the kernel: config, layout, top, unit headers), csim/ (the ctypes harness) and compat/
+    under ``root``; returns the template context (the scripts and the testbench render with it)."""
+    from .pack import Layout
+    layout = layout or Layout(spec, prec, design)
+    ctx = kernel_context(spec, prec, design, board_name, part, data_dir)
+    for sub in ("src", "csim", "compat"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    src = root / "src"
+    (src / CONFIG_NAME).write_text(render_config(spec, prec, design))
+    (src / LAYOUT_NAME).write_text(render_template("edgemoe_layout.h.j2", spec=spec, prec=prec,
+                                                   **layout.layout_context()))
+    (src / f"{TOP}.cpp").write_text(render_template("edgemoe_top.cpp.j2", **ctx))
+    for f in UNIT_FILES:
+        shutil.copyfile(INCLUDE_DIR / f, src / f)
+    (root / "csim" / "edgemoe_csim.cpp").write_text(render_template("csim/edgemoe_csim.cpp.j2", **ctx))
+    for f in sorted(COMPAT_DIR.glob("*.h")):
+        shutil.copyfile(f, root / "compat" / f.name)
+    return ctx
+
+
 def _write_project(root: Path, model, spec, precision: str, design: Design, board, source: dict,
                    final_dir: Path) -> None:
     from edgemoe.golden.apfixed import Fx
@@ -118,7 +152,7 @@ def _write_project(root: Path, model, spec, precision: str, design: Design, boar
     prec = precision_for(precision, spec, model, params)
     layout = Layout(spec, prec, design)
     layout.fill(params)
-    for sub in ("src", "tb", "csim", "compat", "data"):
+    for sub in ("tb", "data"):
         (root / sub).mkdir()
     data = root / "data"
     buffers = layout.write_weights(data / "weights.bin")
@@ -141,21 +175,8 @@ def _write_project(root: Path, model, spec, precision: str, design: Design, boar
                           size=len(ob), sha256=_sha(ob)))
         np.save(data / f"golden_float_task{t}.npy", run_golden(model, image, t).astype(np.float32))
     # sources
-    ctx = dict(spec=spec, prec=prec, design=design, top=TOP, board=board.name, part=board.part,
-               clock_mhz=f"{design.clock_mhz:g}", clock_ns=f"{1000.0 / design.clock_mhz:.4g}",
-               axi_bits=design.axi_bits, headers=[CONFIG_NAME, LAYOUT_NAME] + list(UNIT_FILES),
-               data_dir=str(final_dir / "data"), generated_by=f"edgemoe {__import__('edgemoe').__version__}")
-    src = root / "src"
-    (src / CONFIG_NAME).write_text(render_config(spec, prec, design))
-    (src / LAYOUT_NAME).write_text(render_template("edgemoe_layout.h.j2", spec=spec, prec=prec,
-                                                   **layout.layout_context()))
-    (src / f"{TOP}.cpp").write_text(render_template("edgemoe_top.cpp.j2", **ctx))
-    for f in UNIT_FILES:
-        shutil.copyfile(INCLUDE_DIR / f, src / f)
+    ctx = write_kernel_sources(root, spec, prec, design, board.name, board.part, final_dir / "data", layout)
     (root / "tb" / "tb.cpp").write_text(render_template("csim/tb.cpp.j2", **ctx))
-    (root / "csim" / "edgemoe_csim.cpp").write_text(render_template("csim/edgemoe_csim.cpp.j2", **ctx))
-    for f in sorted(COMPAT_DIR.glob("*.h")):
-        shutil.copyfile(f, root / "compat" / f.name)
     for name in ("hls_config.cfg", "run_hls.tcl", "Makefile", "README.md"):
         (root / name).write_text(render_template(f"scripts/{name}.j2", **ctx))
     from .unit_tops import write_unit_tops
@@ -179,4 +200,5 @@ def _write_project(root: Path, model, spec, precision: str, design: Design, boar
     write_vivado_files(root)  # vivado/build_bd.tcl, vivado/hls_ip.tcl, hls_config_ip.cfg (`edgemoe build`)
 
 
-__all__ = ["generate", "TOP", "UNIT_FILES", "kernel_sources", "resolve_design", "load_source_model"]
+__all__ = ["generate", "TOP", "UNIT_FILES", "kernel_sources", "write_kernel_sources", "kernel_context",
+           "resolve_design", "load_source_model"]

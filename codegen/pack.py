@@ -17,7 +17,11 @@ The linear-engine weights (patch embedding, qkv, proj, dense fc1/fc2, every expe
 stored in *engine tile order* so that the engine reads one AXI word per cycle: for each output tile
 (``engine_out`` rows), for each input tile (``engine_in`` columns), the tile's values row-major,
 packed as above and padded to ``tile_words = ceil(engine_out * engine_in * SB / AXI_BITS)`` words
-(``TILE_WORDS`` / ``PATCH_TILE_WORDS`` in edgemoe_layout.h).  An expert's matrix is a contiguous
+(``TILE_WORDS`` / ``PATCH_TILE_WORDS`` in edgemoe_layout.h).  With ``weight_ports`` P > 1 the engine
+loads a tile in ``LW = ceil(tile_words / P)`` steps of one word per port (port p: tile word
+``k * P + p`` in step k), and every port reads one contiguous range of each matrix (a burst): a
+matrix is P segments of ``n_tiles * LW`` words, segment p holding port p's words step by step
+(tile words past ``tile_words`` are zero padding).  With one port this is plain tile order.  An expert's matrix is a contiguous
 block of tiles (``EXPERT_FC1_WORDS`` / ``EXPERT_FC2_WORDS`` words per expert).  The MoE gates run on
 the same engine: each task's [experts][embed] gate is one matrix in tile order whose expert rows are
 padded with zero weights to ``GATE_OUT`` (a multiple of ``engine_out``), ``GATE_TASK_WORDS`` words per
@@ -83,6 +87,11 @@ class Buffer:
     #: [out][in] matrix, any leading dims index matrices, e.g. experts; out is padded with zero rows
     #: to a multiple of engine_out); None: row-major
     tile: tuple | None = None
+    ports: int = 1         # weight ports: each reads one contiguous segment of every matrix
+
+    def load_steps(self, axi_bits: int) -> int:
+        """Steps of one tile's load: a word per port per step."""
+        return -(-self.tile_words(axi_bits) // self.ports)
 
     @property
     def sb(self) -> int:
@@ -97,11 +106,14 @@ class Buffer:
         eo, ei = self.tile
         return tile_words(eo, ei, self.sb, axi_bits)
 
-    def matrix_words(self, axi_bits: int) -> int:
-        """Words of one [out][in] matrix in tile order (one expert's block for expert weights)."""
+    def n_tiles(self) -> int:
         eo, ei = self.tile
         out_dim, in_dim = self.shape[-2:]
-        return -(-out_dim // eo) * (in_dim // ei) * self.tile_words(axi_bits)
+        return -(-out_dim // eo) * (in_dim // ei)
+
+    def matrix_words(self, axi_bits: int) -> int:
+        """Words of one [out][in] matrix (one expert's block for expert weights): every port's segment."""
+        return self.ports * self.n_tiles() * self.load_steps(axi_bits)
 
     @property
     def padded_out(self) -> int:
@@ -114,10 +126,23 @@ class Buffer:
         per = axi_bits // self.sb
         return -(-self.count // per)
 
+    def _port_words(self, axi_bits: int) -> tuple:
+        """(matrices, tiles per matrix, tile words, load steps) of the port-segment layout."""
+        return (int(np.prod(self.shape[:-2], dtype=np.int64)), self.n_tiles(), self.tile_words(axi_bits),
+                self.load_steps(axi_bits))
+
     def to_bytes(self, axi_bits: int) -> bytes:
         if self.tile is None:
             return pack_raw(self.raw.reshape(-1), self.ftype, axi_bits)
-        return pack_raw(to_tile_order(self.raw, self.tile, axi_bits // self.sb), self.ftype, axi_bits)
+        per = axi_bits // self.sb
+        flat = to_tile_order(self.raw, self.tile, per)
+        if self.ports > 1:
+            m, nt, tw, lw = self._port_words(axi_bits)
+            words = flat.reshape(m, nt, tw, per)
+            words = np.pad(words, ((0, 0), (0, 0), (0, lw * self.ports - tw), (0, 0)))
+            # [matrix][tile][step][port] -> [matrix][port][tile][step]: one contiguous range per port
+            flat = words.reshape(m, nt, lw, self.ports, per).transpose(0, 3, 1, 2, 4).reshape(-1)
+        return pack_raw(flat, self.ftype, axi_bits)
 
     def from_bytes(self, data: bytes, axi_bits: int) -> np.ndarray:
         """Raw codes in the buffer's logical shape from its bytes (the inverse of to_bytes)."""
@@ -125,7 +150,12 @@ class Buffer:
             return unpack_raw(data, self.ftype, self.count).reshape(self.shape)
         per = axi_bits // self.sb
         n = self.words(axi_bits) * per
-        return from_tile_order(unpack_raw(data, self.ftype, n), self.shape, self.tile, per)
+        flat = unpack_raw(data, self.ftype, n)
+        if self.ports > 1:
+            m, nt, tw, lw = self._port_words(axi_bits)
+            words = flat.reshape(m, self.ports, nt, lw, per).transpose(0, 2, 3, 1, 4).reshape(m, nt, lw * self.ports, per)
+            flat = words[:, :, :tw, :].reshape(-1)
+        return from_tile_order(flat, self.shape, self.tile, per)
 
 
 def to_tile_order(raw, tile: tuple, per: int) -> np.ndarray:
@@ -201,7 +231,7 @@ class Layout:
 
         def add(name, shape, role_t, region, tiled=False):
             bufs.append(Buffer(name, tuple(int(s) for s in shape), _storage(role_t), region,
-                               tile=eng if tiled else None))
+                               tile=eng if tiled else None, ports=design.weight_ports if tiled else 1))
 
         # one-time region
         add("patch_b", (d,), t["bias"], "onetime")
@@ -356,7 +386,8 @@ class Layout:
                          size=len(data), sha256=hashlib.sha256(data).hexdigest(), order="row-major")
                 if b.tile is not None:
                     e.update(order="tiles", tile=list(b.tile), tile_words=b.tile_words(self.axi),
-                             padded_out=b.padded_out, matrix_words=b.matrix_words(self.axi))
+                             padded_out=b.padded_out, matrix_words=b.matrix_words(self.axi), ports=b.ports,
+                             port_words=b.matrix_words(self.axi) // b.ports)
                 entries.append(e)
         return entries
 

@@ -30,8 +30,11 @@ BIAS_QKV, BIAS_B = 0, 1
 
 HARNESS_CPP = r"""
 // unit test harness: extern "C" wrappers over the HLS units (raw int64 in and out). Generated.
+// The units run on buffers declared exactly as the top kernel declares them (codegen/buffers.py),
+// so the engine, LayerNorm, attention, route and residual functions under test are the kernel's.
 #include "edgemoe_config.h"
 #include "edgemoe_fixed.h"
+#include "edgemoe_mem.h"
 %(includes)s
 
 template <class T> static T in_(const long long *p, int i) { return fx_from_raw<T>(ap_int<64>(p[i])); }
@@ -39,26 +42,34 @@ template <class T> static long long out_(const T &v) { return fx_raw(v).to_int64
 #define IN_ARRAY(T, dst, src, n) for (int i_ = 0; i_ < (n); i_++) (dst)[i_] = in_<T>((src), i_)
 #define OUT_ARRAY(dst, src, n) for (int i_ = 0; i_ < (n); i_++) (dst)[i_] = out_((src)[i_])
 
-static lin_in_t g_x[MAX_ROWS * (MAX_IN_DIM > PATCH_DIM ? MAX_IN_DIM : PATCH_DIM)];
-static w_t g_w[MAX_OUT_DIM * MAX_IN_DIM];
-static qkv_b_t g_bq[MAX_OUT_DIM];
-static b_t g_b[MAX_OUT_DIM];
-static qkv_t g_yq[MAX_ROWS * MAX_OUT_DIM];
-static act_t g_ya[MAX_ROWS * MAX_OUT_DIM];
-static hidden_t g_yh[MAX_ROWS * MAX_OUT_DIM];
-static tok_idx_t g_gi[MAX_ROWS], g_si[MAX_ROWS];
-static gate_score_t g_sc[MAX_ROWS];
-#define HARNESS_MAX_IN (MAX_IN_DIM > PATCH_DIM ? MAX_IN_DIM : PATCH_DIM)
-static axi_word_t g_wt[(MAX_OUT_DIM / ENGINE_OUT) * (HARNESS_MAX_IN / ENGINE_IN) * engine_tile_words<w_t>::value];
+%(declarations)s
 
-// a [out_dim][in_dim] matrix -> AXI words in engine tile order (the layout codegen/pack.py writes)
+// value i of a lane-word buffer (the harness's own element access)
+template <class T, int NB, int G> static T &at_(T (*buf)[NB][G], long i) {
+    return buf[i / (NB * G)][(i %% (NB * G)) / G][i %% G];
+}
+template <class T, int NB, int G> static void put_raw(T (*buf)[NB][G], const long long *src, long n) {
+    for (long i = 0; i < n; i++) at_(buf, i) = in_<T>(src, int(i));
+}
+template <class T, int NB, int G> static void get_raw(T (*buf)[NB][G], long long *dst, long n) {
+    for (long i = 0; i < n; i++) dst[i] = out_(at_(buf, i));
+}
+
+#define HARNESS_MAX_IN (MAX_IN_DIM > PATCH_DIM ? MAX_IN_DIM : PATCH_DIM)
+static w_t g_w[MAX_OUT_DIM * HARNESS_MAX_IN];
+static axi_word_t g_wt[(MAX_OUT_DIM / ENGINE_OUT) * (HARNESS_MAX_IN / ENGINE_IN) * ENG_LW * WEIGHT_PORTS];
+
+// a [out_dim][in_dim] matrix -> AXI words in engine tile order, each weight port's words one
+// contiguous segment (the layout codegen/pack.py writes)
 template <class W_T>
 static void pack_tiles(const W_T *w, int out_dim, int in_dim, axi_word_t *dst) {
     const int SB = packed_ptr<W_T>::SB, PER = packed_ptr<W_T>::PER, TW = engine_tile_words<W_T>::value;
     const int W = fx_info<W_T>::W;
-    long n = 0;
+    const long n_tiles = long(out_dim / ENGINE_OUT) * (in_dim / ENGINE_IN);
+    for (long i = 0; i < n_tiles * ENG_LW * WEIGHT_PORTS; i++) dst[i] = 0;
+    long t = 0;
     for (int o0 = 0; o0 < out_dim; o0 += ENGINE_OUT)
-        for (int i0 = 0; i0 < in_dim; i0 += ENGINE_IN)
+        for (int i0 = 0; i0 < in_dim; i0 += ENGINE_IN, t++)
             for (int k = 0; k < TW; k++) {
                 axi_word_t word = 0;
                 for (int l = 0; l < PER; l++) {
@@ -67,8 +78,34 @@ static void pack_tiles(const W_T *w, int out_dim, int in_dim, axi_word_t *dst) {
                         word.range(l * SB + W - 1, l * SB) =
                             ap_uint<W>(fx_raw(w[(o0 + j / ENGINE_IN) * in_dim + i0 + j %% ENGINE_IN]));
                 }
-                dst[n++] = word;
+                dst[(k %% WEIGHT_PORTS) * n_tiles * ENG_LW + t * ENG_LW + k / WEIGHT_PORTS] = word;
             }
+}
+
+static void run_engine(const engine_cmd &c) {
+    linear_engine(c, g_wt WPORTS_SAME(g_wt), ENGINE_BUFFER_ARGS);
+}
+
+static engine_cmd make_cmd(int mode, int src, int src_lanes, int dst_lanes, int n_rows, int in_dim, int out_dim,
+                           bool gather) {
+    engine_cmd c;
+    c.mode = mode;
+    c.src = src;
+    c.gather = gather;
+    c.q_off = 0;
+    c.n_rows = n_rows;
+    c.n_it = in_dim / ENGINE_IN;
+    c.n_ot = out_dim / ENGINE_OUT;
+    c.x_word = 0;
+    c.x_row_words = in_dim / src_lanes;
+    c.y_word = 0;
+    c.y_row_words = out_dim / dst_lanes;
+    c.b_chunk = 0;
+    c.w_off = 0;
+    c.w_steps = c.n_ot * c.n_it * ENG_LW;
+    c.d_acc = 0;
+    c.d_y = 0;
+    return c;
 }
 
 extern "C" {
@@ -76,7 +113,7 @@ extern "C" {
 int em_sizes(long long *out) {
     const long long v[] = {TOKENS, EMBED, HEADS, HEAD_DIM, MLP_HIDDEN, NUM_EXPERTS, EXPERT_HIDDEN,
                            TOP_K, DEPTH, PATCH_DIM, ENGINE_IN, ENGINE_OUT, ATTN_ROWS, AXI_BITS,
-                           RESCALE_SPAN, MAX_IN_DIM, MAX_OUT_DIM, SM_MAX_LEN};
+                           RESCALE_SPAN, MAX_IN_DIM, MAX_OUT_DIM, SM_MAX_LEN, NUM_SLOTS};
     const int n = sizeof(v) / sizeof(v[0]);
     for (int i = 0; i < n; i++) out[i] = v[i];
     return n;
@@ -112,16 +149,13 @@ void em_softmax(int gate, const long long *s, long long *p, int rows, int n, con
     }
 }
 
-void em_layernorm(const long long *x, const long long *g, const long long *b, long long *y,
-                  int n_rows, int d_out) {
-    static act_t xb[TOKENS * EMBED];
-    static ln_out_t yb[TOKENS * EMBED];
-    ln_param_t gb[EMBED], bb[EMBED];
-    IN_ARRAY(act_t, xb, x, n_rows * EMBED);
-    IN_ARRAY(ln_param_t, gb, g, EMBED);
-    IN_ARRAY(ln_param_t, bb, b, EMBED);
-    layernorm_unit(xb, gb, bb, yb, n_rows, d_out);
-    OUT_ARRAY(y, yb, n_rows * EMBED);
+// the kernel's layernorm_unit: x in g_x, gamma and beta in g_ln (gamma from word 0, beta after it), y from g_lnb
+void em_layernorm(const long long *x, const long long *g, const long long *b, long long *y, int n_rows, int d_out) {
+    put_raw(g_x, x, long(n_rows) * EMBED);
+    put_raw(g_ln, g, EMBED);
+    put_raw(g_ln + EMBED / LNP_LANES, b, EMBED);
+    layernorm_unit(g_x, 0, g_ln, 0, EMBED / LNP_LANES, g_lnb, 0, n_rows, d_out);
+    get_raw(g_lnb, y, long(n_rows) * EMBED);
 }
 
 void em_rsqrt(const long long *v, long long *y, long long *k, int n) {
@@ -134,76 +168,87 @@ void em_rsqrt(const long long *v, long long *y, long long *k, int n) {
     }
 }
 
-void em_linear(int kind, int bias_kind, const long long *x, int n_x_rows, int gather_en,
-               const long long *gidx, const long long *w, const long long *bias, long long *y,
-               int n_y_rows, const long long *sidx, const long long *score, int n_rows, int in_dim,
-               int out_dim, int d_x, int d_w, int d_y) {
-    IN_ARRAY(lin_in_t, g_x, x, n_x_rows * in_dim);
+// the kernel's linear_engine.  kind: %(LIN_QKV)d qkv_t (bias qkv_b), %(LIN_ACT)d act_t, %(LIN_GELU)d GELU,
+// %(LIN_SCATTER)d act_t(score * y) into each scatter row's slot, added to y here as the residual unit adds slots.
+// The source: g_lnb for in_dim == EMBED (g_att for kind %(LIN_ACT)d), else g_hid.  Returns 0, or -1 for
+// a combination the engine does not run (gather and scatter at once, qkv with another bias).
+int em_linear(int kind, int bias_kind, const long long *x, int n_x_rows, int gather_en,
+              const long long *gidx, const long long *w, const long long *bias, long long *y,
+              int n_y_rows, const long long *sidx, const long long *score, int n_rows, int in_dim,
+              int out_dim, int d_x, int d_w, int d_y) {
+    if ((gather_en && kind == %(LIN_SCATTER)d) || ((kind == %(LIN_QKV)d) != (bias_kind == %(BIAS_QKV)d))) return -1;
     IN_ARRAY(w_t, g_w, w, out_dim * in_dim);
     pack_tiles(g_w, out_dim, in_dim, g_wt);
+    int src, src_lanes;
+    if (in_dim == EMBED && kind == %(LIN_ACT)d) {
+        put_raw(g_att, x, long(n_x_rows) * in_dim);
+        src = ENG_SRC_ATT;
+        src_lanes = ATT_LANES;
+    } else if (in_dim == EMBED) {
+        put_raw(g_lnb, x, long(n_x_rows) * in_dim);
+        src = ENG_SRC_LNB;
+        src_lanes = LNB_LANES;
+    } else {
+        put_raw(g_hid, x, long(n_x_rows) * in_dim);
+        src = ENG_SRC_HID;
+        src_lanes = HID_LANES;
+    }
     for (int i = 0; i < n_rows; i++) {
-        g_gi[i] = gather_en ? tok_idx_t(gidx[i]) : tok_idx_t(0);
-        g_si[i] = kind == %(LIN_SCATTER)d ? tok_idx_t(sidx[i]) : tok_idx_t(0);
-        g_sc[i] = kind == %(LIN_SCATTER)d ? in_<gate_score_t>(score, i) : gate_score_t(0);
+        g_qtok[i] = gather_en ? tok_idx_t(gidx[i]) : kind == %(LIN_SCATTER)d ? tok_idx_t(sidx[i]) : tok_idx_t(0);
+        g_qslot[i] = 0;
+        g_qscore[i] = kind == %(LIN_SCATTER)d ? in_<gate_score_t>(score, i) : gate_score_t(0);
     }
     if (bias_kind == %(BIAS_QKV)d) {
-        IN_ARRAY(qkv_b_t, g_bq, bias, out_dim);
+        put_raw(g_qkv_b, bias, out_dim);
     } else {
-        IN_ARRAY(b_t, g_b, bias, out_dim);
+        put_raw(g_bias, bias, out_dim);
     }
-    const bool ge = gather_en != 0;
-    if (kind == %(LIN_QKV)d) {
-        if (bias_kind == %(BIAS_QKV)d)
-            linear_unit<LIN_PLAIN>(g_x, ge, g_gi, g_wt WPORTS_SAME(g_wt),
-                    g_bq, g_yq, g_si, g_sc, n_rows, in_dim, out_dim, d_x, d_w, d_y);
-        else
-            linear_unit<LIN_PLAIN>(g_x, ge, g_gi, g_wt WPORTS_SAME(g_wt),
-                    g_b, g_yq, g_si, g_sc, n_rows, in_dim, out_dim, d_x, d_w, d_y);
-        OUT_ARRAY(y, g_yq, n_rows * out_dim);
-    } else if (kind == %(LIN_ACT)d) {
-        linear_unit<LIN_PLAIN>(g_x, ge, g_gi, g_wt WPORTS_SAME(g_wt),
-                g_b, g_ya, g_si, g_sc, n_rows, in_dim, out_dim, d_x, d_w, d_y);
-        OUT_ARRAY(y, g_ya, n_rows * out_dim);
-    } else if (kind == %(LIN_GELU)d) {
-        linear_unit<LIN_GELU>(g_x, ge, g_gi, g_wt WPORTS_SAME(g_wt),
-                g_b, g_yh, g_si, g_sc, n_rows, in_dim, out_dim, d_x, d_w, d_y);
-        OUT_ARRAY(y, g_yh, n_rows * out_dim);
+    const int mode = kind == %(LIN_QKV)d ? ENG_QKV : kind == %(LIN_ACT)d ? ENG_ACT : kind == %(LIN_GELU)d ? ENG_GELU
+                                                                              : ENG_SCATTER;
+    const int dst_lanes = mode == ENG_QKV ? QKV_LANES : mode == ENG_GELU ? HID_LANES : TMP_LANES;
+    engine_cmd c = make_cmd(mode, src, src_lanes, dst_lanes, n_rows, in_dim, out_dim, gather_en != 0);
+    c.d_acc = d_x + d_w;
+    c.d_y = d_y;
+    run_engine(c);
+    if (mode == ENG_QKV) {
+        get_raw(g_qkv, y, long(n_rows) * out_dim);
+    } else if (mode == ENG_ACT) {
+        get_raw(g_tmp[0], y, long(n_rows) * out_dim);
+    } else if (mode == ENG_GELU) {
+        get_raw(g_hid, y, long(n_rows) * out_dim);
     } else {
-        IN_ARRAY(act_t, g_ya, y, n_y_rows * out_dim);
-        linear_unit<LIN_SCATTER>(g_x, ge, g_gi, g_wt WPORTS_SAME(g_wt),
-                g_b, g_ya, g_si, g_sc, n_rows, in_dim, out_dim, d_x, d_w, d_y);
-        OUT_ARRAY(y, g_ya, n_y_rows * out_dim);
+        for (int i = 0; i < n_rows; i++) {
+            const long r = long(sidx[i]) * out_dim;
+            for (int o = 0; o < out_dim; o++) {
+                const act_t sum = in_<act_t>(y, int(r + o)) + at_(g_tmp[0], r + o);
+                y[r + o] = out_(sum);
+            }
+        }
     }
+    (void)n_y_rows;
+    return 0;
 }
 
 void em_attention(const long long *qkv, long long *out, int n_tok, int d_qkv, int d_out, int d_prob) {
-    static qkv_t qb[TOKENS * QKV_DIM];
-    static attn_out_t ob[TOKENS * EMBED];
-    IN_ARRAY(qkv_t, qb, qkv, n_tok * QKV_DIM);
-    attention_unit(qb, qb + EMBED, qb + 2 * EMBED, QKV_DIM, ob, n_tok, d_qkv, d_out, d_prob);
-    OUT_ARRAY(out, ob, n_tok * EMBED);
+    put_raw(g_qkv, qkv, long(n_tok) * QKV_DIM);
+    attention_unit(g_qkv, g_att, n_tok, d_qkv, d_out, d_prob);
+    get_raw(g_att, out, long(n_tok) * EMBED);
 }
 
-static gate_logit_t g_rl[TOKENS * GATE_ROWS];
-
-// the route after the gate: logits [n_tok][GATE_ROWS] in g_rl -> probs, top-k, queues
+// the route after the gate: logits [n_tok][GATE_ROWS] in g_logits -> probs, top-k, queues
 static void route_outputs(int n_tok, long long *probs, long long *topk_idx, long long *topk_score,
-                          long long *queue_tok, long long *queue_score, long long *queue_len) {
-    static gate_score_t pb[TOKENS * NUM_EXPERTS];
-    static expert_idx_t ib[TOKENS * TOP_K];
-    static gate_score_t sb[TOKENS * TOP_K];
-    static tok_idx_t qt[NUM_EXPERTS * TOKENS];
-    static gate_score_t qs[NUM_EXPERTS * TOKENS];
-    static tok_idx_t ql[NUM_EXPERTS];
-    moe_route_unit(g_rl, n_tok, pb, ib, sb, qt, qs, ql);
-    OUT_ARRAY(probs, pb, n_tok * NUM_EXPERTS);
-    for (int i = 0; i < n_tok * TOP_K; i++) topk_idx[i] = ib[i].to_int64();
-    OUT_ARRAY(topk_score, sb, n_tok * TOP_K);
+                          long long *queue_tok, long long *queue_slot, long long *queue_score, long long *queue_len) {
+    moe_route_unit(g_logits, n_tok, g_probs, g_topk_idx, g_topk_score, g_qtok, g_qslot, g_qscore, g_qlen, 0,
+                   BATCH_ROWS, false);
+    get_raw(g_probs, probs, long(n_tok) * NUM_EXPERTS);
+    for (int i = 0; i < n_tok * TOP_K; i++) topk_idx[i] = at_(g_topk_idx, i).to_int64();
+    get_raw(g_topk_score, topk_score, long(n_tok) * TOP_K);
     for (int e = 0; e < NUM_EXPERTS; e++) {
-        queue_len[e] = ql[e].to_int64();
-        for (int j = 0; j < int(ql[e]); j++) {
-            queue_tok[e * TOKENS + j] = qt[e * TOKENS + j].to_int64();
-            queue_score[e * TOKENS + j] = out_(qs[e * TOKENS + j]);
+        queue_len[e] = g_qlen[e].to_int64();
+        for (int j = 0; j < int(g_qlen[e]); j++) {
+            queue_tok[e * TOKENS + j] = g_qtok[e * BATCH_ROWS + j].to_int64();
+            queue_slot[e * TOKENS + j] = g_qslot[e * BATCH_ROWS + j].to_int64();
+            queue_score[e * TOKENS + j] = out_(g_qscore[e * BATCH_ROWS + j]);
         }
     }
 }
@@ -212,70 +257,88 @@ static void route_outputs(int n_tok, long long *probs, long long *topk_idx, long
 // GATE_ROWS, as codegen/pack.py does), then the route; logits out as the tap: [n_tok][NUM_EXPERTS]
 void em_moe_route(const long long *x, const long long *wg, int n_tok, int d_x, int d_gw,
                   long long *logits, long long *probs, long long *topk_idx, long long *topk_score,
-                  long long *queue_tok, long long *queue_score, long long *queue_len) {
-    static lin_in_t xb[TOKENS * EMBED];
+                  long long *queue_tok, long long *queue_slot, long long *queue_score, long long *queue_len) {
     static gate_w_t wb[GATE_ROWS * EMBED];
-    static axi_word_t wt[(GATE_ROWS / ENGINE_OUT) * (EMBED / ENGINE_IN) * engine_tile_words<gate_w_t>::value];
-    IN_ARRAY(lin_in_t, xb, x, n_tok * EMBED);
+    put_raw(g_lnb, x, long(n_tok) * EMBED);
     for (int i = 0; i < GATE_ROWS * EMBED; i++) wb[i] = i < NUM_EXPERTS * EMBED ? in_<gate_w_t>(wg, i) : gate_w_t(0);
-    pack_tiles(wb, GATE_ROWS, EMBED, wt);
-    gate_logits_unit(xb, wt WPORTS_SAME(wt), g_rl, n_tok, d_x, d_gw);
-    route_outputs(n_tok, probs, topk_idx, topk_score, queue_tok, queue_score, queue_len);
-    gate_logits_compact(g_rl, n_tok);
-    OUT_ARRAY(logits, g_rl, n_tok * NUM_EXPERTS);
+    pack_tiles(wb, GATE_ROWS, EMBED, g_wt);
+    engine_cmd c = make_cmd(ENG_GATE, ENG_SRC_LNB, LNB_LANES, LOGITS_LANES, n_tok, EMBED, GATE_ROWS, false);
+    c.d_acc = d_x + d_gw;
+    run_engine(c);
+    route_outputs(n_tok, probs, topk_idx, topk_score, queue_tok, queue_slot, queue_score, queue_len);
+    gate_logits_tap(g_logits, g_lgtap, n_tok);
+    get_raw(g_lgtap, logits, long(n_tok) * NUM_EXPERTS);
 }
 
 // the route alone from given logits [n_tok][NUM_EXPERTS] (the padded rows get junk: never read)
 void em_route_logits(const long long *logits, int n_tok, long long *probs, long long *topk_idx,
-                     long long *topk_score, long long *queue_tok, long long *queue_score, long long *queue_len) {
+                     long long *topk_score, long long *queue_tok, long long *queue_slot, long long *queue_score,
+                     long long *queue_len) {
     for (int t = 0; t < n_tok; t++)
         for (int e = 0; e < GATE_ROWS; e++)
-            g_rl[t * GATE_ROWS + e] = e < NUM_EXPERTS ? in_<gate_logit_t>(logits, t * NUM_EXPERTS + e)
-                                                      : gate_logit_t(100);   // would win top-k if read
-    route_outputs(n_tok, probs, topk_idx, topk_score, queue_tok, queue_score, queue_len);
+            at_(g_logits, long(t) * GATE_ROWS + e) = e < NUM_EXPERTS ? in_<gate_logit_t>(logits, t * NUM_EXPERTS + e)
+                                                                       : gate_logit_t(100);   // would win top-k if read
+    route_outputs(n_tok, probs, topk_idx, topk_score, queue_tok, queue_slot, queue_score, queue_len);
 }
 
+// the patch embedding as the top runs it: CLS row, then the engine in ENG_POS mode from g_pix
 void em_patch_embed(const long long *pix, const long long *w, const long long *b, const long long *cls,
                     const long long *pos, long long *out, int n_patches) {
-    static pixel_t pb[NUM_PATCHES * PATCH_DIM];
     static patch_w_t wb[EMBED * PATCH_DIM];
-    static axi_word_t wt[(EMBED / ENGINE_OUT) * (PATCH_DIM / ENGINE_IN) * engine_tile_words<patch_w_t>::value];
-    static bias_t bb[EMBED], cb[EMBED], posb[TOKENS * EMBED];
-    static act_t ob[TOKENS * EMBED];
-    IN_ARRAY(pixel_t, pb, pix, n_patches * PATCH_DIM);
+    put_raw(g_pix, pix, long(n_patches) * PATCH_DIM);
     IN_ARRAY(patch_w_t, wb, w, EMBED * PATCH_DIM);
-    IN_ARRAY(bias_t, bb, b, EMBED);
-    IN_ARRAY(bias_t, cb, cls, EMBED);
-    IN_ARRAY(bias_t, posb, pos, (n_patches + 1) * EMBED);
-    pack_tiles(wb, EMBED, PATCH_DIM, wt);
-    patch_embed_unit(pb, wt WPORTS_SAME(wt), bb, cb, posb, ob, n_patches);
-    OUT_ARRAY(out, ob, (n_patches + 1) * EMBED);
+    pack_tiles(wb, EMBED, PATCH_DIM, g_wt);
+    put_raw(g_pe_b, b, EMBED);
+    put_raw(g_cls, cls, EMBED);
+    put_raw(g_pos, pos, long(n_patches + 1) * EMBED);
+    patch_embed_cls(g_x, g_cls, g_pos, 0);
+    engine_cmd c = make_cmd(ENG_POS, ENG_SRC_PIX, PIXEL_LANES, X_LANES, n_patches, PATCH_DIM, EMBED, false);
+    c.y_word = EMBED / X_LANES;
+    run_engine(c);
+    get_raw(g_x, out, long(n_patches + 1) * EMBED);
 }
 
+// the kernel's residual_unit on n values in chunks of one image (the tail padded): x += y, or with
+// score: x = act_t(x + act_t(s * y)) (the scatter's arithmetic, residual_score_mac)
 void em_residual(long long *x, const long long *y, int n, const long long *score, int mac) {
-    static act_t xb[ACT_ELEMS], yb[ACT_ELEMS];
     for (int base = 0; base < n; base += ACT_ELEMS) {
         const int m = n - base < ACT_ELEMS ? n - base : ACT_ELEMS;
-        IN_ARRAY(act_t, xb, x + base, m);
-        IN_ARRAY(act_t, yb, y + base, m);
         if (mac) {
-            for (int i = 0; i < m; i++) xb[i] = residual_score_mac(xb[i], in_<gate_score_t>(score, base + i), yb[i]);
-        } else {
-            residual_add(xb, yb, m);
+            for (int i = 0; i < m; i++)
+                x[base + i] = out_(residual_score_mac(in_<act_t>(x, base + i), in_<gate_score_t>(score, base + i),
+                                                      in_<act_t>(y, base + i)));
+            continue;
         }
-        OUT_ARRAY(x + base, xb, m);
+        for (long i = 0; i < ACT_ELEMS; i++) {
+            at_(g_x, i) = i < m ? in_<act_t>(x, int(base + i)) : act_t(0);
+            at_(g_tmp[0], i) = i < m ? in_<act_t>(y, int(base + i)) : act_t(0);
+        }
+        residual_unit(g_x, g_tmp, 0, 0, 1);
+        get_raw(g_x, x + base, m);
     }
+}
+
+// the MoE combination: x += act_t(...(slot 0 + slot 1) ... + slot K-1) over one image (n = TOKENS * EMBED),
+// ys: NUM_SLOTS slots of n values; the combined output comes back in comb
+void em_residual_slots(long long *x, const long long *ys, long long *comb) {
+    put_raw(g_x, x, ACT_ELEMS);
+    for (int s = 0; s < NUM_SLOTS; s++) put_raw(g_tmp[s], ys + long(s) * ACT_ELEMS, ACT_ELEMS);
+    residual_unit(g_x, g_tmp, 0, 0, NUM_SLOTS);
+    get_raw(g_x, x, ACT_ELEMS);
+    get_raw(g_tmp[0], comb, ACT_ELEMS);
 }
 
 }  // extern "C"
 """
 
 
-def harness_source() -> str:
+def harness_source(spec, prec, design) -> str:
+    from .buffers import declarations
     return HARNESS_CPP % dict(includes="\n".join(f'#include "{h}"' for h in UNIT_HEADERS),
                               LIN_QKV=LIN_QKV, LIN_ACT=LIN_ACT, LIN_GELU=LIN_GELU,
                               LIN_SCATTER=LIN_SCATTER, BIAS_QKV=BIAS_QKV,
-                              delta_names=", ".join(name for name, *_ in DELTA_TABLES))
+                              delta_names=", ".join(name for name, *_ in DELTA_TABLES),
+                              declarations="\n".join(declarations(spec, prec, design)))
 
 
 _P = ctypes.POINTER(ctypes.c_longlong)
@@ -300,7 +363,7 @@ class UnitLib:
         self.sizes = dict(zip(("tokens", "embed", "heads", "head_dim", "mlp_hidden", "num_experts",
                                "expert_hidden", "top_k", "depth", "patch_dim", "engine_in", "engine_out",
                                "attn_rows", "axi_bits", "rescale_span", "max_in_dim", "max_out_dim",
-                               "sm_max_len"), (int(v) for v in out[:n])))
+                               "sm_max_len", "slots"), (int(v) for v in out[:n])))
         depth = self.sizes["depth"]
         dl = np.zeros(len(DELTA_TABLES) * depth, dtype=np.int64)
         n = self.lib.em_deltas(_ptr(dl))
@@ -363,11 +426,14 @@ class UnitLib:
         else:
             y = np.zeros((n_rows, out_dim), dtype=np.int64)
             s_idx = sc = _arr(np.zeros(n_rows))
-        self.lib.em_linear(ctypes.c_int(kind), ctypes.c_int(bias_kind), _ptr(x), ctypes.c_int(x.shape[0]),
-                           ctypes.c_int(int(gather is not None)), _ptr(g), _ptr(w), _ptr(bias), _ptr(y),
-                           ctypes.c_int(y.shape[0]), _ptr(s_idx), _ptr(sc), ctypes.c_int(n_rows),
-                           ctypes.c_int(in_dim), ctypes.c_int(out_dim), ctypes.c_int(d_x), ctypes.c_int(d_w),
-                           ctypes.c_int(d_y))
+        rc = self.lib.em_linear(ctypes.c_int(kind), ctypes.c_int(bias_kind), _ptr(x), ctypes.c_int(x.shape[0]),
+                                ctypes.c_int(int(gather is not None)), _ptr(g), _ptr(w), _ptr(bias), _ptr(y),
+                                ctypes.c_int(y.shape[0]), _ptr(s_idx), _ptr(sc), ctypes.c_int(n_rows),
+                                ctypes.c_int(in_dim), ctypes.c_int(out_dim), ctypes.c_int(d_x), ctypes.c_int(d_w),
+                                ctypes.c_int(d_y))
+        if rc != 0:
+            raise EdgeMoeError("linear: the engine runs gather or scatter (not both in one call), and qkv with "
+                               "the qkv bias only")
         return y
 
     def attention(self, qkv, d_qkv: int = 0, d_out: int = 0, d_prob: int = 0) -> np.ndarray:
@@ -383,8 +449,8 @@ class UnitLib:
         e, k, T = self.sizes["num_experts"], self.sizes["top_k"], self.sizes["tokens"]
         return dict(logits=np.zeros((t, e), np.int64), probs=np.zeros((t, e), np.int64),
                     topk_idx=np.zeros((t, k), np.int64), topk_score=np.zeros((t, k), np.int64),
-                    queue_tok=np.zeros((e, T), np.int64), queue_score=np.zeros((e, T), np.int64),
-                    queue_len=np.zeros(e, np.int64))
+                    queue_tok=np.zeros((e, T), np.int64), queue_slot=np.zeros((e, T), np.int64),
+                    queue_score=np.zeros((e, T), np.int64), queue_len=np.zeros(e, np.int64))
 
     @staticmethod
     def _route_queues(r: dict) -> dict:
@@ -392,7 +458,7 @@ class UnitLib:
                        for i in range(len(r["queue_len"]))]
         return r
 
-    _ROUTE_OUT = ("probs", "topk_idx", "topk_score", "queue_tok", "queue_score", "queue_len")
+    _ROUTE_OUT = ("probs", "topk_idx", "topk_score", "queue_tok", "queue_slot", "queue_score", "queue_len")
 
     def moe_route(self, x, w_gate, d_x: int = 0, d_gw: int = 0) -> dict:
         """The gate on the linear engine, then the route: x [t][embed], w_gate [experts][embed]."""
@@ -422,6 +488,17 @@ class UnitLib:
                                 _ptr(out), ctypes.c_int(p))
         return out
 
+    def residual_slots(self, x, ys):
+        """The MoE combination of one image: (x + combined, combined), ys: [slots][tokens * embed]."""
+        x = _arr(x).copy()
+        ys = _arr(ys)
+        n = self.sizes["tokens"] * self.sizes["embed"]
+        if x.size != n or ys.shape != (self.sizes["slots"], n):
+            raise EdgeMoeError(f"residual_slots: x of {n} values and {self.sizes['slots']} slots of {n} values")
+        comb = np.zeros(n, np.int64)
+        self.lib.em_residual_slots(_ptr(x), _ptr(ys), _ptr(comb))
+        return x, comb
+
     def residual(self, x, y, score=None) -> np.ndarray:
         x = _arr(x).copy()
         y = _arr(y)
@@ -435,8 +512,9 @@ def build_unit_library(spec, prec, design: Design | None = None, out_dir=None) -
     import tempfile
     design = design or get_design(DEFAULT_DESIGN)
     config = render_config(spec, prec, design)
-    src = harness_source()
-    headers = "".join((INCLUDE_DIR / h).read_text() for h in ("edgemoe_fixed.h",) + UNIT_HEADERS)
+    src = harness_source(spec, prec, design)
+    headers = "".join((INCLUDE_DIR / h).read_text() for h in ("edgemoe_fixed.h", "edgemoe_mem.h", "edgemoe_probe.h",
+                                                              "pack2.h") + UNIT_HEADERS)
     key = hashlib.sha256((config + src + headers + " ".join(CXX_FLAGS)).encode()).hexdigest()[:16]
     out_dir = Path(out_dir) if out_dir is not None else Path(tempfile.gettempdir()) / "edgemoe_units"
     build = out_dir / f"units_{prec.name}_{key}"

@@ -27,6 +27,25 @@ def project(tmp_path_factory):
     return generate(tmp_path_factory.mktemp("gen") / "proj", preset="micro", board="zcu104")
 
 
+def tile_words_from_ports(words: np.ndarray, matrices: int, ports: int, tile_words: int) -> np.ndarray:
+    """[words][per] of one buffer in the port layout (each port's words of a matrix contiguous, step by
+    step: port p holds tile word k * ports + p in step k) -> the same words in plain tile order."""
+    per = words.shape[-1]
+    lw = -(-tile_words // ports)
+    m = words.reshape(matrices, ports, -1, lw, per)               # [matrix][port][tile][step]
+    tiles = m.transpose(0, 2, 3, 1, 4).reshape(matrices, m.shape[2], lw * ports, per)
+    return tiles[:, :, :tile_words].reshape(-1, per)
+
+
+def tiles_flat(data: bytes, b: dict, axi_bits: int) -> np.ndarray:
+    """The raw codes of a manifest buffer in plain tile order, read from its port layout."""
+    per = axi_bits // b["storage_bits"]
+    assert b["matrix_words"] == b["ports"] * b["port_words"] and b["size"] % (b["matrix_words"] * axi_bits // 8) == 0
+    flat = unpack_raw(data[b["byte_offset"]:], FixedType.parse(b["type"]), b["size"] * 8 // b["storage_bits"])
+    matrices = b["size"] * 8 // axi_bits // b["matrix_words"]
+    return tile_words_from_ports(flat.reshape(-1, per), matrices, b["ports"], b["tile_words"]).reshape(-1)
+
+
 def test_folder_layout(project):
     root = project.path
     for f in ["src/edgemoe_top.cpp", "src/edgemoe_config.h", "src/edgemoe_layout.h", "src/linear.h",
@@ -73,10 +92,8 @@ def test_packed_weights_are_the_quantised_params(project):
         b = m[name]
         t = FixedType.parse(b["type"])
         if b["order"] == "tiles":   # linear weights: engine tile order, each tile padded to whole words
-            per = project.manifest["axi_bits"] // b["storage_bits"]
-            flat = unpack_raw(data[b["byte_offset"]:], t, b["size"] * 8 // b["storage_bits"])
-            got = from_tile_order(flat, tuple(b["shape"]), tuple(b["tile"]), per)
-            assert b["size"] % b["tile_words"] == 0
+            got = from_tile_order(tiles_flat(data, b, project.manifest["axi_bits"]), tuple(b["shape"]),
+                                  tuple(b["tile"]), project.manifest["axi_bits"] // b["storage_bits"])
         else:
             got = unpack_raw(data[b["byte_offset"]:], t, int(np.prod(b["shape"]))).reshape(b["shape"])
         assert np.array_equal(got, q[key].raw), name
@@ -92,7 +109,9 @@ def test_packed_weights_are_the_quantised_params(project):
     per = project.manifest["axi_bits"] // gate["storage_bits"]
     assert gate["padded_out"] == -(-e // eo) * eo and gate["size"] == tasks * gate["matrix_words"] * per * \
         gate["storage_bits"] // 8
-    flat = unpack_raw(data[gate["byte_offset"]:], t, gate["size"] * 8 // gate["storage_bits"])
+    lw = -(-gate["tile_words"] // gate["ports"])
+    assert gate["port_words"] == (gate["padded_out"] // eo) * (d // ei) * lw
+    flat = tiles_flat(data, gate, project.manifest["axi_bits"])
     got = from_tile_order(flat, tuple(gate["shape"]), (eo, ei), per)
     assert np.array_equal(got[1], q["backbone.blocks.1.mlp.gate.1.w_gate"].raw)
     padded = from_tile_order(flat, (tasks, gate["padded_out"], d), (eo, ei), per)
@@ -120,11 +139,13 @@ def test_tile_order_layout(design, pname):
     tw = -(-eo * ei * b.sb // dsg.axi_bits)
     assert b.tile_words(dsg.axi_bits) == defines["TILE_WORDS"] == tw
     e, d, h = b.shape
-    assert b.matrix_words(dsg.axi_bits) == defines["EXPERT_FC2_WORDS"] == (d // eo) * (h // ei) * tw
+    ports, lw = dsg.weight_ports, -(-tw // dsg.weight_ports)
+    assert b.matrix_words(dsg.axi_bits) == defines["EXPERT_FC2_WORDS"] == ports * (d // eo) * (h // ei) * lw
     # expert e, output tile 1, input tile 1 (when there is one), value (r, c) of the tile
     wb = dsg.axi_bits // 8
     words = np.frombuffer(blob[b.word_offset * wb:(b.word_offset + b.words(dsg.axi_bits)) * wb], dtype=np.uint8)
     flat = unpack_raw(words.tobytes(), b.ftype, b.words(dsg.axi_bits) * per)
+    flat = tile_words_from_ports(flat.reshape(-1, per), e, ports, tw).reshape(-1)
     ot, it = min(1, d // eo - 1), min(1, h // ei - 1)
     tile0 = (e - 1) * (d // eo) * (h // ei) + ot * (h // ei) + it
     for r, c in ((0, 0), (eo - 1, ei - 1), (eo // 2, ei // 2)):
@@ -133,10 +154,11 @@ def test_tile_order_layout(design, pname):
     g = lay.buffers[f"blocks.{moe}.gate_w"]
     tasks, ne, d = g.shape
     assert defines["GATE_OUT"] == g.padded_out == -(-ne // eo) * eo
-    assert defines["GATE_TASK_WORDS"] == g.matrix_words(dsg.axi_bits) == (g.padded_out // eo) * (d // ei) * tw
+    assert defines["GATE_TASK_WORDS"] == g.matrix_words(dsg.axi_bits) == ports * (g.padded_out // eo) * (d // ei) * lw
     words = np.frombuffer(blob[g.word_offset * wb:(g.word_offset + g.words(dsg.axi_bits)) * wb], dtype=np.uint8)
     flat = unpack_raw(words.tobytes(), g.ftype, g.words(dsg.axi_bits) * per)
-    task_vals = defines["GATE_TASK_WORDS"] * per
+    flat = tile_words_from_ports(flat.reshape(-1, per), tasks, ports, tw).reshape(-1)
+    task_vals = (g.padded_out // eo) * (d // ei) * tw * per
     tile1 = min(1, d // ei - 1)            # output tile 0, input tile 1
     for r, c in ((0, 0), (ne - 1, ei - 1), (eo - 1, 0)):
         want = g.raw[tasks - 1, r, tile1 * ei + c] if r < ne else 0
@@ -202,7 +224,8 @@ def test_top_has_interface_pragmas_for_every_argument(project):
     assert bundles["pixels"] == bundles["out"] == "gmem_act"
     assert bundles["scratch"] == "gmem_scratch" and bundles["weights"] == "gmem_w"
     assert all(bundles[a] == f"gmem_w{a[len('weights'):]}" and "m_axi" in ported[a] for a in extra)
-    assert "allocation function instances=engine_tile limit=1" in text
+    for f in ("linear_engine", "layernorm_unit", "residual_unit"):
+        assert f"allocation function instances={f} limit=1" in text
 
 
 def test_own_cpp_compiles_with_all_warnings_as_errors(project, tmp_path):

@@ -38,7 +38,7 @@ def test_every_loop_in_the_units_is_bounded():
     """Each unit has loops, and every loop with a run-time bound carries a tripcount pragma."""
     import re
     for p in hls_sources():
-        if p.suffix != ".h" or p.name == "edgemoe_fixed.h":
+        if p.suffix != ".h" or p.name in ("edgemoe_fixed.h", "edgemoe_probe.h"):
             continue
         code = strip_comments(p.read_text())
         assert re.search(r"\bfor\s*\(", code), p.name
@@ -121,23 +121,25 @@ def test_violation_names_the_line():
 @pytest.mark.parametrize("preset,design,pname", [("m3vit-tiny-edge", "edge-moe", "w16a32"),
                                                  ("m3vit-small", "small", "w8a8")])
 def test_headers_compile_for_other_models_and_designs(tmp_path, preset, design, pname):
-    """Every unit header compiles (-Wall -Wextra -Werror) against other sizes and design points."""
-    (tmp_path / CONFIG_NAME).write_text(render_config(get_preset(preset), base_precision(pname), get_design(design)))
+    """Every unit header compiles (-Wall -Wextra -Werror) against other sizes and design points, on the
+    kernel's buffers declared as the top declares them."""
+    from edgemoe.codegen.buffers import declarations
+    spec, prec, des = get_preset(preset), base_precision(pname), get_design(design)
+    (tmp_path / CONFIG_NAME).write_text(render_config(spec, prec, des))
     src = tmp_path / "all_units.cpp"
-    src.write_text("".join(f'#include "{h}"\n' for h in UNIT_HEADERS) + r"""
-void top(const act_t *x, const ln_param_t *g, const ln_param_t *b, ln_out_t *ln, qkv_t *qkv, const axi_word_t *w,
-         const qkv_b_t *bq, attn_out_t *att, gate_logit_t *lg, gate_score_t *pr,
-         expert_idx_t *ti, gate_score_t *ts, tok_idx_t *qt, gate_score_t *qs, tok_idx_t *ql, const b_t *bb,
-         hidden_t *h, act_t *y) {
-    layernorm_unit(x, g, b, ln, TOKENS, D_LN1[0]);
-    linear_unit<LIN_PLAIN>(ln, false, qt, w, bq, qkv, qt, qs, TOKENS, EMBED, QKV_DIM, 0, 0, 0);
-    attention_unit(qkv, qkv + EMBED, qkv + 2 * EMBED, QKV_DIM, att, TOKENS, D_QKV[0], D_ATTN_OUT[0]);
-    gate_logits_unit(ln, w WPORTS_SAME(w), lg, TOKENS, 0, 0);
-    moe_route_unit(lg, TOKENS, pr, ti, ts, qt, qs, ql);
-    gate_logits_compact(lg, TOKENS);
-    linear_unit<LIN_GELU>(ln, true, qt, w, bb, h, qt, qs, int(ql[0]), EMBED, EXPERT_HIDDEN, 0, 0, 0);
-    linear_unit<LIN_SCATTER>(h, false, qt, w, bb, y, qt, qs, int(ql[0]), EXPERT_HIDDEN, EMBED, 0, 0, 0);
-    residual_add(y, x, TOKENS * EMBED);
+    src.write_text("".join(f'#include "{h}"\n' for h in UNIT_HEADERS) + "\n".join(declarations(spec, prec, des)) + r"""
+void top(const axi_word_t *w) {
+    layernorm_unit(g_x, 0, g_ln, 0, EMBED / LNP_LANES, g_lnb, 0, TOKENS, D_LN1[0]);
+    engine_cmd c = {ENG_QKV, ENG_SRC_LNB, false, 0, TOKENS, EMBED / ENGINE_IN, QKV_DIM / ENGINE_OUT, 0,
+                    EMBED / LNB_LANES, 0, QKV_DIM / QKV_LANES, 0, 0, 0, 0, 0};
+    c.w_steps = c.n_ot * c.n_it * ENG_LW;
+    linear_engine(c, w WPORTS_SAME(w), ENGINE_BUFFER_ARGS);
+    attention_unit(g_qkv, g_att, TOKENS, D_QKV[0], D_ATTN_OUT[0]);
+    moe_route_unit(g_logits, TOKENS, g_probs, g_topk_idx, g_topk_score, g_qtok, g_qslot, g_qscore, g_qlen, 0,
+                   BATCH_ROWS, false);
+    gate_logits_tap(g_logits, g_lgtap, TOKENS);
+    patch_embed_cls(g_x, g_cls, g_pos, 0);
+    residual_unit(g_x, g_tmp, 0, 0, NUM_SLOTS);
 }
 """)
     compile_cpp(src, tmp_path / "all_units.o", flags=list(CXX_FLAGS) + ["-c", "-fsyntax-only"],

@@ -108,8 +108,13 @@ def _header_array(text, name):
 def test_config_header_tables_and_types(pname):
     prec = PRECS[pname]
     text = render_config(SPEC, prec, DESIGN)
-    assert _header_array(text, "GELU_TABLE") == list(gelu.gelu_table(prec))
-    assert len(_header_array(text, "GELU_TABLE")) == 177
+    # the GELU table: one initializer macro for the global table and the engine's per-lane copies
+    ginit = re.search(r"#define GELU_TABLE_INIT (\{[^}]*\})", text).group(1).replace("\\\n", " ")
+    assert [int(v) for v in ginit.strip("{} ").split(",")] == list(gelu.gelu_table(prec))
+    assert len(gelu.gelu_table(prec)) == 177
+    assert "GELU_TABLE[GELU_TABLE_SIZE] = GELU_TABLE_INIT;" in text
+    groms = re.search(r"#define GELU_ROMS_ENGINE_INIT \{(.*?)\}", text, re.S).group(1)
+    assert groms.count("GELU_TABLE_INIT") == DESIGN.engine_out
     # the 2^f table: one initializer macro, the global table and the attention unit's copies use it
     init = re.search(r"#define EXP2_TABLE_INIT (\{[^}]*\})", text).group(1).replace("\\\n", " ")
     assert [int(v) for v in init.strip("{} ").split(",")] == list(exp2_table(prec))
@@ -344,6 +349,11 @@ def test_moe_route_and_experts(lib, case):
     for e in range(E):
         assert_same(r["queues"][e][0], R.queues[e][0], f"queue {e} tokens")
         assert_same(r["queues"][e][1], R.queues[e][1].raw, f"queue {e} scores")
+        # the slot of an entry: how many of the token's experts come before e in expert order (the
+        # experts' outputs, written into their slots, then add up in the golden model's order)
+        for j, tok in enumerate(r["queues"][e][0]):
+            want_slot = int(np.sum(R.topk_idx[tok] < e))
+            assert r["queue_slot"][e][j] == want_slot, (e, j, tok, R.topk_idx[tok])
     if case == "one_expert":
         assert list(r["queue_len"]) == [T, 0, T, 0]
     if case == "ties":
@@ -540,6 +550,26 @@ def test_patch_embed(lib):
 
 def test_residual(lib):
     _check_residual(lib)
+
+
+def test_residual_combines_the_moe_slots_in_expert_order(lib):
+    """x += act(...act(slot 0 + slot 1)...): the golden model's out = act(out + contribution) over a
+    token's experts in expert order, at saturating / wrapping edges too; slot 0 gets the sum back."""
+    prec = lib.prec
+    act = prec.t("act")
+    rng = _rng(51)
+    n = lib.sizes["tokens"] * lib.sizes["embed"]
+    k = lib.sizes["slots"]
+    x = rand_raw(rng, act, n)
+    ys = rand_raw(rng, act, (k, n))
+    ys[:, :3] = [[act.max_raw] * 3] * k
+    ys[0, 3] = act.min_raw
+    x2, comb = lib.residual_slots(x, ys)
+    out = Fx(np.zeros(n, np.int64), act)
+    for s in range(k):
+        out = (out + Fx(ys[s], act)).cast(act)
+    assert_same(comb, out.raw, "combined slots")
+    assert_same(x2, (Fx(x, act) + out).cast(act).raw, "residual of the combination")
 
 
 def _check_residual(lib, seed=50):

@@ -1,4 +1,4 @@
-"""The DSP-packed int8 MAC paths of the units (pack2.h inside linear.h's engine_tile and attention.h's
+"""The DSP-packed int8 MAC paths of the units (pack2.h inside linear.h's engine_macs and attention.h's
 Q.K^T / A.V products) against plain C++ integer references, with extreme codes.
 
 A C++ driver, compiled against each precision's edgemoe_config.h, feeds the MAC cores raw codes at the
@@ -6,8 +6,10 @@ ends of their ranges (-128 / 127 and neighbours for s8, 0 / 255 for u8 probabili
 every constant-vector combination, pairs whose two sums run to opposite ends, then random vectors
 half made of edge values.  Accumulators start from random codes over their whole width, so the
 wrap-around is checked too.  The reference is plain wide-integer arithmetic on the raw codes; every
-case must have 0 mismatches.  It also prints which paths are packed (w8a8 with even ENGINE_OUT /
-ATTN_ROWS; never at w16a32 or with odd ATTN_ROWS) and ENGINE_MIN_ITER, the engine's packed depth.
+case must have 0 mismatches.  The engine's x operand holds the codes of both its inputs (the 8-bit
+activations and the unsigned pixels: 9 bits at w8a8), so both code ranges go through the same MAC
+array.  It also prints which paths are packed (w8a8 with even ENGINE_OUT / ATTN_ROWS; never at w16a32
+or with odd ATTN_ROWS) and ENG_SUM_DEPTH, the depth of the engine's summing stage.
 """
 from __future__ import annotations
 
@@ -75,15 +77,15 @@ template <class T> static long long fill(int mode, int e, int i) {
     return (mode == 1 && (i & 1)) ? codes<T>::mirror(v) : v;
 }
 
-// engine_tile: x (shared) times the tile, into random accumulators
-template <class X_T, class W_T, class ACC_T>
+// engine_macs: x (shared, codes of X_T) times the tile, into random accumulators
+template <class X_T>
 static void check_engine(const char *name) {
-    typedef engine_types<X_T, W_T, ACC_T> et;
-    const int F = fx_info<X_T>::F + fx_info<W_T>::F;
+    typedef ap_int<ENG_ACC_BITS> acc_raw_t;
+    const int F = 0;   // raw codes: the sum at the codes' scale
     long long cases = 0, bad = 0;
-    typename et::xr_t xv[ENGINE_IN];
-    typename et::wr_t w[ENGINE_OUT][ENGINE_IN];
-    ACC_T a_in[ENGINE_OUT], a_out[ENGINE_OUT];
+    eng_x_t xv[ENGINE_IN];
+    eng_w_t w[ENGINE_OUT][ENGINE_IN];
+    eng_acc_t a_in[ENGINE_OUT], a_out[ENGINE_OUT];
     const int NE = codes<X_T>::N_EDGES;
     for (int t = 0; t < NE * NE * NE * 3 + 2000; t++) {
         // every (x edge, even-column edge, odd-column edge), plain or alternating, then random
@@ -91,13 +93,15 @@ static void check_engine(const char *name) {
         const int mode = t < NE * NE * NE * 3 ? t / (NE * NE * NE) : 2;
         for (int i = 0; i < ENGINE_IN; i++) xv[i] = fill<X_T>(mode == 2 ? 2 : 0, ex, i);
         for (int o = 0; o < ENGINE_OUT; o++)
-            for (int i = 0; i < ENGINE_IN; i++) w[o][i] = fill<W_T>(mode, (o & 1) ? e1 : e0, i + o / 2);
-        for (int o = 0; o < ENGINE_OUT; o++) a_in[o] = any_code<ACC_T>();
-        engine_tile<X_T, W_T, ACC_T>(xv, w, a_in, a_out);
+            for (int i = 0; i < ENGINE_IN; i++) w[o][i] = fill<w_t>(mode, (o & 1) ? e1 : e0, i + o / 2);
+        for (int o = 0; o < ENGINE_OUT; o++) a_in[o] = fx_raw(any_code<ap_fixed<ENG_ACC_BITS, ENG_ACC_BITS> >());
+        engine_macs(xv, w, a_in, a_out);
         for (int o = 0; o < ENGINE_OUT; o++) {
             wide_t s = 0;
             for (int i = 0; i < ENGINE_IN; i++) s += wide_t(xv[i]) * wide_t(w[o][i]);
-            bad += !same_acc(a_out[o], a_in[o], s, F);
+            acc_raw_t want = a_in[o];
+            want += acc_raw_t(s << F);
+            bad += a_out[o] != want;
         }
         cases++;
     }
@@ -151,23 +155,24 @@ static void check_attention() {
 }
 
 int main() {
-    printf("packed %d %d %d %d\n", int(engine_pack<lin_in_t, w_t>::value), int(engine_pack<pixel_t, patch_w_t>::value),
-           int(attn_qk_sums<qkv_t, qk_acc_t>::packed), int(attn_av_macs<prob_t, qkv_t, av_acc_t>::packed));
-    printf("min_iter %d\n", int(ENGINE_MIN_ITER));
-    check_engine<lin_in_t, w_t, acc_t>("engine");
-    check_engine<pixel_t, patch_w_t, patch_acc_t>("patch");
+    printf("packed %d %d %d\n", int(ENG_PACKED), int(attn_qk_sums<qkv_t, qk_acc_t>::packed),
+           int(attn_av_macs<prob_t, qkv_t, av_acc_t>::packed));
+    printf("sum_depth %d\n", int(ENG_SUM_DEPTH));
+    check_engine<lin_in_t>("engine");
+    check_engine<pixel_t>("patch");
     check_attention();
     return 0;
 }
 """
 
-# (precision, engine_in, engine_out, attn_rows, attn_lanes) -> (engine, patch, Q.K^T, A.V packed), ENGINE_MIN_ITER
+# (precision, engine_in, engine_out, attn_rows, attn_lanes) -> (engine, Q.K^T, A.V packed), ENG_SUM_DEPTH:
+# the engine's 9-bit x (s8 activations and u8 pixels) times s8 weights: 4-term chains
 CASES = {
-    ("w8a8", 16, 16, 4, 8): ((1, 1, 1, 1), 6 + 8 + 1 + 1),    # two 8-term chains per pair
-    ("w8a8", 8, 8, 2, 16): ((1, 1, 1, 1), 6 + 8 + 1),         # one chain; Q.K^T in two chunks
-    ("w8a8", 32, 2, 6, 4): ((1, 1, 1, 1), 6 + 8 + 1 + 2),     # four chunks
-    ("w8a8", 16, 16, 3, 4): ((1, 1, 0, 0), 6 + 8 + 1 + 1),    # odd ATTN_ROWS: plain attention
-    ("w16a32", 16, 16, 4, 8): ((0, 0, 0, 0), 6 + 4),          # wide types: plain everywhere
+    ("w8a8", 16, 16, 4, 8): ((1, 1, 1), 4 + 1 + 2),          # four 4-term chains per pair
+    ("w8a8", 8, 8, 2, 16): ((1, 1, 1), 4 + 1 + 1),           # two chains; Q.K^T in two chunks
+    ("w8a8", 32, 2, 6, 4): ((1, 1, 1), 4 + 1 + 3),           # eight chunks
+    ("w8a8", 16, 16, 3, 4): ((1, 0, 0), 4 + 1 + 2),          # odd ATTN_ROWS: plain attention
+    ("w16a32", 16, 16, 4, 8): ((0, 0, 0), 4),                # wide types: plain everywhere, an adder tree
 }
 
 
@@ -182,9 +187,9 @@ def test_packed_mac_paths_with_extreme_codes(tmp_path, case):
     exe = compile_cpp(src, tmp_path / "pack_units", flags=FLAGS, include_dirs=[tmp_path, INCLUDE_DIR])
     out = subprocess.run([str(exe)], capture_output=True, text=True, timeout=300, check=True).stdout
     rows_out = {line.split()[0]: line.split()[1:] for line in out.splitlines()}
-    packed, min_iter = CASES[case]
+    packed, sum_depth = CASES[case]
     assert tuple(int(v) for v in rows_out["packed"]) == packed, out
-    assert int(rows_out["min_iter"][0]) == min_iter, out
+    assert int(rows_out["sum_depth"][0]) == sum_depth, out
     for name in ("engine", "patch", "qk", "av"):
         cases, bad = map(int, rows_out[name])
         assert cases > 600 and bad == 0, f"{name}: {bad} of {cases} cases differ\n{out}"

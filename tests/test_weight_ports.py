@@ -41,12 +41,16 @@ def test_top_has_the_extra_ports_and_uram_pragmas(wp3):
     assert "weights3" not in src and "gmem_w3" not in src
     for b in URAM_CANDIDATES:
         uram = b in ("g_hid", "g_qkv")
-        assert (f"ARRAY_RESHAPE variable={b} cyclic factor=ACT_PARTITION" in src) == uram, b
+        dim = 3 if b == "g_tmp" else 2          # g_tmp: [slot][word][bank][group]
+        # a lane-word buffer: its banks apart; in UltraRAM each bank is one reshaped word of lanes
+        assert f"ARRAY_PARTITION variable={b} complete dim={dim}\n" in src, b
+        assert (f"ARRAY_RESHAPE variable={b} complete dim={dim + 1}" in src) == uram, b
         assert (f"BIND_STORAGE variable={b} type=ram_2p impl=uram" in src) == uram, b
-        assert (f"ARRAY_PARTITION variable={b} cyclic factor=ACT_PARTITION" in src) != uram, b
-    assert "ARRAY_PARTITION variable=g_ln cyclic factor=ACT_PARTITION" in src
+    cfg = (wp3.path / "src" / "edgemoe_config.h").read_text()
+    assert "#define HID_GROUP 16" in cfg and "#define HID_BANKS 1" in cfg      # 16 lanes: one UltraRAM word
+    assert "#define X_GROUP 1" in cfg and "#define X_BANKS 16" in cfg          # block RAM: a bank per lane
     assert "allocation function instances=layernorm_unit limit=1" in src
-    assert "allocation function instances=engine_tile limit=1" in src
+    assert "allocation function instances=linear_engine limit=1" in src
     # the signature, as the Vivado scripts read it: the extra ports last, each on its own bundle
     iface = kernel_interface(wp3.path, TOP)
     names = [a["name"] for a in iface["args"]]
@@ -56,13 +60,14 @@ def test_top_has_the_extra_ports_and_uram_pragmas(wp3):
 
 
 def test_default_design_has_one_weight_port():
+    from edgemoe.codegen.generate import kernel_context
     from edgemoe.codegen.render import render_template
     from edgemoe.spec import get_preset
     from edgemoe.golden.precision import base_precision
     des = get_design("edge-moe")
-    src = render_template("edgemoe_top.cpp.j2", spec=get_preset("micro"), prec=base_precision("w16a32"),
-                          design=des, top=TOP, board="zcu104", clock_mhz="300")
-    assert "weights1" not in src and "gmem_w1" not in src and "BIND_STORAGE" not in src
+    src = render_template("edgemoe_top.cpp.j2", **kernel_context(get_preset("micro"), base_precision("w16a32"), des,
+                                                                  "zcu104"))
+    assert "weights1" not in src and "gmem_w1" not in src and "impl=uram" not in src
     assert re.search(r"int reload, int tap_id\) \{", src)
 
 

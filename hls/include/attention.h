@@ -28,18 +28,26 @@
 // port limit is left: step 3 runs at the II of its carried S update, step 4 at II=1.
 //
 // Call signature:
-//   void attention_unit(const qkv_t *q, const qkv_t *k, const qkv_t *v, int ld,
-//                       attn_out_t *out, int n_tok, int d_qkv, int d_out, int d_prob = 0);
-//   q/k/v: row t at q[t * ld], heads concatenated (head h at columns h*HEAD_DIM ..); with the qkv
-//   linear output [T][QKV_DIM]: q = qkv, k = qkv + EMBED, v = qkv + 2*EMBED, ld = QKV_DIM.
-//   out: [n_tok][EMBED]; n_tok <= TOKENS; d_qkv = D_QKV[block], d_out = D_ATTN_OUT[block],
-//   d_prob = D_PROB[block] (the calibrated probability type's fraction-bit offset).
+//   void attention_unit(const qkv_t qkv[QKV_WORDS][QKV_BANKS][QKV_GROUP],
+//                       lin_in_t out[ATT_WORDS][ATT_BANKS][ATT_GROUP], int n_tok, int d_qkv, int d_out,
+//                       int d_prob = 0);
+//   qkv: the qkv linear output, lane words (edgemoe_mem.h), row t = QKV_DIM values: Q at columns
+//   0 .., K at EMBED .., V at 2 * EMBED .., heads concatenated (head h at h * HEAD_DIM ..); out:
+//   [n_tok][EMBED] lane words; n_tok <= TOKENS; d_qkv = D_QKV[block], d_out = D_ATTN_OUT[block],
+//   d_prob = D_PROB[block] (the calibrated probability type's fraction-bit offset).  Every cycle
+//   reads ATTN_LANES values of one row (one word) or writes ATTN_LANES values (part of one word).
+//   INLINE off: one call site in the top.
 #ifndef EDGEMOE_ATTENTION_H
 #define EDGEMOE_ATTENTION_H
 
 #include "edgemoe_fixed.h"
+#include "edgemoe_mem.h"
 #include "pack2.h"
 #include "softmax.h"
+
+// iterations of attn_kv_pass between two visits of one accumulator chunk (the same chunk of the
+// next key): the true distance of oacc's carried dependence, for every n_tok
+#define ATTN_OACC_DIST (EMBED / ATTN_LANES)
 
 // the exp ROM copies (see above), built from the config's table.  File scope with internal linkage,
 // like EXP2_TABLE: a function-local static of an inline function would be one object shared by
@@ -158,8 +166,17 @@ struct attn_av_macs<P_T, V_T, ACC_T, true> {
 
 // one pass over K (AV = false: Q.K^T into sbuf) or V (AV = true: A.V into oacc) for a group of
 // rows; n_valid = rows of the group that exist (the others get no probability mass)
+// ATTN_LANES values of row t of qkv from column col (one word, the lanes picked in registers)
+inline void attn_read(const qkv_t qkv[QKV_WORDS][QKV_BANKS][QKV_GROUP], int t, int col, qkv_t v[ATTN_LANES]) {
+#pragma HLS INLINE
+    qkv_t w[QKV_LANES];
+#pragma HLS ARRAY_PARTITION variable=w complete
+    lw_read(qkv, t * (QKV_DIM / QKV_LANES) + col / QKV_LANES, w);
+    lw_pick<ATTN_LANES, QKV_LANES>(w, (col % QKV_LANES) / ATTN_LANES, v);
+}
+
 template <bool AV>
-void attn_kv_pass(const qkv_t *kv, int ld, int n_tok, int n_valid,
+void attn_kv_pass(const qkv_t qkv[QKV_WORDS][QKV_BANKS][QKV_GROUP], int base, int n_tok, int n_valid,
                   const qkv_t qbuf[ATTN_ROWS][EMBED], score_t sbuf[HEADS][ATTN_ROWS][TOKENS],
                   const score_t m[HEADS][ATTN_ROWS], const recip_t rcp[HEADS][ATTN_ROWS],
                   av_acc_t oacc[ATTN_ROWS][EMBED], scale_t scale, int d_qkv, int d_prob) {
@@ -177,18 +194,14 @@ kv_keys:
         kv_chunks:
             for (int cc = 0; cc < CHUNKS; cc++) {
 #pragma HLS PIPELINE II=1
-#if EMBED / ATTN_LANES >= 4
-                // an accumulator chunk comes back only after EMBED / L iterations (next key)
-#pragma HLS DEPENDENCE variable=oacc inter false
-#endif
+// an accumulator chunk comes back EMBED / ATTN_LANES iterations later (the next key): that distance
+#pragma HLS DEPENDENCE variable=oacc inter RAW distance=ATTN_OACC_DIST true
+                EM_ITER("kv_chunks", j * (EMBED / ATTN_LANES) + h * CHUNKS + cc);
                 const int col = h * HEAD_DIM + cc * ATTN_LANES;
                 qkv_t x[ATTN_LANES];
 #pragma HLS ARRAY_PARTITION variable=x complete
-            kv_read:
-                for (int l = 0; l < ATTN_LANES; l++) {
-                    x[l] = kv[j * ld + col + l];
-                }
-                    if (!AV) {
+                attn_read(qkv, j, base + col, x);
+                if (!AV) {
                     // exact sum of each row's chunk products first, so that the loop-carried
                     // dependence is a single add (the accumulator wraps: order is free)
                     qk_acc_t ps[ATTN_ROWS];
@@ -220,9 +233,13 @@ kv_keys:
     }
 }
 
-inline void attention_unit(const qkv_t *q, const qkv_t *k, const qkv_t *v, int ld, attn_out_t *out,
-                           int n_tok, int d_qkv, int d_out, int d_prob = 0) {
+inline void attention_unit(const qkv_t qkv[QKV_WORDS][QKV_BANKS][QKV_GROUP],
+                           lin_in_t out[ATT_WORDS][ATT_BANKS][ATT_GROUP], int n_tok, int d_qkv, int d_out,
+                           int d_prob = 0) {
+#pragma HLS INLINE off
     const int CHUNKS = EMBED / ATTN_LANES;      // chunks per row
+    static_assert(QKV_LANES % ATTN_LANES == 0 && ATT_LANES % ATTN_LANES == 0 && EMBED % QKV_LANES == 0 &&
+                  EMBED % ATT_LANES == 0, "attention: rows must be whole words of ATTN_LANES multiples");
     qkv_t qbuf[ATTN_ROWS][EMBED];
     score_t sbuf[HEADS][ATTN_ROWS][TOKENS];
     score_t m[HEADS][ATTN_ROWS];
@@ -252,21 +269,26 @@ groups:
         load_q_chunks:
             for (int c = 0; c < CHUNKS; c++) {
 #pragma HLS PIPELINE II=1
+                EM_ITER("load_q_chunks", o * CHUNKS + c);
+                qkv_t qv[ATTN_LANES];
+#pragma HLS ARRAY_PARTITION variable=qv complete
+                if (o < n_valid) attn_read(qkv, r0 + o, c * ATTN_LANES, qv);
             load_q_lanes:
                 for (int l = 0; l < ATTN_LANES; l++) {
                     const int col = c * ATTN_LANES + l;
-                    qbuf[o][col] = o < n_valid ? q[(r0 + o) * ld + col] : qkv_t(0);
+                    qbuf[o][col] = o < n_valid ? qv[l] : qkv_t(0);
                     oacc[o][col] = 0;
                 }
             }
         }
         // 2. Q.K^T
-        attn_kv_pass<false>(k, ld, n_tok, n_valid, qbuf, sbuf, m, rcp, oacc, scale, d_qkv, d_prob);
+        attn_kv_pass<false>(qkv, EMBED, n_tok, n_valid, qbuf, sbuf, m, rcp, oacc, scale, d_qkv, d_prob);
         // 3. single-pass softmax in the skewed order
     sm_keys:
         for (int c = 0; c < n_tok; c++) {
 #pragma HLS loop_tripcount min=1 max=TOKENS
 #pragma HLS PIPELINE II=1
+            EM_ITER("sm_keys", c);
         sm_heads:
             for (int h = 0; h < HEADS; h++) {
             sm_rows:
@@ -288,23 +310,31 @@ groups:
     sm_recips:
         for (int h = 0; h < HEADS; h++) {
 #pragma HLS PIPELINE II=1
+            EM_ITER("sm_recips", h);
         sm_recip_rows:
             for (int o = 0; o < ATTN_ROWS; o++) {
                 rcp[h][o] = sm_recip(ssum[h][o]);
             }
         }
         // 4. A.V
-        attn_kv_pass<true>(v, ld, n_tok, n_valid, qbuf, sbuf, m, rcp, oacc, scale, d_qkv, d_prob);
+        attn_kv_pass<true>(qkv, 2 * EMBED, n_tok, n_valid, qbuf, sbuf, m, rcp, oacc, scale, d_qkv, d_prob);
         // 5. the group's rows out
     av_write:
         for (int o = 0; o < ATTN_ROWS; o++) {
         av_write_chunks:
             for (int c = 0; c < CHUNKS; c++) {
 #pragma HLS PIPELINE II=1
+                EM_ITER("av_write_chunks", o * CHUNKS + c);
+                lin_in_t v[ATTN_LANES];
+#pragma HLS ARRAY_PARTITION variable=v complete
             av_write_lanes:
                 for (int l = 0; l < ATTN_LANES; l++) {
-                    const int col = c * ATTN_LANES + l;
-                    if (o < n_valid) out[(r0 + o) * EMBED + col] = rescale<attn_out_t>(oacc[o][col], d_qkv + d_prob - d_out);
+                    v[l] = rescale<attn_out_t>(oacc[o][c * ATTN_LANES + l], d_qkv + d_prob - d_out);
+                }
+                const int col = c * ATTN_LANES;
+                if (o < n_valid) {
+                    lw_write_part<ATTN_LANES>(out, (r0 + o) * (EMBED / ATT_LANES) + col / ATT_LANES,
+                                              (col % ATT_LANES) / ATTN_LANES, v);
                 }
             }
         }

@@ -3,20 +3,21 @@
 // Mirrors edgemoe.golden.units.layernorm.layernorm_fixed bit for bit.
 //
 // Call signature:
-//   void layernorm_unit(const act_t *x, const ln_param_t *gamma, const ln_param_t *beta,
-//                       ln_out_t *y, int n_rows, int d_out);
-//   x, y: [n_rows][EMBED] row-major, n_rows <= TOKENS; gamma, beta: [EMBED];
-//   d_out = D_LN1[block] or D_LN2[block].  x and y are read / written VEC_LANES consecutive values
-//   per cycle (the caller partitions them cyclic by a multiple of VEC_LANES); gamma and beta are
-//   read one value each per cycle, so their array needs no partitioning.  INLINE off: the top
-//   calls it twice per block and shares one instance (allocation limit=1).
+//   void layernorm_unit(const act_t x[X_WORDS][X_BANKS][X_GROUP], int x_word,
+//                       const ln_param_t ln[LNP_WORDS][LNP_BANKS][LNP_GROUP], int g_word, int b_word,
+//                       lin_in_t y[LNB_WORDS][LNB_BANKS][LNB_GROUP], int y_word, int n_rows, int d_out);
+//   x, y: the top's lane-word buffers (edgemoe_mem.h); rows of EMBED values from word x_word / y_word
+//   (a batch image's offset), n_rows <= TOKENS; gamma, beta: EMBED values from words g_word, b_word
+//   of the LayerNorm parameters; d_out = D_LN1[block] or D_LN2[block].  Each cycle reads VEC_LANES
+//   consecutive values of x (one word), of gamma and of beta (two words of the parameters) and
+//   writes VEC_LANES values of y (part of one word).  INLINE off: the top calls it twice per block
+//   from its own scope and shares one instance (allocation limit=1).
 // Three passes over a row, each S = EMBED / VEC_LANES cycles of VEC_LANES values:
 //   pass 1: load x, adder-tree sum               -> mean = floor(sum / EMBED)
 //   pass 2: diff = x - mean, truncated squares,  -> var = floor(acc / EMBED), rsqrt(var + eps)
 //           sum into a wrapping accumulator
 //   pass 3: diff times rsqrt (one truncating shift), gamma, beta, cast
 // Schedule: the passes run at once on three consecutive rows, so a row costs S cycles:
-//   ln_params  EMBED iterations, II=1: gamma, beta -> local copies partitioned by VEC_LANES
 //   ln_pipe    ONE pipelined loop (II=1) of (n_rows + 2) * S iterations = steps t = 0 .. n_rows + 1
 //              of S iterations each; iteration (t, i) does, on columns i*VEC_LANES ..+VEC_LANES-1,
 //                pass 3 of row t - 2 (t >= 2), pass 2 of row t - 1 (1 <= t <= n_rows),
@@ -25,18 +26,20 @@
 //              the next step uses.  These are feed-forward from the accumulators, so the two
 //              divisions and the rsqrt chain only deepen the pipeline, paid once per call.
 //              (The price: pass 2 / pass 3 operands wait in pipeline registers over those stages.)
-//   cycles per call ~= EMBED + D_PARAMS + (n_rows + 2) * S + D_PIPE, where
+//   cycles per call ~= (n_rows + 2) * S + D_PIPE, where
 //     D_PIPE = D_LOAD + D_TREE + D_DIV + D_SQ + D_TREE + D_DIV + D_RSQRT + D_NORM
 //     (memory read, adder tree of clog2(VEC_LANES) levels, division by EMBED, subtract + square,
 //     bit length + seed table + 3 * RSQRT_NEWTON_STEPS dependent multiplies, normalise multiply +
-//     shift + gamma multiply + cast + store), and D_PARAMS the copy loop's depth.
-//   Buffers: row[] and diff[] (EMBED each, cyclic by VEC_LANES): one copy each, since in every
-//   column the older row is read before the newer one is written in the same iteration.
+//     shift + gamma multiply + cast + store).
+//   Buffers: row[] and diff[] (EMBED each, cyclic by VEC_LANES, indexed i * VEC_LANES + lane): one
+//   copy each, since in every column the older row is read before the newer one is written in the
+//   same iteration.
 // Helpers (also used by tests): ln_rsqrt(v, &y, &k): 1/sqrt(v * 2^-F(ln_sq_acc)) = y * 2^-RSQRT_MANT_F * 2^k.
 #ifndef EDGEMOE_LAYERNORM_H
 #define EDGEMOE_LAYERNORM_H
 
 #include "edgemoe_fixed.h"
+#include "edgemoe_mem.h"
 
 #define LN_SUM_BITS (fx_info<act_t>::W + 12)     // exact row sum (EMBED < 2^11)
 #define LN_V_BITS (fx_info<ln_sq_acc_t>::W + 1)  // var + eps
@@ -65,7 +68,7 @@ ln_bitlen:
     // products (the same values as the golden model's int64 arithmetic) on smaller multipliers.
     typedef ap_int<RSQRT_MANT_F + 4> nt_t;
     const nt_t mn = m;
-    nt_t y = nt_t(RSQRT_TABLE[idx]) << (RSQRT_MANT_F - RSQRT_SEED_F);
+    nt_t y = nt_t(rom_rd(RSQRT_TABLE, idx)) << (RSQRT_MANT_F - RSQRT_SEED_F);
     const nt_t three = nt_t(3) << RSQRT_MANT_F;
 ln_newton:
     for (int it = 0; it < RSQRT_NEWTON_STEPS; it++) {
@@ -109,29 +112,36 @@ inline ln_out_t ln_norm_value(ln_diff_t dv, ap_int<LN_Y_BITS> ym, int nsh, ln_pa
     return rescale<ln_out_t>(nv * g + b, -d_out);
 }
 
-inline void layernorm_unit(const act_t *x, const ln_param_t *gamma, const ln_param_t *beta,
-                           ln_out_t *y, int n_rows, int d_out) {
-#pragma HLS INLINE off
+// VEC_LANES values of a lane-word buffer at column c0 of the row starting at word `word`
+template <int L, class T, int NB, int G>
+void ln_read_vec(const T (*buf)[NB][G], int word, int c0, T v[VEC_LANES]) {
+#pragma HLS INLINE
+    T w[L];
+#pragma HLS ARRAY_PARTITION variable=w complete
+    lw_read(buf, word + c0 / L, w);
+    lw_pick<VEC_LANES, L>(w, (c0 % L) / VEC_LANES, v);
+}
+
+// the unit on any lane-word buffers (the kernel's, below, or a unit top's own)
+template <int XB, int XG, int PB, int PG, int YB, int YG>
+void layernorm_core(const act_t (*x)[XB][XG], int x_word, const ln_param_t (*ln)[PB][PG], int g_word, int b_word,
+                    lin_in_t (*y)[YB][YG], int y_word, int n_rows, int d_out) {
+#pragma HLS INLINE
+    const int X_L = XB * XG, P_L = PB * PG, Y_L = YB * YG;
     typedef fx_info<ln_diff_t> di;
     typedef fx_info<ln_sq_acc_t> qi;
     typedef fx_info<ln_norm_t> ni;
     const int SQ_SHIFT = 2 * di::F - qi::F;     // squares: truncating right shift (or exact left)
+    static_assert(EMBED % X_L == 0 && EMBED % Y_L == 0 && EMBED % P_L == 0 && X_L % VEC_LANES == 0 &&
+                  Y_L % VEC_LANES == 0 && P_L % VEC_LANES == 0,
+                  "layernorm: rows must be whole words of VEC_LANES multiples");
     EDGEMOE_CHECK(n_rows >= 0 && n_rows <= TOKENS);
     // One buffer each suffices: in every column a pass reads the older row before the next pass
     // overwrites it with the newer row (same iteration, read first).
     act_t row[EMBED];        // pass 1 writes row t, pass 2 reads row t - 1
     ln_diff_t diff[EMBED];   // pass 2 writes row t - 1 (x - mean), pass 3 reads row t - 2
-    ln_param_t g[EMBED], b[EMBED];
 #pragma HLS ARRAY_PARTITION variable=row cyclic factor=VEC_LANES
 #pragma HLS ARRAY_PARTITION variable=diff cyclic factor=VEC_LANES
-#pragma HLS ARRAY_PARTITION variable=g cyclic factor=VEC_LANES
-#pragma HLS ARRAY_PARTITION variable=b cyclic factor=VEC_LANES
-ln_params:
-    for (int i = 0; i < EMBED; i++) {
-#pragma HLS PIPELINE II=1
-        g[i] = gamma[i];
-        b[i] = beta[i];
-    }
     // Per-row results, each updated at the end of a step and used during the next one.
     ap_int<LN_SUM_BITS> s = 0;                  // pass 1: sum of row t
     ap_int<qi::W> var_acc = 0;                  // pass 2: squares of row t - 1 (wraps at ln_sq_acc's width)
@@ -146,16 +156,31 @@ ln_pipe:
 // a column of row[] / diff[] is next touched LN_STEPS iterations later (the next step)
 #pragma HLS DEPENDENCE variable=row inter distance=LN_STEPS true
 #pragma HLS DEPENDENCE variable=diff inter distance=LN_STEPS true
+        EM_ITER("ln_pipe", it);
+        const int c0 = i * VEC_LANES;
         ap_int<LN_SUM_BITS> spart[VEC_LANES];
         ap_int<qi::W> qpart[VEC_LANES];
+        act_t xv[VEC_LANES];
+        ln_param_t gv[VEC_LANES], bv[VEC_LANES];
+        lin_in_t yv[VEC_LANES];
 #pragma HLS ARRAY_PARTITION variable=spart complete
 #pragma HLS ARRAY_PARTITION variable=qpart complete
+#pragma HLS ARRAY_PARTITION variable=xv complete
+#pragma HLS ARRAY_PARTITION variable=gv complete
+#pragma HLS ARRAY_PARTITION variable=bv complete
+#pragma HLS ARRAY_PARTITION variable=yv complete
+        if (t < n_rows) ln_read_vec<X_L>(x, x_word + t * (EMBED / X_L), c0, xv);
+        if (t >= 2) {
+            ln_read_vec<P_L>(ln, g_word, c0, gv);
+            ln_read_vec<P_L>(ln, b_word, c0, bv);
+        }
     ln_pipe_lanes:
         for (int l = 0; l < VEC_LANES; l++) {
 #pragma HLS UNROLL
-            const int c = i * VEC_LANES + l;
+            const int c = c0 + l;
             // pass 3, row t - 2: (x - mean) times rsqrt, gamma, beta
-            if (t >= 2) y[(t - 2) * EMBED + c] = ln_norm_value(diff[c], ym, nsh, g[c], b[c], d_out);
+            yv[l] = 0;
+            if (t >= 2) yv[l] = ln_norm_value(diff[c], ym, nsh, gv[l], bv[l], d_out);
             // pass 2, row t - 1: diff = x - mean, truncated squares
             qpart[l] = 0;
             if (t >= 1 && t <= n_rows) {
@@ -174,10 +199,13 @@ ln_pipe:
             // pass 1, row t: load, sum
             spart[l] = 0;
             if (t < n_rows) {
-                act_t v = x[t * EMBED + c];
-                row[c] = v;
-                spart[l] = fx_raw(v);
+                row[c] = xv[l];
+                spart[l] = fx_raw(xv[l]);
             }
+        }
+        if (t >= 2) {
+            const int yw = y_word + (t - 2) * (EMBED / Y_L) + c0 / Y_L;
+            lw_write_part<VEC_LANES>(y, yw, (c0 % Y_L) / VEC_LANES, yv);
         }
         s += ln_tree_sum(spart);
         var_acc += ln_tree_sum(qpart);
@@ -201,6 +229,14 @@ ln_pipe:
             t++;
         }
     }
+}
+
+// the kernel's one LayerNorm instance
+inline void layernorm_unit(const act_t x[X_WORDS][X_BANKS][X_GROUP], int x_word,
+                           const ln_param_t ln[LNP_WORDS][LNP_BANKS][LNP_GROUP], int g_word, int b_word,
+                           lin_in_t y[LNB_WORDS][LNB_BANKS][LNB_GROUP], int y_word, int n_rows, int d_out) {
+#pragma HLS INLINE off
+    layernorm_core(x, x_word, ln, g_word, b_word, y, y_word, n_rows, d_out);
 }
 
 #endif  // EDGEMOE_LAYERNORM_H

@@ -1,61 +1,73 @@
-// linear.h -- the unified compute unit: y = x W^T + b on an ENGINE_IN x ENGINE_OUT MAC engine.
-// Mirrors edgemoe.golden.units.linear.linear_fixed (and the expert path of fixed_model._moe).
+// linear.h -- the unified compute unit: ONE linear engine for every layer (Edge-MoE unit 1).
+// Mirrors edgemoe.golden.units.linear.linear_fixed, the expert path of fixed_model._moe, the gate
+// logits of units.moe_route and units.patch_embed, bit for bit.
 //
-// Weights arrive in engine tile order (codegen/pack.py): for each output tile ot (ENGINE_OUT rows),
-// for each input tile it (ENGINE_IN columns), the tile's ENGINE_OUT x ENGINE_IN values row-major,
-// packed into AXI words like packed_ptr (value j of the tile: word j / PER, lane j % PER) and padded
-// to engine_tile_words<W_T>::value = ceil(ENGINE_OUT * ENGINE_IN * SB / AXI_BITS) words per tile
-// (SB = storage bits of W_T, PER = AXI_BITS / SB).  A matrix is n_ot * n_it such tiles back to back.
+// One instance by construction: linear_engine is a non-template function with INLINE off, the top
+// calls it from its own scope only (every caller on the way is inlined) and names it in an
+// ALLOCATION pragma.  Operands are raw integer codes of the widest input (eng_x_t holds lin_in_t and
+// pixel_t codes, eng_w_t the weights, eng_acc_t the widest exact accumulator); what differs between
+// layers is runtime data in an engine_cmd: the mode (which selects the bias, the epilogue and the
+// destination), the source buffer, offsets, sizes and the scale offsets of the calibrated types.
 //
-// Weight ports: WEIGHT_PORTS m_axi ports read the same weights; in one cycle port p reads word
-// k * WEIGHT_PORTS + p of a tile, so a tile loads in LW = ceil(TW / WEIGHT_PORTS) cycles.
+// Modes: ENG_QKV   y = qkv_t(acc)                     -> g_qkv     (bias: qkv_b, D_QKV)
+//        ENG_ACT   y = act_t(acc)                     -> g_tmp slot 0 (proj, dense fc2)
+//        ENG_GATE  y = gate_logit_t(acc)              -> g_logits  (no bias: the MoE gate)
+//        ENG_GELU  y = gelu(gelu_in_t(acc))           -> g_hid     (fc1, expert fc1; D_HIDDEN)
+//        ENG_SCATTER y = act_t(score * act_t(acc))    -> g_tmp slot s of queue entry (token, s, score)
+//        ENG_POS   y = act_t(patch_acc) + pos[t + 1]  -> g_x token t + 1 (the patch embedding)
+// Sources: g_lnb (LayerNorm output; gathered rows for the experts), g_att, g_hid, g_pix (pixels).
+// Every destination is only written (the MoE scatter writes one slot per top-k choice, which the
+// residual unit adds later), so no iteration reads what another one writes except the accumulators.
 //
-// Schedule of one call (engine_run), n_tiles = n_ot * n_it, TW = tile words,
-// n_iter = max(n_rows, LW + 2, ENGINE_MIN_ITER):
-//   engine_prologue: LW iterations, II=1, load step k of tile 0 -> ping/pong half 0
-//   engine_loop: ONE pipelined loop (II=1) of n_tiles * n_iter iterations over (ot, it, k), with the
-//   counters k, it, ot advanced at the end of each iteration (so the pipeline depth is paid once per
-//   call, not once per tile); iteration (ot, it, k)
-//     - loads step k of the next tile (k < LW, unless this is the last tile) into the other half,
-//     - computes row k (k < n_rows): acc = (it == 0 ? bias : acc[k]) + x[row k] . tile^T
-//       (ENGINE_IN x ENGINE_OUT MACs in engine_tile, the one shared MAC array),
-//     - on the last input tile (it == n_it - 1) writes the row's ENGINE_OUT outputs (the epilogue
-//       below) instead of storing the accumulators.
-//   Cycles: LW + n_tiles * n_iter + the loop's depth (+ the prologue's).
-// Accumulators are exact (F = F(x) + F(w)) and wrap, so the result does not depend on the tiling.
+// Weights (codegen/pack.py): a matrix is n_ot x n_it tiles of ENGINE_OUT x ENGINE_IN values in tile
+// order, TW = engine_tile_words AXI words per tile.  A tile loads in LW = ceil(TW / WEIGHT_PORTS)
+// steps; in step k port p carries tile word k * WEIGHT_PORTS + p.  Port p's words of the whole
+// matrix are one contiguous range: at w_off + p * w_steps (w_steps = n_tiles * LW), step by step.
 //
-// Call signature (one template instance per output kind; the MAC core `engine_tile` is shared):
-//   template <int MODE, class OUT_T, class BIAS_T>
-//   void linear_unit(const lin_in_t *x, bool gather_en, const tok_idx_t *gather,
-//                    const axi_word_t *w WPORTS_PARAMS(w), const BIAS_T *bias, OUT_T *y,
-//                    const tok_idx_t *scatter, const gate_score_t *score,
-//                    int n_rows, int in_dim, int out_dim, int d_x, int d_w, int d_y);
-//   MODE LIN_PLAIN:   y[t][o] = OUT_T(acc)                   (OUT_T = qkv_t: d_y = D_QKV; act_t: d_y = 0)
-//   MODE LIN_GELU:    y[t][o] = gelu(gelu_in_t(acc), d_y)    (OUT_T = hidden_t, d_y = D_HIDDEN)
-//   MODE LIN_SCATTER: y[scatter[t]][o] = act_t(y[..] + act_t(score[t] * act_t(acc)))  (OUT_T = act_t;
-//                     the scatter rows of one call must be distinct)
-//   x: [*][in_dim] (row t or row gather[t]); w: the [out_dim][in_dim] (PyTorch layout) matrix in tile
-//   order, AXI words (w1..: the same matrix through the extra weight ports); bias: [out_dim] (qkv_b_t
-//   for qkv, b_t otherwise; engine_run also takes a lin_no_bias pointer: no bias, the MoE gate); y: [*][out_dim];
-//   in_dim % ENGINE_IN == 0, out_dim % ENGINE_OUT == 0, 1 <= n_rows <= MAX_ROWS.
-//   d_x / d_w / d_y: fraction-bit offsets of x, w and y (D_* tables).
-// x, y and bias are read / written ENGINE_IN / ENGINE_OUT consecutive values per cycle: the top
-// partitions them cyclically by a multiple of both (ACT_PARTITION).
+// Schedule of one call: a DATAFLOW of
+//   engine_fetch   one pipelined loop of w_steps iterations reading word i of every port (a burst
+//                  per port: unconditional, stride 1, indexed by the loop variable) into the FIFO ws
+//   engine_compute a prologue of LW iterations (tile 0 from ws), then ONE pipelined loop of
+//                  n_tiles * n_iter iterations over (ot, it, k), n_iter = max(n_rows, LW,
+//                  ENGINE_ACC_DISTANCE): step k of the next tile comes from ws (k < LW) while row k
+//                  computes with the current tile (ENGINE_IN x ENGINE_OUT MACs); the tiles switch at
+//                  the end of a tile.  The FIFO absorbs the m_axi latency; a read of an empty FIFO
+//                  stalls, so late data can never be used.
+// Accumulators: acc[row][o] is read, added to and written within ENGINE_ACC_DISTANCE iterations and
+// read again n_iter >= ENGINE_ACC_DISTANCE iterations later: the DEPENDENCE distance below is true.
+// Cycles: m_axi latency + LW + n_tiles * max(n_rows, LW, ENGINE_ACC_DISTANCE, tile load time) + depth.
 #ifndef EDGEMOE_LINEAR_H
 #define EDGEMOE_LINEAR_H
 
+#include <hls_stream.h>
+
 #include "edgemoe_fixed.h"
+#include "edgemoe_mem.h"
 #include "gelu.h"
 #include "pack2.h"
 
-// the MAC array's read-to-accumulate distance in iterations (x and weight reads, the product, the
-// adder tree or the packed chains, the accumulator add): a tile never runs fewer iterations than
-// this.  The deeper of the engine's two users (linear layers, patch embedding); 6 + clog2(ENGINE_IN)
-// without packing.
-#define ENGINE_MIN_ITER (6 + (engine_pack<lin_in_t, w_t>::SUM_DEPTH > engine_pack<pixel_t, patch_w_t>::SUM_DEPTH \
-                              ? engine_pack<lin_in_t, w_t>::SUM_DEPTH : engine_pack<pixel_t, patch_w_t>::SUM_DEPTH))
+enum { ENG_QKV = 0, ENG_ACT = 1, ENG_GATE = 2, ENG_GELU = 3, ENG_SCATTER = 4, ENG_POS = 5 };
+enum { ENG_SRC_LNB = 0, ENG_SRC_ATT = 1, ENG_SRC_HID = 2, ENG_SRC_PIX = 3 };
 
-enum { LIN_PLAIN = 0, LIN_GELU = 1, LIN_SCATTER = 2, LIN_POS = 3 };
+template <int A, int B> struct cmax { static const int value = A > B ? A : B; };
+// bits of a signed integer that holds every raw code of T
+template <class T> struct sraw_bits { static const int value = fx_info<T>::W + (fx_info<T>::S ? 0 : 1); };
+
+// the engine's concrete operand types
+static const int ENG_X_BITS = cmax<sraw_bits<lin_in_t>::value, sraw_bits<pixel_t>::value>::value;
+typedef ap_int<ENG_X_BITS> eng_x_t;
+static_assert(fx_info<w_t>::W == fx_info<patch_w_t>::W && fx_info<w_t>::S == fx_info<patch_w_t>::S &&
+              fx_info<gate_w_t>::W == fx_info<w_t>::W && fx_info<gate_w_t>::S == fx_info<w_t>::S,
+              "the patch embedding and the MoE gate run on the linear engine: their weights need w_t's width");
+typedef fx_raw_t<w_t>::type eng_w_t;
+static const int ENG_ACC_BITS = cmax<fx_info<acc_t>::W, fx_info<patch_acc_t>::W>::value;
+typedef ap_int<ENG_ACC_BITS> eng_acc_t;
+static_assert(fx_info<gate_acc_t>::W == fx_info<acc_t>::W && fx_info<gate_acc_t>::F == fx_info<acc_t>::F,
+              "the linear engine's accumulator must be the gate's exact accumulator (gate_acc_t)");
+// the exact sum of ENGINE_IN products (synthesis: ap_int; C simulation: a native integer, same values)
+typedef mac_int<ENG_X_BITS + fx_info<w_t>::W + 1 + clog2<ENGINE_IN>::value>::type eng_psum_t;
+typedef mac_int<ENG_X_BITS>::type eng_xm_t;
+typedef mac_int<fx_info<w_t>::W>::type eng_wm_t;
 
 // AXI words of one ENGINE_OUT x ENGINE_IN tile of W_T values (tiles are padded to whole words)
 template <class W_T>
@@ -63,273 +75,368 @@ struct engine_tile_words {
     static const int PER = packed_ptr<W_T>::PER;
     static const int value = (ENGINE_OUT * ENGINE_IN + PER - 1) / PER;
 };
+static const int ENG_TW = engine_tile_words<w_t>::value;
+static const int ENG_LW = (ENG_TW + WEIGHT_PORTS - 1) / WEIGHT_PORTS;   // load steps of one tile
+typedef ap_uint<WEIGHT_PORTS * AXI_BITS> eng_step_t;                   // one load step: a word per port
 
-// raw-code types of the MAC array for inputs X_T, weights W_T and accumulator ACC_T
-template <class X_T, class W_T, class ACC_T>
-struct engine_types {
-    typedef fx_info<X_T> xi;
-    typedef fx_info<W_T> wi;
-    typedef fx_info<ACC_T> ai;
-    static_assert(ai::F == xi::F + wi::F, "the linear engine's accumulator must hold every product exactly");
-    static const int PSUM_W = xi::W + wi::W + 2 + clog2<ENGINE_IN>::value;
-    typedef typename mac_int<PSUM_W>::type psum_t;   // exact sum of ENGINE_IN products
-    typedef typename mac_int<xi::W + 1>::type xr_t;  // raw x, sign- or zero-extended
-    typedef typename mac_int<wi::W + 1>::type wr_t;  // raw w
-    typedef ap_int<ai::W> accr_t;
-};
-
-// int8 packing of the MAC array (pack2.h).  When the raw x and w codes are at most 8 bits wide (w8a8)
+// int8 packing (pack2.h): when x and w codes fit 9 and 8 bits (w8a8: s8 activations and u8 pixels)
 // and ENGINE_OUT is even, output columns 2k and 2k+1 share x[i]: one DSP48E2 multiplies x[i] (18-bit
-// port) by the pre-added w[2k+1][i] * 2^S + w[2k][i] (27-bit port), so the pair's two products take
-// one DSP.  The pair's ENGINE_IN packed products run as dot2_long chains (cascaded DSPs, the bias
-// split: at most CHUNK = 8 terms s8 x s8, 4 for u8 x s8 such as the patch embedding's pixels) whose
-// sums are split and the chunks added: the same exact integer sums as the plain adder tree.
-// DSPs per MAC: 1/2 packed (ENGINE_IN * ENGINE_OUT / 2 for the array); 8-bit without packing 1;
-// w16a32 (32 x 16-bit products) 2 (2 * ENGINE_IN * ENGINE_OUT).
-// Depth: a chain adds a DSP stage per term, so the sum stage is CHUNK + 1 (split) + clog2(CHUNKS)
-// (the chunk adds) cycles deep instead of the adder tree's clog2(ENGINE_IN) (ENGINE_IN = 16:
-// 8 + 1 + 1 = 10 instead of 4).
-template <class X_T, class W_T, bool PACK = fx_info<X_T>::W <= 8 && fx_info<W_T>::W <= 8 && ENGINE_OUT % 2 == 0>
-struct engine_pack {
-    static const bool value = false;
-    static const int SUM_DEPTH = clog2<ENGINE_IN>::value;   // the adder tree
-};
-template <class X_T, class W_T>
-struct engine_pack<X_T, W_T, true> {
-    static const bool value = true;
-    typedef typename fx_raw_t<X_T>::type xa_t;   // raw x: the shared operand
-    typedef typename fx_raw_t<W_T>::type wb_t;   // raw w: the packed pair
-    static const int S = pack2_dsp_shift<wb_t>::value;
-    static const int MAX_N = pack2_max_terms<xa_t, wb_t, S, PACK2_BIAS>::value;
-    static const int CHUNK = MAX_N < ENGINE_IN ? MAX_N : ENGINE_IN;   // as dot2_long chunks
-    static const int CHUNKS = (ENGINE_IN + CHUNK - 1) / CHUNK;
-    static const int SUM_DEPTH = CHUNK + 1 + clog2<CHUNKS>::value;
-};
+// port) by w[2k+1][i] * 2^S + w[2k][i] (27-bit pre-adder), so two MACs take one DSP.  The pair's
+// ENGINE_IN products run as dot2_long chains (4 terms for 9-bit x 8-bit codes) whose sums are split
+// and added: the same exact integer sums as the plain adder tree.
+static const bool ENG_PACKED = ENG_X_BITS <= 9 && fx_info<w_t>::W <= 8 && ENGINE_OUT % 2 == 0;
 
-// the exact sum of each output's ENGINE_IN products: one multiplier per MAC and an adder tree
-template <class X_T, class W_T, class ACC_T, bool PACK = engine_pack<X_T, W_T>::value>
+// the packed chains' length and the summing stage's depth: the adder tree, or a chain, its split
+// and the chunk adds (computed only for the packed case: pack2's checks need 8-bit operands)
+template <bool PACK, int D = 0>
+struct eng_pack_info {
+    static const int CHUNK = ENGINE_IN;
+    static const int SUM_DEPTH = clog2<ENGINE_IN>::value;
+};
+template <int D>
+struct eng_pack_info<true, D> {
+    static const int S = pack2_dsp_shift<eng_w_t>::value + D;   // D = 0: only makes S dependent
+    static const int MAX_N = pack2_max_terms<eng_x_t, eng_w_t, S, PACK2_BIAS>::value;
+    static const int CHUNK = MAX_N < ENGINE_IN ? MAX_N : ENGINE_IN;
+    static const int SUM_DEPTH = CHUNK + 1 + clog2<(ENGINE_IN + CHUNK - 1) / CHUNK>::value;
+};
+static const int ENG_SUM_DEPTH = eng_pack_info<ENG_PACKED>::SUM_DEPTH;
+
+template <bool PACK, int D = 0>
 struct engine_sums {
-    typedef engine_types<X_T, W_T, ACC_T> et;
-    static void run(const typename et::xr_t xv[ENGINE_IN], const typename et::wr_t w[ENGINE_OUT][ENGINE_IN],
-                    typename et::psum_t s[ENGINE_OUT]) {
+    // s[o] = sum over i of x[i] * w[o][i], exact: one multiplier per MAC and an adder tree
+    static void run(const eng_x_t xv[ENGINE_IN], const eng_w_t w[ENGINE_OUT][ENGINE_IN], eng_psum_t s[ENGINE_OUT]) {
 #pragma HLS INLINE
-    engine_out:
+    eng_sum_out:
         for (int o = 0; o < ENGINE_OUT; o++) {
-            typename et::psum_t t = 0;
-        engine_in:
+            eng_psum_t t = 0;
+        eng_sum_in:
             for (int i = 0; i < ENGINE_IN; i++) {
-                t += xv[i] * w[o][i];
+                t += eng_psum_t(eng_xm_t(xv[i]) * eng_wm_t(w[o][i]));
             }
             s[o] = t;
         }
     }
 };
 
-// packed: the pairs (2k, 2k+1), one DSP multiply per pair and input
-template <class X_T, class W_T, class ACC_T>
-struct engine_sums<X_T, W_T, ACC_T, true> {
-    typedef engine_types<X_T, W_T, ACC_T> et;
-    typedef engine_pack<X_T, W_T> pk;
-    static void run(const typename et::xr_t xv[ENGINE_IN], const typename et::wr_t w[ENGINE_OUT][ENGINE_IN],
-                    typename et::psum_t s[ENGINE_OUT]) {
+template <int D>
+struct engine_sums<true, D> {
+    static void run(const eng_x_t xv[ENGINE_IN], const eng_w_t w[ENGINE_OUT][ENGINE_IN], eng_psum_t s[ENGINE_OUT]) {
 #pragma HLS INLINE
-        typename pk::xa_t a[ENGINE_IN];
-#pragma HLS ARRAY_PARTITION variable=a complete
-    engine_pk_x:
-        for (int i = 0; i < ENGINE_IN; i++) {
-            a[i] = typename pk::xa_t(xv[i]);   // xr_t only widened the raw code
-        }
-    engine_pk_pairs:
+    eng_pk_pairs:
         for (int k = 0; k < ENGINE_OUT / 2; k++) {
-            typename pk::wb_t b0[ENGINE_IN], b1[ENGINE_IN];
+            eng_w_t b0[ENGINE_IN], b1[ENGINE_IN];
 #pragma HLS ARRAY_PARTITION variable=b0 complete
 #pragma HLS ARRAY_PARTITION variable=b1 complete
-        engine_pk_w:
+        eng_pk_w:
             for (int i = 0; i < ENGINE_IN; i++) {
-                b0[i] = typename pk::wb_t(w[2 * k][i]);
-                b1[i] = typename pk::wb_t(w[2 * k + 1][i]);
+                b0[i] = w[2 * k][i];
+                b1[i] = w[2 * k + 1][i];
             }
-            ap_int<et::PSUM_W> s0, s1;
-            dot2_long<ENGINE_IN, pk::S, PACK2_BIAS>(a, b0, b1, s0, s1);
-            s[2 * k] = typename et::psum_t(s0);
-            s[2 * k + 1] = typename et::psum_t(s1);
+            ap_int<ENG_X_BITS + fx_info<w_t>::W + 1 + clog2<ENGINE_IN>::value> s0, s1;
+            dot2_long<ENGINE_IN, eng_pack_info<true, D>::S, PACK2_BIAS>(xv, b0, b1, s0, s1);
+            s[2 * k] = eng_psum_t(s0);
+            s[2 * k + 1] = eng_psum_t(s1);
         }
     }
 };
 
-// The MAC array (one instance shared by every linear layer): one row's ENGINE_IN raw inputs times the
-// ENGINE_OUT x ENGINE_IN raw weight tile, added to the row's ENGINE_OUT accumulators.  Each output adds
-// the exact sum of its ENGINE_IN products (an adder tree, or the packed chains above) to its wrapping
-// accumulator, which is the same value as adding the products one by one.
-template <class X_T, class W_T, class ACC_T>
-void engine_tile(const typename engine_types<X_T, W_T, ACC_T>::xr_t xv[ENGINE_IN],
-                 const typename engine_types<X_T, W_T, ACC_T>::wr_t w[ENGINE_OUT][ENGINE_IN],
-                 const ACC_T acc_in[ENGINE_OUT], ACC_T acc_out[ENGINE_OUT]) {
-#pragma HLS INLINE off
-#pragma HLS PIPELINE II=1
-    typedef engine_types<X_T, W_T, ACC_T> et;
-    typename et::psum_t s[ENGINE_OUT];
+// The MAC array on one row: a_out[o] = a_in[o] + sum_i x[i] * w[o][i], wrapping at the accumulator's
+// width (which gives the same value as adding the products one by one).  Also the standalone unit
+// top's MAC core (unit_tops/linear_top.cpp.j2).
+inline void engine_macs(const eng_x_t xv[ENGINE_IN], const eng_w_t w[ENGINE_OUT][ENGINE_IN],
+                        const eng_acc_t a_in[ENGINE_OUT], eng_acc_t a_out[ENGINE_OUT]) {
+#pragma HLS INLINE
+    eng_psum_t s[ENGINE_OUT];
 #pragma HLS ARRAY_PARTITION variable=s complete
-    engine_sums<X_T, W_T, ACC_T>::run(xv, w, s);
-engine_acc:
+    engine_sums<ENG_PACKED>::run(xv, w, s);
+eng_macs_acc:
     for (int o = 0; o < ENGINE_OUT; o++) {
-        typename et::accr_t a = fx_raw(acc_in[o]);
-        a += typename et::accr_t(s[o]);  // wraps at the accumulator's width
-        acc_out[o] = fx_from_raw<ACC_T>(a);
+        a_out[o] = a_in[o] + eng_acc_t(s[o]);
     }
 }
 
-// unpack word k of a tile into the raw tile (lanes past the tile's last value are padding)
-template <class W_T, class WR_T>
-void engine_unpack_word(const axi_word_t &word, int k, WR_T tile[ENGINE_OUT][ENGINE_IN]) {
+// one engine call
+struct engine_cmd {
+    int mode;          // ENG_*
+    int src;           // ENG_SRC_*
+    bool gather;       // row k is queue entry q_off + k (its token row), else row k
+    int q_off;         // first queue entry (ENG_SCATTER and gathered calls)
+    int n_rows;        // 1 .. MAX_ROWS
+    int n_it, n_ot;    // input tiles (in_dim / ENGINE_IN), output tiles (out_dim / ENGINE_OUT)
+    int x_word;        // the source's word of row 0 (a batch image's offset)
+    int x_row_words;   // source words per row (in_dim / the source's lanes)
+    int y_word;        // the destination's word of row 0
+    int y_row_words;   // destination words per row (out_dim / the destination's lanes)
+    int b_chunk;       // first bias chunk (bias element offset / ENGINE_OUT)
+    long w_off;        // port 0's first weight word; port p's at w_off + p * w_steps
+    int w_steps;       // load steps of the call (n_ot * n_it * ENG_LW)
+    int d_acc, d_y;    // fraction-bit offsets of the accumulator and the output (D_* tables)
+};
+
+// unpack load step k (one AXI word per port) into the next tile's raw weights; the words past the
+// tile's last value are padding
+inline void engine_unpack(const eng_step_t &step, int k, eng_w_t tile[ENGINE_OUT][ENGINE_IN]) {
 #pragma HLS INLINE
-    const int SB = packed_ptr<W_T>::SB;
-    const int PER = packed_ptr<W_T>::PER;
-    const int W = fx_info<W_T>::W;
-    const axi_lanes<SB> lanes(word);
-unpack_lanes:
-    for (int l = 0; l < PER; l++) {
-        const int j = k * PER + l;
-        if (j < ENGINE_OUT * ENGINE_IN) {
-            const ap_uint<W> bits = lanes[l];   // the low W bits of the lane
-            const typename fx_raw_t<W_T>::type r = bits;   // sign- or zero-extended by W_T's sign
-            tile[j / ENGINE_IN][j % ENGINE_IN] = WR_T(r);
+    const int SB = packed_ptr<w_t>::SB;
+    const int PER = packed_ptr<w_t>::PER;
+    const int W = fx_info<w_t>::W;
+eng_unpack_ports:
+    for (int p = 0; p < WEIGHT_PORTS; p++) {
+        const axi_lanes<SB> lanes(axi_word_t(step.range(p * AXI_BITS + AXI_BITS - 1, p * AXI_BITS)));
+    eng_unpack_lanes:
+        for (int l = 0; l < PER; l++) {
+            const int j = (k * WEIGHT_PORTS + p) * PER + l;
+            if (j < ENGINE_OUT * ENGINE_IN) {
+                const ap_uint<W> bits = lanes[l];
+                tile[j / ENGINE_IN][j % ENGINE_IN] = eng_w_t(bits);
+            }
         }
     }
 }
 
-// load step k of a tile whose first word is word `base` of the ports: word k * WEIGHT_PORTS + p from
-// port p (every port reads the same weights; words past the tile's end are not read)
-template <class W_T, class WR_T>
-void engine_load_step(const axi_word_t *w WPORTS_PARAMS(w), long base, int k,
-                      WR_T tile[ENGINE_OUT][ENGINE_IN]) {
+// the buffers the engine reads and writes: the top's globals (and the unit test harness's)
+#define ENGINE_BUFFER_PARAMS                                                                          \
+    const lin_in_t lnb[LNB_WORDS][LNB_BANKS][LNB_GROUP], const lin_in_t att[ATT_WORDS][ATT_BANKS][ATT_GROUP], \
+        lin_in_t hid[HID_WORDS][HID_BANKS][HID_GROUP], const pixel_t pix[PIXEL_WORDS][PIXEL_BANKS][PIXEL_GROUP], \
+        const b_t bias[BIAS_WORDS][BIAS_BANKS][BIAS_GROUP],                                           \
+        const qkv_b_t qkv_b[QKV_B_WORDS][QKV_B_BANKS][QKV_B_GROUP],                                    \
+        const bias_t pe_b[PE_B_WORDS][PE_B_BANKS][PE_B_GROUP], const bias_t pos[POS_WORDS][POS_BANKS][POS_GROUP], \
+        const tok_idx_t qtok[QTOK_WORDS], const slot_idx_t qslot[QSLOT_WORDS],                         \
+        const gate_score_t qscore[QSCORE_WORDS], qkv_t qkv[QKV_WORDS][QKV_BANKS][QKV_GROUP],          \
+        act_t tmp[TMP_PARTS][TMP_WORDS][TMP_BANKS][TMP_GROUP],                                       \
+        gate_logit_t logits[LOGITS_WORDS][LOGITS_BANKS][LOGITS_GROUP], act_t x[X_WORDS][X_BANKS][X_GROUP]
+#define ENGINE_BUFFER_NAMES lnb, att, hid, pix, bias, qkv_b, pe_b, pos, qtok, qslot, qscore, qkv, tmp, logits, x
+#define ENGINE_BUFFER_ARGS g_lnb, g_att, g_hid, g_pix, g_bias, g_qkv_b, g_pe_b, g_pos, g_qtok, g_qslot, g_qscore, \
+    g_qkv, g_tmp, g_logits, g_x
+
+// the GELU's table: one dual-port copy per output lane (a GELU reads two entries)
+static const gelu_code_t GELU_ROM[ENGINE_OUT][GELU_TABLE_SIZE] = GELU_ROMS_ENGINE_INIT;
+
+// row k's ENGINE_IN inputs: the word of the source holding them, the lanes picked in registers
+template <int L, class T, int NB, int G>
+void engine_read_x(const T (*buf)[NB][G], int word, int it, eng_x_t xv[ENGINE_IN]) {
 #pragma HLS INLINE
-    const int j = k * WEIGHT_PORTS;
-    engine_unpack_word<W_T>(w[base + j], j, tile);   // j < TW: k < ceil(TW / WEIGHT_PORTS)
+    T w[L], v[ENGINE_IN];
+#pragma HLS ARRAY_PARTITION variable=w complete
+#pragma HLS ARRAY_PARTITION variable=v complete
+    lw_read(buf, word + (it * ENGINE_IN) / L, w);
+    lw_pick<ENGINE_IN, L>(w, (it * ENGINE_IN % L) / ENGINE_IN, v);
+eng_read_lanes:
+    for (int i = 0; i < ENGINE_IN; i++) {
+        xv[i] = eng_x_t(fx_raw(v[i]));   // sign- or zero-extended by T's sign
+    }
+}
+
+// ENGINE_OUT consecutive values of a lane-word buffer starting at chunk c (element c * ENGINE_OUT)
+template <int L, class T, int NB, int G>
+void engine_read_out_chunk(const T (*buf)[NB][G], int word, int c, T v[ENGINE_OUT]) {
+#pragma HLS INLINE
+    T w[L];
+#pragma HLS ARRAY_PARTITION variable=w complete
+    lw_read(buf, word + (c * ENGINE_OUT) / L, w);
+    lw_pick<ENGINE_OUT, L>(w, (c * ENGINE_OUT % L) / ENGINE_OUT, v);
+}
+
+// ENGINE_OUT outputs into a lane-word buffer at output tile ot of row word `word`
+template <int L, class T, int NB, int G>
+void engine_write_chunk(T (*buf)[NB][G], int word, int ot, const T v[ENGINE_OUT]) {
+#pragma HLS INLINE
+    lw_write_part<ENGINE_OUT>(buf, word + (ot * ENGINE_OUT) / L, (ot * ENGINE_OUT % L) / ENGINE_OUT, v);
+}
+
+inline void engine_fetch(long w_off, int w_steps, const axi_word_t *w WPORTS_PARAMS(w), hls::stream<eng_step_t> &ws) {
+#pragma HLS INLINE off
+    const long base0 = w_off;
 #if WEIGHT_PORTS > 1
-    const int TW = engine_tile_words<W_T>::value;
-    if (j + 1 < TW) engine_unpack_word<W_T>(w1[base + j + 1], j + 1, tile);
+    const long base1 = w_off + w_steps;
 #endif
 #if WEIGHT_PORTS > 2
-    if (j + 2 < TW) engine_unpack_word<W_T>(w2[base + j + 2], j + 2, tile);
+    const long base2 = w_off + 2 * long(w_steps);
 #endif
 #if WEIGHT_PORTS > 3
-    if (j + 3 < TW) engine_unpack_word<W_T>(w3[base + j + 3], j + 3, tile);
+    const long base3 = w_off + 3 * long(w_steps);
 #endif
-}
-
-// A row's first accumulator value: the bias at the accumulator's scale.  A layer without bias (the
-// MoE gate) passes a lin_no_bias pointer: its accumulators start at 0 and no bias is read, chosen at
-// compile time so the other layers' calls are unchanged.
-struct lin_no_bias {
-    ap_uint<1> unused;
-};
-
-template <class ACC_T, class BIAS_T>
-ACC_T engine_bias(const BIAS_T *bias, int o, int d_acc) {
-#pragma HLS INLINE
-    return rescale<ACC_T>(bias[o], -d_acc);
-}
-
-template <class ACC_T>
-ACC_T engine_bias(const lin_no_bias *, int, int) {
-#pragma HLS INLINE
-    return ACC_T(0);
-}
-
-// The whole engine schedule (see the top of this file).  ACC_T: the exact accumulator; W_T: the weights;
-// d_acc: its fraction-bit offset (the bias enters as rescale(bias, -d_acc)); d_y: the output's.
-// MODE LIN_POS (patch embedding): y[t][o] = act_t(act_t(acc) + aux[t][o]); aux is unused otherwise.
-template <int MODE, class ACC_T, class W_T, class XP, class BIAS_T, class OUT_T, class AUX_T>
-void engine_run(const XP x, bool gather_en, const tok_idx_t *gather, const axi_word_t *w WPORTS_PARAMS(w),
-                const BIAS_T *bias, OUT_T *y, const tok_idx_t *scatter, const gate_score_t *score,
-                const AUX_T *aux, int n_rows, int in_dim, int out_dim, int d_acc, int d_y) {
-    typedef typename ptr_elem<XP>::type X_T;
-    typedef engine_types<X_T, W_T, ACC_T> et;
-    typedef typename et::wr_t wr_t;
-    typedef typename et::xr_t xr_t;
-    const int TW = engine_tile_words<W_T>::value;
-    const int LW = (TW + WEIGHT_PORTS - 1) / WEIGHT_PORTS;   // load steps of one tile
-    EDGEMOE_CHECK(n_rows >= 1 && n_rows <= MAX_ROWS);
-    EDGEMOE_CHECK(in_dim % ENGINE_IN == 0 && out_dim % ENGINE_OUT == 0);
-    // ping/pong weight tiles, as raw codes: registers, so both halves are read and written every cycle
-    wr_t wbuf[2][ENGINE_OUT][ENGINE_IN];
-#pragma HLS ARRAY_PARTITION variable=wbuf complete dim=0
-    ACC_T acc[MAX_ROWS][ENGINE_OUT];
-#pragma HLS ARRAY_PARTITION variable=acc complete dim=2
-    const int n_it = in_dim / ENGINE_IN;
-    const int n_ot = out_dim / ENGINE_OUT;
-    const int n_tiles = n_ot * n_it;
-    // iterations per tile: the rows, but never fewer than the load steps plus a margin (the next tile
-    // reads a half at least LW + 2 iterations after its last word was loaded) nor than the MAC and
-    // accumulate path (a row's accumulators are read again one tile later): that keeps the
-    // `inter false` dependences below true for any n_rows
-    const int MIN_ITER = ENGINE_MIN_ITER > LW + 2 ? ENGINE_MIN_ITER : LW + 2;
-    const int n_iter = n_rows > MIN_ITER ? n_rows : MIN_ITER;
-engine_prologue:
-    for (int k = 0; k < LW; k++) {
+eng_fetch:
+    for (int i = 0; i < w_steps; i++) {
+#pragma HLS loop_tripcount min=1 max=ENG_MAX_STEPS
 #pragma HLS PIPELINE II=1
-        engine_load_step<W_T>(w WPORTS_FWD(w, 0), 0, k, wbuf[0]);
+        EM_ITER("eng_fetch", i);
+        eng_step_t s;
+        s.range(AXI_BITS - 1, 0) = axi_rd(w, base0 + i);
+#if WEIGHT_PORTS > 1
+        s.range(2 * AXI_BITS - 1, AXI_BITS) = axi_rd(w1, base1 + i);
+#endif
+#if WEIGHT_PORTS > 2
+        s.range(3 * AXI_BITS - 1, 2 * AXI_BITS) = axi_rd(w2, base2 + i);
+#endif
+#if WEIGHT_PORTS > 3
+        s.range(4 * AXI_BITS - 1, 3 * AXI_BITS) = axi_rd(w3, base3 + i);
+#endif
+        ws.write(s);
     }
-    // (ot, it, k) of the current iteration and the current tile's index in the matrix (its place in w).
-    // wbuf's `inter false`: an iteration writes one half and reads the other; a half is read again only
-    // n_iter >= LW + 2 iterations after its last load step.
+}
+
+inline void engine_compute(const engine_cmd c, hls::stream<eng_step_t> &ws, ENGINE_BUFFER_PARAMS) {
+#pragma HLS INLINE off
+    EDGEMOE_CHECK(c.n_rows >= 1 && c.n_rows <= MAX_ROWS && c.n_it >= 1 && c.n_ot >= 1);
+    EDGEMOE_CHECK(c.w_steps == c.n_ot * c.n_it * ENG_LW);
+    // the current and the next weight tile, as raw codes in registers
+    eng_w_t wcur[ENGINE_OUT][ENGINE_IN], wnext[ENGINE_OUT][ENGINE_IN];
+#pragma HLS ARRAY_PARTITION variable=wcur complete dim=0
+#pragma HLS ARRAY_PARTITION variable=wnext complete dim=0
+    // a row's accumulators: one memory per output lane
+    eng_acc_t acc[MAX_ROWS][ENGINE_OUT][1];
+#pragma HLS ARRAY_PARTITION variable=acc complete dim=2
+#ifdef EDGEMOE_PROBE
+    em_probe_buffer(acc, sizeof(acc), "engine.acc", ENGINE_OUT, 0);
+#endif
+eng_prologue:
+    for (int k = 0; k < ENG_LW; k++) {
+#pragma HLS PIPELINE II=1
+        EM_ITER("eng_prologue", k);
+        engine_unpack(ws.read(), k, wnext);
+    }
+eng_first_tile:
+    for (int o = 0; o < ENGINE_OUT; o++) {
+#pragma HLS UNROLL
+    eng_first_tile_in:
+        for (int i = 0; i < ENGINE_IN; i++) {
+            wcur[o][i] = wnext[o][i];
+        }
+    }
+    const int n_tiles = c.n_ot * c.n_it;
+    const int n_iter = c.n_rows > ENG_LW ? (c.n_rows > ENGINE_ACC_DISTANCE ? c.n_rows : ENGINE_ACC_DISTANCE)
+                                         : (ENG_LW > ENGINE_ACC_DISTANCE ? ENG_LW : ENGINE_ACC_DISTANCE);
     int k = 0, it = 0, ot = 0, tile = 0;
-engine_loop:
+eng_loop:
     for (int n = 0; n < n_tiles * n_iter; n++) {
 #pragma HLS loop_tripcount min=1 max=MAX_OUT_TILES*MAX_IN_TILES*MAX_ROWS
 #pragma HLS PIPELINE II=1
-#pragma HLS DEPENDENCE variable=wbuf inter false
-#pragma HLS DEPENDENCE variable=acc inter false
-#pragma HLS DEPENDENCE variable=y inter false
-        const int cur = tile & 1;
-        const int o0 = ot * ENGINE_OUT;
-        const int i0 = it * ENGINE_IN;
+#pragma HLS DEPENDENCE variable=acc inter RAW distance=ENGINE_ACC_DISTANCE true
+        EM_ITER("eng_loop", n);
         const bool first = it == 0;
-        const bool last = it == n_it - 1;
-        // load: step k of the next tile into the half not in use
-        if (tile + 1 < n_tiles && k < LW)
-            engine_load_step<W_T>(w WPORTS_FWD(w, 0), long(tile + 1) * TW, k, wbuf[1 - cur]);
-        if (k < n_rows) {
-            // compute: row k with the current tile
-            const int src = gather_en ? int(gather[k]) : k;
-            xr_t xv[ENGINE_IN];
+        const bool last = it == c.n_it - 1;
+        // load: step k of the next tile
+        if (k < ENG_LW && tile + 1 < n_tiles) engine_unpack(ws.read(), k, wnext);
+        if (k < c.n_rows) {
+            // the row: its source row (a queue entry's token row when gathered) and destination
+            const int q = c.q_off + k;
+            const int tok = int(pl_rd(qtok, q));
+            const int src_row = c.gather ? tok : k;
+            const int xw = c.x_word + src_row * c.x_row_words;
+            eng_x_t xv[ENGINE_IN];
 #pragma HLS ARRAY_PARTITION variable=xv complete
-        engine_read:
-            for (int i = 0; i < ENGINE_IN; i++) {
-                xv[i] = xr_t(fx_raw(x[src * in_dim + i0 + i]));
+            if (c.src == ENG_SRC_LNB) {
+                engine_read_x<LNB_LANES>(lnb, xw, it, xv);
+            } else if (c.src == ENG_SRC_ATT) {
+                engine_read_x<ATT_LANES>(att, xw, it, xv);
+            } else if (c.src == ENG_SRC_HID) {
+                engine_read_x<HID_LANES>(hid, xw, it, xv);
+            } else {
+                engine_read_x<PIXEL_LANES>(pix, xw, it, xv);
             }
-            ACC_T a_in[ENGINE_OUT], a_out[ENGINE_OUT];
+            // the row's accumulators: the bias (at the accumulator's scale) on the first input tile
+            eng_acc_t a_in[ENGINE_OUT], a_out[ENGINE_OUT];
 #pragma HLS ARRAY_PARTITION variable=a_in complete
 #pragma HLS ARRAY_PARTITION variable=a_out complete
-        engine_acc_in:
-            for (int o = 0; o < ENGINE_OUT; o++) {
-                a_in[o] = first ? engine_bias<ACC_T>(bias, o0 + o, d_acc) : acc[k][o];
-            }
-            engine_tile<X_T, W_T, ACC_T>(xv, wbuf[cur], a_in, a_out);
-            // epilogue on the last input tile: the row's outputs; else keep the accumulators
-        engine_write:
-            for (int o = 0; o < ENGINE_OUT; o++) {
-                const ACC_T a = a_out[o];
-                if (!last) {
-                    acc[k][o] = a;
-                } else if (MODE == LIN_PLAIN) {
-                    y[k * out_dim + o0 + o] = rescale<OUT_T>(a, d_acc - d_y);
-                } else if (MODE == LIN_GELU) {
-                    y[k * out_dim + o0 + o] = gelu(rescale<gelu_in_t>(a, d_acc), d_y);
-                } else if (MODE == LIN_SCATTER) {
-                    const int dst = int(scatter[k]) * out_dim + o0 + o;
-                    const act_t yv = rescale<act_t>(a, d_acc);
-                    const act_t c = score[k] * yv;
-                    y[dst] = y[dst] + c;
+            if (first) {
+                const int bc = c.b_chunk + ot;
+                if (c.mode == ENG_QKV) {
+                    qkv_b_t bv[ENGINE_OUT];
+                    engine_read_out_chunk<QKV_B_LANES>(qkv_b, 0, bc, bv);
+                eng_bias_qkv:
+                    for (int o = 0; o < ENGINE_OUT; o++) a_in[o] = eng_acc_t(fx_raw(rescale<acc_t>(bv[o], -c.d_acc)));
+                } else if (c.mode == ENG_POS) {
+                    bias_t bv[ENGINE_OUT];
+                    engine_read_out_chunk<PE_B_LANES>(pe_b, 0, bc, bv);
+                eng_bias_pos:
+                    for (int o = 0; o < ENGINE_OUT; o++) a_in[o] = eng_acc_t(fx_raw(rescale<patch_acc_t>(bv[o], 0)));
+                } else if (c.mode == ENG_GATE) {
+                eng_bias_none:
+                    for (int o = 0; o < ENGINE_OUT; o++) a_in[o] = 0;
                 } else {
-                    const act_t yv = a;
-                    y[k * out_dim + o0 + o] = yv + aux[k * out_dim + o0 + o];
+                    b_t bv[ENGINE_OUT];
+                    engine_read_out_chunk<BIAS_LANES>(bias, 0, bc, bv);
+                eng_bias_b:
+                    for (int o = 0; o < ENGINE_OUT; o++) a_in[o] = eng_acc_t(fx_raw(rescale<acc_t>(bv[o], -c.d_acc)));
+                }
+            } else {
+            eng_acc_read:
+                for (int o = 0; o < ENGINE_OUT; o++) {
+                    EM_MEM(&acc[0][0][0], o, 0);
+                    a_in[o] = acc[k][o][0];
+                }
+            }
+            engine_macs(xv, wcur, a_in, a_out);
+            if (!last) {
+            eng_acc_write:
+                for (int o = 0; o < ENGINE_OUT; o++) {
+                    EM_MEM(&acc[0][0][0], o, 1);
+                    acc[k][o][0] = a_out[o];
+                }
+            } else {
+                // the epilogue: the mode's cast (and GELU, score, position), written to its destination
+                const int dst_row = c.mode == ENG_SCATTER ? tok : k;
+                const int yw = c.y_word + dst_row * c.y_row_words;
+                if (c.mode == ENG_QKV) {
+                    qkv_t y[ENGINE_OUT];
+                eng_epi_qkv:
+                    for (int o = 0; o < ENGINE_OUT; o++) {
+                        y[o] = rescale<qkv_t>(fx_from_raw<acc_t>(a_out[o]), c.d_acc - c.d_y);
+                    }
+                    engine_write_chunk<QKV_LANES>(qkv, yw, ot, y);
+                } else if (c.mode == ENG_GATE) {
+                    gate_logit_t y[ENGINE_OUT];
+                eng_epi_gate:
+                    for (int o = 0; o < ENGINE_OUT; o++) {
+                        y[o] = rescale<gate_logit_t>(fx_from_raw<acc_t>(a_out[o]), c.d_acc);
+                    }
+                    engine_write_chunk<LOGITS_LANES>(logits, yw, ot, y);
+                } else if (c.mode == ENG_GELU) {
+                    lin_in_t y[ENGINE_OUT];
+                eng_epi_gelu:
+                    for (int o = 0; o < ENGINE_OUT; o++) {
+                        y[o] = gelu(rescale<gelu_in_t>(fx_from_raw<acc_t>(a_out[o]), c.d_acc), c.d_y, GELU_ROM[o]);
+                    }
+                    engine_write_chunk<HID_LANES>(hid, yw, ot, y);
+                } else if (c.mode == ENG_POS) {
+                    bias_t pv[ENGINE_OUT];
+                    act_t y[ENGINE_OUT];
+                    engine_read_out_chunk<POS_LANES>(pos, (k + 1) * (EMBED / POS_LANES), ot, pv);
+                eng_epi_pos:
+                    for (int o = 0; o < ENGINE_OUT; o++) {
+                        const act_t yv = fx_from_raw<patch_acc_t>(a_out[o]);
+                        y[o] = yv + pv[o];
+                    }
+                    engine_write_chunk<X_LANES>(x, yw, ot, y);
+                } else {
+                    // ENG_ACT into slot 0, ENG_SCATTER into the entry's slot: one write site per slot
+                    const int slot = c.mode == ENG_SCATTER ? int(pl_rd(qslot, q)) : 0;
+                    const gate_score_t sc = pl_rd(qscore, q);
+                    act_t y[ENGINE_OUT];
+                eng_epi_act:
+                    for (int o = 0; o < ENGINE_OUT; o++) {
+                        const act_t yv = rescale<act_t>(fx_from_raw<acc_t>(a_out[o]), c.d_acc);
+                        const act_t cv = sc * yv;
+                        y[o] = c.mode == ENG_SCATTER ? cv : yv;
+                    }
+                eng_epi_slots:
+                    for (int s = 0; s < TMP_PARTS; s++) {
+                        if (s == slot) engine_write_chunk<TMP_LANES>(tmp[s], yw, ot, y);
+                    }
                 }
             }
         }
-        // advance (ot, it, k): the next row, else the next tile (input tiles inside output tiles)
+        // advance (ot, it, k); the next tile becomes the current one at the end of a tile
         if (k == n_iter - 1) {
+        eng_switch:
+            for (int o = 0; o < ENGINE_OUT; o++) {
+            eng_switch_in:
+                for (int i = 0; i < ENGINE_IN; i++) {
+                    wcur[o][i] = wnext[o][i];
+                }
+            }
             k = 0;
             tile++;
             if (last) {
@@ -344,13 +451,16 @@ engine_loop:
     }
 }
 
-template <int MODE, class OUT_T, class BIAS_T>
-void linear_unit(const lin_in_t *x, bool gather_en, const tok_idx_t *gather,
-                 const axi_word_t *w WPORTS_PARAMS(w), const BIAS_T *bias, OUT_T *y, const tok_idx_t *scatter,
-                 const gate_score_t *score, int n_rows, int in_dim, int out_dim, int d_x, int d_w, int d_y) {
-    // bias doubles as the (unused) aux operand of the patch embedding's position add
-    engine_run<MODE, acc_t, w_t>(x, gather_en, gather, w WPORTS_FWD(w, 0), bias, y, scatter, score, bias,
-                                 n_rows, in_dim, out_dim, d_x + d_w, d_y);
+// One engine call (see the top of this file).  Called by the top only; its argument list is the
+// same at every call site.
+inline void linear_engine(const engine_cmd c, const axi_word_t *w WPORTS_PARAMS(w), ENGINE_BUFFER_PARAMS) {
+#pragma HLS INLINE off
+#pragma HLS DATAFLOW
+    hls::stream<eng_step_t> ws;
+#pragma HLS STREAM variable=ws depth=ENG_FIFO_DEPTH
+#pragma HLS BIND_STORAGE variable=ws type=fifo impl=lutram
+    engine_fetch(c.w_off, c.w_steps, w WPORTS_FWD(w, 0), ws);
+    engine_compute(c, ws, ENGINE_BUFFER_NAMES);
 }
 
 #endif  // EDGEMOE_LINEAR_H

@@ -1,39 +1,41 @@
-// patch_embed.h -- patch embedding unit: each PATCHxPATCH patch (flattened in (c, ky, kx) order)
-// is a row of a linear layer on the MAC engine (linear.h's engine_run: exact patch_acc_t
-// accumulators starting at the bias, weights in tile order, WEIGHT_PORTS AXI words per cycle overlapped
-// with the MACs), whose epilogue casts to act_t and adds the position embedding; token 0 is CLS + pos[0].
+// patch_embed.h -- patch embedding unit: each PATCHxPATCH patch (flattened in (c, ky, kx) order) is a
+// row of a linear layer on THE linear engine (linear.h, mode ENG_POS: exact patch_acc_t accumulators
+// starting at the patch bias, weights in tile order streamed like every layer's, an epilogue that
+// casts to act_t and adds the position embedding); token 0 is CLS + pos[0].  No multipliers of its own.
 // Mirrors edgemoe.golden.units.patch_embed.patch_embed_fixed bit for bit.
 //
-// Call signature:
-//   void patch_embed_unit(const pixel_t *pix, const axi_word_t *w WPORTS_PARAMS(w), const bias_t *b,
-//                         const bias_t *cls, const bias_t *pos, act_t *out, int n_patches);
-//   pix: [n_patches][PATCH_DIM] on chip (the top caches an image's pixels once; ENGINE_IN consecutive
-//   pixels are read per cycle); w: the [EMBED][PATCH_DIM] patch_w_t matrix in engine tile order
-//   (engine_tile_words<patch_w_t>::value = PATCH_TILE_WORDS words per tile; w1..: the same through
-//   the extra weight ports); b, cls: [EMBED];
-//   pos: [n_patches + 1][EMBED]; out: [n_patches + 1][EMBED]; 1 <= n_patches <= NUM_PATCHES.
-// Cycles: EMBED / ENGINE_OUT for the CLS row, then one engine_run (see linear.h).
+// The top runs, per image b (its pixels cached in g_pix, one AXI word per cycle):
+//   patch_embed_cls(x, cls, pos, x_word)      token 0 of the image at word x_word of x:
+//                                             EMBED / X_LANES cycles, a word of CLS + pos[0] each
+//   linear_engine(ENG_POS from g_pix, NUM_PATCHES rows, PATCH_DIM -> EMBED, into tokens 1..)
 #ifndef EDGEMOE_PATCH_EMBED_H
 #define EDGEMOE_PATCH_EMBED_H
 
 #include "edgemoe_fixed.h"
-#include "linear.h"
+#include "edgemoe_mem.h"
 
-inline void patch_embed_unit(const pixel_t *pix, const axi_word_t *w WPORTS_PARAMS(w), const bias_t *b,
-                             const bias_t *cls, const bias_t *pos, act_t *out, int n_patches) {
-    const tok_idx_t no_idx[1] = {0};       // gather / scatter disabled
-    const gate_score_t no_score[1] = {0};
+inline void patch_embed_cls(act_t x[X_WORDS][X_BANKS][X_GROUP], const bias_t cls[CLS_WORDS][CLS_BANKS][CLS_GROUP],
+                            const bias_t pos[POS_WORDS][POS_BANKS][POS_GROUP], int x_word) {
+#pragma HLS INLINE
+    static_assert(X_LANES == CLS_LANES && X_LANES == POS_LANES && EMBED % X_LANES == 0,
+                  "patch embedding: x, CLS and positions share their words");
 pe_cls:
-    for (int c = 0; c < EMBED / ENGINE_OUT; c++) {
+    for (int w = 0; w < EMBED / X_LANES; w++) {
 #pragma HLS PIPELINE II=1
+        EM_ITER("pe_cls", w);
+        bias_t cv[X_LANES], pv[X_LANES];
+        act_t y[X_LANES];
+#pragma HLS ARRAY_PARTITION variable=cv complete
+#pragma HLS ARRAY_PARTITION variable=pv complete
+#pragma HLS ARRAY_PARTITION variable=y complete
+        lw_read(cls, w, cv);
+        lw_read(pos, w, pv);
     pe_cls_lanes:
-        for (int o = 0; o < ENGINE_OUT; o++) {
-            out[c * ENGINE_OUT + o] = cls[c * ENGINE_OUT + o] + pos[c * ENGINE_OUT + o];
+        for (int l = 0; l < X_LANES; l++) {
+            y[l] = cv[l] + pv[l];
         }
+        lw_write(x, x_word + w, y);
     }
-    // patch rows: token t + 1, position t + 1
-    engine_run<LIN_POS, patch_acc_t, patch_w_t>(pix, false, no_idx, w WPORTS_FWD(w, 0), b, out + EMBED, no_idx,
-                                                no_score, pos + EMBED, n_patches, PATCH_DIM, EMBED, 0, 0);
 }
 
 #endif  // EDGEMOE_PATCH_EMBED_H

@@ -1,30 +1,63 @@
-// residual.h -- residual add of the residual stream: x = act_t(x + y) (in place).
-// Mirrors `(x + proj).cast(act)` / `(x + y).cast(act)` of edgemoe.golden.fixed_model.
+// residual.h -- residual add of the residual stream: x = act_t(x + y), y the MLP or attention output.
+// Mirrors `(x + proj).cast(act)` / `(x + y).cast(act)` of edgemoe.golden.fixed_model, and for MoE
+// blocks the experts' combination `out = act_t(out + contribution)` in expert order: the experts
+// write their contributions into TOP_K slots (g_tmp part s holds a token's s-th expert in expert
+// order, linear.h's ENG_SCATTER), so y = act_t(...act_t(slot 0 + slot 1) ... + slot K-1).
 //
-// Call signature:
-//   void residual_add(act_t *x, const act_t *y, int n);     // n = rows * EMBED <= ACT_ELEMS
-//   act_t residual_score_mac(act_t out, gate_score_t s, act_t y);  // act_t(out + act_t(s * y)), the
-//                                                                   // MoE scatter accumulate
-// residual_add takes VEC_LANES consecutive values of x and y per cycle (res_loop: ceil(n / VEC_LANES)
-// iterations, II=1, the lanes unrolled; x and y partitioned cyclic by a multiple of VEC_LANES in the
-// caller).  Lanes past n (n not a multiple of VEC_LANES, only in tests) are left alone.
+// Call signatures:
+//   void residual_unit(act_t x[X_WORDS][X_BANKS][X_GROUP], act_t tmp[TMP_PARTS][TMP_WORDS][TMP_BANKS][TMP_GROUP],
+//                      int x_word, int t_word, int slots);
+//     image rows from word x_word of x and t_word of every slot of tmp: TOKENS * EMBED values;
+//     slots = 1 (attention, dense MLP) or NUM_SLOTS (MoE: the combined output is also written back
+//     into slot 0, the MLP-output tap).  VEC_LANES values per cycle: res_loop, TOKENS * EMBED /
+//     VEC_LANES iterations (II=1), each reading one word of x and of every slot and writing
+//     VEC_LANES values of x (and of slot 0).  INLINE off: the top calls it from its own scope and
+//     shares one instance (allocation limit=1).
+//   act_t residual_score_mac(act_t out, gate_score_t s, act_t y);   // act_t(out + act_t(s * y)), the
+//                                                                   // MoE scatter accumulate (tests)
 #ifndef EDGEMOE_RESIDUAL_H
 #define EDGEMOE_RESIDUAL_H
 
 #include "edgemoe_fixed.h"
+#include "edgemoe_mem.h"
 
-inline void residual_add(act_t *x, const act_t *y, int n) {
-    EDGEMOE_CHECK(n >= 0 && n <= ACT_ELEMS);
+inline void residual_unit(act_t x[X_WORDS][X_BANKS][X_GROUP], act_t tmp[TMP_PARTS][TMP_WORDS][TMP_BANKS][TMP_GROUP],
+                          int x_word, int t_word, int slots) {
+#pragma HLS INLINE off
+    static_assert(X_LANES == TMP_LANES && X_LANES % VEC_LANES == 0, "residual: x and the slots share their words");
+    EDGEMOE_CHECK(slots >= 1 && slots <= TMP_PARTS);
 res_loop:
-    for (int i = 0; i < ACT_ELEMS / VEC_LANES; i++) {   // static bound; n ends it early
+    for (int i = 0; i < TOKENS * EMBED / VEC_LANES; i++) {
 #pragma HLS PIPELINE II=1
-        if (i * VEC_LANES >= n) break;
+        EM_ITER("res_loop", i);
+        const int c0 = i * VEC_LANES;
+        const int word = c0 / X_LANES, sub = (c0 % X_LANES) / VEC_LANES;
+        act_t xw[X_LANES], xv[VEC_LANES], y[VEC_LANES] = {};
+#pragma HLS ARRAY_PARTITION variable=xw complete
+#pragma HLS ARRAY_PARTITION variable=xv complete
+#pragma HLS ARRAY_PARTITION variable=y complete
+        lw_read(x, x_word + word, xw);
+        lw_pick<VEC_LANES, X_LANES>(xw, sub, xv);
+    res_slots:
+        for (int s = 0; s < TMP_PARTS; s++) {
+            if (s < slots) {
+                act_t tw[TMP_LANES], tv[VEC_LANES];
+#pragma HLS ARRAY_PARTITION variable=tw complete
+#pragma HLS ARRAY_PARTITION variable=tv complete
+                lw_read(tmp[s], t_word + word, tw);
+                lw_pick<VEC_LANES, TMP_LANES>(tw, sub, tv);
+            res_combine:
+                for (int l = 0; l < VEC_LANES; l++) {
+                    y[l] = s == 0 ? tv[l] : act_t(y[l] + tv[l]);
+                }
+            }
+        }
     res_lanes:
         for (int l = 0; l < VEC_LANES; l++) {
-#pragma HLS UNROLL
-            const int j = i * VEC_LANES + l;
-            if (j < n) x[j] = x[j] + y[j];
+            xv[l] = xv[l] + y[l];
         }
+        lw_write_part<VEC_LANES>(x, x_word + word, sub, xv);
+        if (slots > 1) lw_write_part<VEC_LANES>(tmp[0], t_word + word, sub, y);
     }
 }
 

@@ -26,6 +26,7 @@
 #define EDGEMOE_SOFTMAX_H
 
 #include "edgemoe_fixed.h"
+#include "edgemoe_mem.h"
 
 template <class S_T>
 struct sm_diff {
@@ -34,7 +35,7 @@ struct sm_diff {
 };
 
 template <class D_T>
-exp_t sm_exp_neg(const D_T d, const exp2_code_t tab[EXP2_TABLE_SIZE] = EXP2_TABLE) {
+exp_t sm_exp_neg(const D_T d, const exp2_code_t (&tab)[EXP2_TABLE_SIZE] = EXP2_TABLE) {
 #pragma HLS INLINE
     typedef fx_info<exp_arg_t> ai;
     typedef fx_info<exp2_tab_t> ti;
@@ -47,8 +48,8 @@ exp_t sm_exp_neg(const D_T d, const exp2_code_t tab[EXP2_TABLE_SIZE] = EXP2_TABL
     ap_uint<ai::F> f = tr;                               // fraction bits
     ap_uint<EXP2_SEG_LOG2> idx = f >> SB;
     ap_uint<SB + 1> r = f & ((ap_uint<ai::F>(1) << SB) - 1);
-    ap_int<ti::W + 2> t0 = tab[idx];                     // the two reads use both ROM ports
-    ap_int<ti::W + 2> t1 = tab[idx + 1];
+    ap_int<ti::W + 2> t0 = rom_rd(tab, int(idx));        // the two reads use both ROM ports
+    ap_int<ti::W + 2> t1 = rom_rd(tab, int(idx) + 1);
     ap_int<ti::W + SB + 4> prod = (t1 - t0) * r;
     ap_int<ti::W + 2> p = t0 + ap_int<ti::W + 2>(prod >> SB);   // 2^frac at the table's scale
     // 2^floor(t) as a shift (floor for right shifts); only the low W(exp) bits are kept, so the
@@ -74,7 +75,7 @@ void sm_init(const S_T s, S_T &m, sm_sum_t &S) {
 }
 
 template <class S_T>
-void sm_update(const S_T s, S_T &m, sm_sum_t &S, const exp2_code_t tab[EXP2_TABLE_SIZE] = EXP2_TABLE) {
+void sm_update(const S_T s, S_T &m, sm_sum_t &S, const exp2_code_t (&tab)[EXP2_TABLE_SIZE] = EXP2_TABLE) {
 #pragma HLS INLINE
     typedef typename sm_diff<S_T>::type diff_t;
     typedef fx_info<sm_sum_t> si;
@@ -105,7 +106,7 @@ inline recip_t sm_recip(const sm_sum_t S) {
 
 template <class P_T, class S_T>
 P_T sm_prob(const S_T s, const S_T m, const recip_t r,
-            const exp2_code_t tab[EXP2_TABLE_SIZE] = EXP2_TABLE) {
+            const exp2_code_t (&tab)[EXP2_TABLE_SIZE] = EXP2_TABLE) {
 #pragma HLS INLINE
     typedef typename sm_diff<S_T>::type diff_t;
     diff_t d = s - m;
@@ -117,7 +118,7 @@ P_T sm_prob(const S_T s, const S_T m, const recip_t r,
 // fraction bits than P_T's own (d_p = 0: sm_prob)
 template <class P_T, class S_T>
 P_T sm_prob_scaled(const S_T s, const S_T m, const recip_t r, int d_p,
-                   const exp2_code_t tab[EXP2_TABLE_SIZE] = EXP2_TABLE) {
+                   const exp2_code_t (&tab)[EXP2_TABLE_SIZE] = EXP2_TABLE) {
 #pragma HLS INLINE
     typedef typename sm_diff<S_T>::type diff_t;
     diff_t d = s - m;
@@ -134,6 +135,7 @@ sm_load:
     for (int c = 0; c < n; c++) {
 #pragma HLS loop_tripcount min=1 max=SM_MAX_LEN
 #pragma HLS PIPELINE II=1
+        EM_ITER("sm_load", c);
         buf[c] = s[c];
     }
 sm_pass:
@@ -152,6 +154,7 @@ sm_probs:
     for (int c = 0; c < n; c++) {
 #pragma HLS loop_tripcount min=1 max=SM_MAX_LEN
 #pragma HLS PIPELINE II=1
+        EM_ITER("sm_probs", c);
         p[c] = sm_prob<P_T>(buf[c], m, r);
     }
 }
