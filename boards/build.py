@@ -144,9 +144,15 @@ def _ensure_scripts(root: Path) -> None:
             p.write_text(text)
 
 
-def build(project_dir, until: str = "bitstream", quiet: bool = True, path: str | None = None) -> dict:
+def build(project_dir, until: str = "bitstream", quiet: bool = True, path: str | None = None,
+          after_hls=None) -> dict:
     """Run the steps up to ``until``; returns the build_info dict. Raises :class:`ToolsMissing`
-    (before anything is written) when a tool is not on PATH, :class:`EdgeMoeError` when a step fails."""
+    (before anything is written) when a tool is not on PATH, :class:`EdgeMoeError` when a step fails.
+
+    ``after_hls(work, project=DIR, logs=LOGS)``, when given, checks the finished HLS run in ``work``
+    before anything else runs (the command line passes ``edgemoe.codegen.vitis_check``'s; this
+    package stays below codegen): it writes what it found into ``LOGS`` and raises
+    :class:`EdgeMoeError` to fail the build; a dict it returns is kept in build_info (``after_hls``)."""
     root = Path(project_dir)
     if until not in UNTIL:
         raise EdgeMoeError(f"--until must be one of {', '.join(UNTIL)}, not {until!r}")
@@ -173,6 +179,14 @@ def build(project_dir, until: str = "bitstream", quiet: bool = True, path: str |
         if not list(hls_work.rglob("component.xml")):
             raise EdgeMoeError(f"{Path(tools['hls']).name} finished but exported no IP (no component.xml under "
                                f"{hls_work}); see the log in {out / FAILED_DIR / 'logs'}")
+        checked = None
+        if after_hls is not None:
+            if not quiet:
+                print("[check] the HLS run: burst inference, II, shared units, resources against the estimate", flush=True)
+            try:
+                checked = after_hls(hls_work, project=root, logs=stage / "logs")
+            except EdgeMoeError as e:
+                raise EdgeMoeError(f"{e}\nthe HLS run and its logs are in {out / FAILED_DIR}") from None
         if until == "bitstream":
             argv = vivado_command(tools["bitstream"], str(hls_work), str(stage), _jobs(),
                                   str(stage / "logs" / "vivado.log"))
@@ -185,6 +199,8 @@ def build(project_dir, until: str = "bitstream", quiet: bool = True, path: str |
                     clock_mhz=manifest.get("clock_mhz"), kernel=kernel_record(board, iface), steps=steps,
                     outputs={f: dict(sha256=sha256_file(stage / f), size=(stage / f).stat().st_size)
                              for f in (f"{BD_NAME}.bit", f"{BD_NAME}.hwh", f"{BD_NAME}.xsa") if (stage / f).is_file()})
+        if isinstance(checked, dict):
+            info["after_hls"] = checked
         _commit(stage, out, info)
         ok = True
         return info
@@ -245,9 +261,9 @@ def finished_build(project_dir) -> dict | None:
         return None
 
 
-def build_command(args) -> int:
+def build_command(args, after_hls=None) -> int:
     try:
-        info = build(args.project, until=args.until, quiet=False)
+        info = build(args.project, until=args.until, quiet=False, after_hls=after_hls)
     except ToolsMissing as e:
         print(f"edgemoe: error: {e}", file=sys.stderr)
         print(e.commands, file=sys.stderr)

@@ -112,11 +112,131 @@ def compare(report: CsynthReport, est) -> list:
     rows = []
     cyc = report.latency_worst
     rows.append(("cycles per frame", est.cycles, cyc, (est.cycles / cyc) if cyc else None))
-    for key in ("dsp", "bram36", "uram", "lut"):
+    for key in ("dsp", "bram36", "uram", "lut", "ff"):
         v = report.resources.get(key)
         e = est.resources[key]
         rows.append((key, e, v, (e / v) if v else None))
     return rows
 
 
-__all__ = ["CsynthReport", "parse_csynth", "find_csynth", "compare"]
+def _xml_root(path: Path):
+    try:
+        return ET.parse(path).getroot()
+    except (OSError, ET.ParseError):
+        return None
+
+
+def csynth_instances(report_dir, top: str) -> list | None:
+    """Every module instance under ``top`` as (instance path, module name): from the
+    ``RTLDesignHierarchy`` of the top's report or the summary ``csynth.xml`` (Vitis 2021+), else from
+    the "Instance" tables of the ``*_csynth.rpt`` files (a table lists one module's children; the
+    tree is expanded from the top).  None when no report of the run lists the hierarchy."""
+    d = Path(report_dir)
+    for name in (f"{top}_csynth.xml", "csynth.xml"):
+        root = _xml_root(d / name)
+        node = root.find("RTLDesignHierarchy/TopModule") if root is not None else None
+        if node is not None and (node.findtext("ModuleName") or top).strip() == top:
+            return _xml_hierarchy(node, "", [])
+    children = {}
+    for rpt in sorted(d.glob("*_csynth.rpt")):
+        module, rows = _rpt_instances(rpt)
+        if module:
+            children[module] = rows
+    if top not in children:
+        return None
+    out = []
+
+    def expand(module, prefix, depth):
+        for inst, mod in children.get(module, []):
+            out.append((prefix + inst, mod))
+            if depth < 32:            # a malformed report must not loop forever
+                expand(mod, prefix + inst + "/", depth + 1)
+    expand(top, "", 0)
+    return out
+
+
+def _xml_hierarchy(node, prefix: str, out: list) -> list:
+    for inst in node.findall("InstancesList/Instance"):
+        path = prefix + (inst.findtext("InstName") or "?").strip()
+        out.append((path, (inst.findtext("ModuleName") or "").strip()))
+        _xml_hierarchy(inst, path + "/", out)
+    return out
+
+
+def _rpt_instances(path: Path) -> tuple:
+    """(module the report is for, [(instance, module)]) from a ``<module>_csynth.rpt``: the rows of its
+    "* Instance:" tables (listed twice, under latency and under utilization)."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return None, []
+    module, rows, seen, in_table = None, [], set(), False
+    for line in lines:
+        s = line.strip()
+        if module is None and s.startswith("== ") and "Report for '" in s:
+            module = s.split("Report for '", 1)[1].split("'", 1)[0]
+        if s.startswith("* Instance:"):
+            in_table = True
+            continue
+        if not in_table:
+            continue
+        if not s or (s.startswith("*") and not s.startswith("* Instance")):
+            in_table = False
+            continue
+        if not s.startswith("|"):
+            continue
+        cells = [c.strip() for c in s.strip("|").split("|")]
+        if len(cells) < 2 or not cells[0] or cells[0] in ("Instance", "Total") or not cells[1] or cells[1] == "Module":
+            continue
+        if (cells[0], cells[1]) not in seen:
+            seen.add((cells[0], cells[1]))
+            rows.append((cells[0], cells[1]))
+    return module, rows
+
+
+def _loop_elements(parent, module: str, out: list) -> None:
+    for el in list(parent):
+        if el.find("TripCount") is None and el.find("PipelineII") is None and el.find("Latency") is None:
+            continue
+        target = None
+        for child in el:
+            tag = child.tag.lower()
+            if "target" in tag and ("ii" in tag or "interval" in tag):
+                target = _num(child.text)
+        ptype = (el.findtext("PipelineType") or "").strip().lower()
+        ii = _num(el.findtext("PipelineII"))
+        out.append(dict(module=module, name=(el.findtext("Name") or el.tag).strip(), ii=ii, target_ii=target,
+                        pipelined=isinstance(ii, int) and ptype not in ("no", "-")))
+        _loop_elements(el, module, out)     # nested loops sit inside their parent's element
+
+
+def csynth_loops(report_dir) -> list:
+    """Every loop in the reports of one run: {module, name, ii, target_ii, pipelined}, from each
+    ``*_csynth.xml`` (its own loops) and the summary ``csynth.xml`` (``ModuleInformation``);
+    ``target_ii`` is None where the report does not state it."""
+    d = Path(report_dir)
+    out = []
+    for path in sorted(d.glob("*csynth.xml")):
+        root = _xml_root(path)
+        if root is None:
+            continue
+        modules = root.findall("ModuleInformation/Module")
+        if modules:
+            for m in modules:
+                loops = m.find("PerformanceEstimates/SummaryOfLoopLatency")
+                if loops is not None:
+                    _loop_elements(loops, (m.findtext("Name") or "").strip(), out)
+        else:
+            loops = root.find("PerformanceEstimates/SummaryOfLoopLatency")
+            if loops is not None:
+                _loop_elements(loops, (root.findtext("UserAssignments/TopModelName") or path.stem[:-len("_csynth")]).strip(), out)
+    seen, uniq = set(), []
+    for lp in out:
+        key = (lp["module"], lp["name"])
+        if key not in seen:
+            seen.add(key)
+            uniq.append(lp)
+    return uniq
+
+
+__all__ = ["CsynthReport", "parse_csynth", "find_csynth", "compare", "csynth_instances", "csynth_loops"]
