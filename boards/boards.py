@@ -18,8 +18,17 @@ Sources (checked where possible against public Vivado scripts):
 * resources: the device data sheet figures (DS891) for XCZU7EV, XCZU9EG and the K26's XCK26
   (BRAM counted as 36 Kb blocks).
 * DDR: PS DDR4 on a 64-bit bus; size from the board user guides (UG1267 ZCU104, UG1182 ZCU102,
-  DS986 K26). The data rates (hence peak GB/s) are UNVERIFIED here (taken as the memory's speed
-  grade: 2666 MT/s on ZCU104/ZCU102, 2400 MT/s on K26); measure on the board.
+  DS986 K26). The data rate is whatever the PS configuration that boots the board sets (the FSBL of
+  the boot image, not the overlay's block design): PYNQ's ZCU104 base designs use DDR4-2133
+  (17.06 GB/s peak), so zcu104 and zcu102 assume 2133 (the ZCU102 rate is unverified: no PYNQ base
+  design was read for it); the K26 data sheet lists DDR4-2400 and Kria boards boot from the SOM's
+  own firmware, so kv260 assumes 2400. Measure on the board (``DDR.mts`` and ``DDR.source`` say it).
+* DDR controller ports (UG1085, PL-PS interface): S_AXI_HP1_FPD and S_AXI_HP2_FPD share one AXI port
+  of the DDR controller (XPI 4); HP0 shares XPI 3 with the DisplayPort master, HP3 shares XPI 5 with
+  the FPD DMA; HPC0/HPC1 reach the DDR through the CCI. The bundle map puts the weight bundles
+  on ports that have an XPI of their own (HP0, HP3, HPC0, HPC1) and the two light bundles on the
+  shared pair: gmem_act (the pixels in, the outputs out) on HP1 and gmem_scratch (debug taps only)
+  on HP2.
 * the kernel's control address 0xA000_0000 is not a fact of the board: it is where edgemoe's own
   block design puts the kernel (the start of the HPM0_FPD window on ZynqMP), recorded so that a
   package made without Vivado (no .hwh) can still drive the kernel.
@@ -70,11 +79,22 @@ class Resources:
 class DDR:
     """The PS-side DDR the kernel's m_axi ports reach."""
     size_gb: float
-    peak_gbps: float  # bytes per second / 1e9 (64-bit bus x data rate)
+    mts: int                  # data rate, mega-transfers per second (DDR4-2133: 2133)
+    source: str = ""          # where the rate comes from (the boot image's PS configuration)
+    bus_bits: int = 64
     kind: str = "DDR4"
 
+    @property
+    def peak_gbps(self) -> float:
+        """Peak bytes per second / 1e9: bus width x data rate."""
+        return self.mts * self.bus_bits / 8 / 1e3
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind}-{self.mts}"
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        return dict(asdict(self), peak_gbps=round(self.peak_gbps, 3))
 
 
 @dataclass(frozen=True)
@@ -109,21 +129,31 @@ class Board:
                     family=self.family)
 
 
-_ZCU_PORTS = {"gmem_act": "S_AXI_HP0_FPD", "gmem_scratch": "S_AXI_HP1_FPD", "gmem_w": "S_AXI_HP2_FPD",
-              # the further weight ports of a design with weight_ports > 1, each on its own PS port
-              "gmem_w1": "S_AXI_HP3_FPD", "gmem_w2": "S_AXI_HPC0_FPD", "gmem_w3": "S_AXI_HPC1_FPD"}
+# PS slave port -> the DDR controller port (XPI) its traffic reaches (UG1085): HP1 and HP2 share XPI 4;
+# the CCI's two DDR ports carry HPC0 and HPC1 (taken as one each: unverified, the CCI may interleave)
+DDR_PORT_OF = {
+    "S_AXI_HP0_FPD": "XPI3", "S_AXI_HP1_FPD": "XPI4", "S_AXI_HP2_FPD": "XPI4", "S_AXI_HP3_FPD": "XPI5",
+    "S_AXI_HPC0_FPD": "XPI1 (CCI)", "S_AXI_HPC1_FPD": "XPI2 (CCI)",
+}
+
+# the weight bundles first on ports with an XPI of their own; the light bundles share XPI 4
+_ZCU_PORTS = {"gmem_w": "S_AXI_HP0_FPD", "gmem_w1": "S_AXI_HP3_FPD", "gmem_w2": "S_AXI_HPC0_FPD",
+              "gmem_w3": "S_AXI_HPC1_FPD", "gmem_act": "S_AXI_HP1_FPD", "gmem_scratch": "S_AXI_HP2_FPD"}
+_PYNQ_2133 = "PYNQ's ZCU104 base design (the boot image's PS configuration) runs DDR4-2133"
 
 BOARDS = {
     "zcu104": Board("zcu104", "xczu7ev-ffvc1156-2-e", 300.0, "Zynq UltraScale+ ZCU104 (XCZU7EV)",
                     board_part="xilinx.com:zcu104:part0:1.1", ports=dict(_ZCU_PORTS),
-                    ddr=DDR(2.0, 21.3), resources=Resources(dsp=1728, lut=230400, ff=460800, bram36=312, uram=96)),
+                    ddr=DDR(2.0, 2133, _PYNQ_2133), resources=Resources(dsp=1728, lut=230400, ff=460800, bram36=312, uram=96)),
     "zcu102": Board("zcu102", "xczu9eg-ffvb1156-2-e", 300.0,
                     "Zynq UltraScale+ ZCU102 (XCZU9EG), the published Edge-MoE target",
                     board_part="xilinx.com:zcu102:part0:3.4", ports=dict(_ZCU_PORTS),
-                    ddr=DDR(4.0, 21.3), resources=Resources(dsp=2520, lut=274080, ff=548160, bram36=912, uram=0)),
+                    ddr=DDR(4.0, 2133, "assumed as on ZCU104 (PYNQ base designs use DDR4-2133); unverified for ZCU102"),
+                    resources=Resources(dsp=2520, lut=274080, ff=548160, bram36=912, uram=0)),
     "kv260": Board("kv260", "xck26-sfvc784-2LV-c", 250.0, "Kria KV260 (K26 SOM)",
                    board_part="xilinx.com:kv260_som:part0:1.4", ports=dict(_ZCU_PORTS),
-                   ddr=DDR(4.0, 19.2), resources=Resources(dsp=1248, lut=117120, ff=234240, bram36=144, uram=64)),
+                   ddr=DDR(4.0, 2400, "K26 data sheet: DDR4-2400, set by the SOM's boot firmware, not the overlay"),
+                   resources=Resources(dsp=1248, lut=117120, ff=234240, bram36=144, uram=64)),
 }
 
 
@@ -134,5 +164,5 @@ def get_board(name: str) -> Board:
         raise EdgeMoeError(f"unknown board {name!r} (known: {', '.join(BOARDS)})") from None
 
 
-__all__ = ["Board", "BOARDS", "BUNDLES", "DDR", "Resources", "KERNEL_BASE_ADDRESS", "KERNEL_ADDRESS_RANGE",
+__all__ = ["Board", "BOARDS", "BUNDLES", "DDR", "DDR_PORT_OF", "Resources", "KERNEL_BASE_ADDRESS", "KERNEL_ADDRESS_RANGE",
            "PS_SLAVE_PORTS", "PS_MASTER_PORTS", "PS_PORT_MAX_BITS", "get_board"]

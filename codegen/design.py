@@ -17,6 +17,23 @@ MAX_BATCH = 8              # frames whose activations the kernel holds on chip a
 # the kernel's on-chip buffers that may be bound to UltraRAM (the activations and the biases)
 URAM_CANDIDATES = ("g_x", "g_lnb", "g_qkv", "g_att", "g_tmp", "g_hid", "g_pos", "g_bias")
 
+# The kernel's m_axi adapters (the INTERFACE pragmas of the top take these values through
+# edgemoe_config.h): bursts of MAXI_BURST_BEATS words and MAXI_OUTSTANDING bursts in flight per
+# channel.  Each read (write) channel gets a FIFO of outstanding x beats x AXI word: 4 x 32 x 256 bits
+# = 32 Kb (4 BRAM36, width-bound).  In flight: 128 words per port, against the ~22 words that a DDR
+# latency of ~60 PL cycles at the port's 0.375 words per cycle needs (Little's law).
+MAXI_BURST_BEATS = 32
+MAXI_OUTSTANDING = 4
+# The engine's accumulators: a row's accumulator is read, added to and written back within this many
+# iterations of its pipelined loop, and the loop never runs a weight tile for fewer iterations, so the
+# DEPENDENCE distance it declares is true for every call (1-token expert queues included).
+ENGINE_ACC_DISTANCE = 4
+# The one linear engine and the other units the kernel claims to share (one instance each): every
+# one is a non-template function with INLINE off, called from the top's scope only, named by an
+# ALLOCATION pragma there.  `edgemoe hls-check` counts their instances.
+ENGINE_FUNCTION = "linear_engine"
+SHARED_FUNCTIONS = (ENGINE_FUNCTION, "layernorm_unit", "residual_unit")
+
 
 @dataclass(frozen=True)
 class Design:
@@ -115,6 +132,8 @@ class Design:
         if spec.moe_blocks:
             checks += [("expert_hidden", spec.expert_hidden, "engine_in", self.engine_in),
                        ("expert_hidden", spec.expert_hidden, "engine_out", self.engine_out)]
+        from .buffers import row_checks   # rows of whole words of the kernel's lane-word buffers
+        checks += row_checks(spec, self)
         for dim_name, value, factor_name, factor in checks:
             if value % factor:
                 lo = (value // factor) * factor
@@ -132,20 +151,22 @@ DESIGNS = {
     "small": Design("small", 8, 8, 2, 128, 200.0, attn_lanes=4, vec_lanes=8, description=
                     "a small design point for small boards and quick synthesis"),
     # board defaults: the fastest single-frame (batch 1) point `edgemoe explore --batch 1` finds for
-    # m3vit-tiny-edge at w16a32 on each board (among the points every preset tiles onto), as the
-    # estimate of the generated kernel scores it
-    "zcu104": Design("zcu104", 32, 16, 4, 256, 300.0, attn_lanes=16, vec_lanes=8, weight_ports=4,
-                     uram_buffers=("g_hid", "g_qkv", "g_lnb", "g_att", "g_tmp"), description=
-                     "ZCU104 default: 512 MACs, 4 attention rows x 16 lanes, 4 weight ports, five activation "
-                     "buffers in UltraRAM (explored: 10.91 ms per frame for m3vit-tiny-edge at w16a32)"),
-    "zcu102": Design("zcu102", 32, 16, 8, 256, 300.0, attn_lanes=16, vec_lanes=32, weight_ports=4, description=
-                     "ZCU102 default: 512 MACs, 8 attention rows x 16 lanes, 32 vector lanes, 4 weight ports "
-                     "(explored: 8.17 ms per frame for m3vit-tiny-edge at w16a32)"),
-    "kv260": Design("kv260", 8, 8, 8, 256, 250.0, attn_lanes=8, vec_lanes=8, weight_ports=1,
+    # m3vit-tiny-edge at w16a32 on each board within the utilisation caps (codegen/caps.py: DSP, BRAM36,
+    # URAM <= 80%, LUT, FF <= 70%), among the points every preset tiles onto, ties to the least BRAM,
+    # as the estimate of the generated kernel scores it
+    "zcu104": Design("zcu104", 16, 16, 8, 128, 300.0, attn_lanes=8, vec_lanes=16, weight_ports=4,
+                     uram_buffers=("g_hid", "g_qkv", "g_x", "g_lnb", "g_att", "g_tmp", "g_pos", "g_bias"), description=
+                     "ZCU104 default: 256 MACs, 8 attention rows x 8 lanes, 16 vector lanes, 128-bit AXI (the PS "
+                     "ports' width), 4 weight ports, the activations and biases in UltraRAM (explored: 14.60 ms per "
+                     "frame for m3vit-tiny-edge at w16a32; DSP 75%, URAM 75%)"),
+    "zcu102": Design("zcu102", 32, 16, 8, 128, 300.0, attn_lanes=8, vec_lanes=32, weight_ports=4, description=
+                     "ZCU102 default: 512 MACs, 8 attention rows x 8 lanes, 32 vector lanes, 128-bit AXI, 4 weight "
+                     "ports (explored: 10.71 ms per frame for m3vit-tiny-edge at w16a32; DSP 78%)"),
+    "kv260": Design("kv260", 8, 8, 8, 128, 250.0, attn_lanes=8, vec_lanes=8, weight_ports=4,
                     uram_buffers=("g_hid", "g_qkv", "g_x", "g_lnb", "g_att", "g_tmp", "g_pos", "g_bias"), description=
-                    "KV260 default: 64 MACs, 8 attention rows x 8 lanes, every activation buffer and the biases in "
-                    "UltraRAM: the most the K26's 144 BRAM36 leave room for (explored: 51 ms per frame for "
-                    "m3vit-tiny-edge)"),
+                    "KV260 default: 64 MACs, 8 attention rows x 8 lanes, 128-bit AXI, every activation buffer and "
+                    "the biases in UltraRAM: the most the K26's 144 BRAM36 and 64 URAM leave room for within the "
+                    "caps (explored: 50.9 ms per frame for m3vit-tiny-edge; URAM 78%)"),
 }
 DEFAULT_DESIGN = "edge-moe"
 # the design point a board gets unless told otherwise
@@ -172,4 +193,5 @@ def board_default(board: str | None = None) -> Design:
     return get_design(BOARD_DESIGNS.get((board or "").lower(), DEFAULT_DESIGN))
 
 
-__all__ = ["Design", "DESIGNS", "DEFAULT_DESIGN", "BOARD_DESIGNS", "get_design", "board_default"]
+__all__ = ["Design", "DESIGNS", "MAXI_BURST_BEATS", "MAXI_OUTSTANDING", "ENGINE_ACC_DISTANCE", "ENGINE_FUNCTION",
+           "SHARED_FUNCTIONS", "DEFAULT_DESIGN", "BOARD_DESIGNS", "get_design", "board_default"]

@@ -2,17 +2,20 @@
 
 Every figure comes from the loop structure of the generated C++ (hls/include/*.h and the top
 template): trip counts from the spec, initiation interval 1 for every pipelined loop, a pipeline
-depth paid each time a pipelined loop starts, and the weight stream's rate from the AXI width, the
-number of weight ports and the board's DDR. Resources come from the multipliers and buffers that
-C++ declares. The model is checked against the cycles the cocotb benches measure on the RTL units
-(tests/test_estimate.py) and against the published Edge-MoE figure (34.64 ms on ZCU102).
+depth paid each time a pipelined loop starts (codegen/unit_cycles.py), the weight stream's rate from
+the AXI width, the weight ports, the PS ports they land on and the board's DDR (codegen/bandwidth.py).
+Resources come from the multipliers, buffers, ROMs, FIFOs and registers that C++ declares
+(codegen/estimate_resources.py). The model is checked against the cycles the cocotb benches measure
+on the RTL units and against the published Edge-MoE figure (34.64 ms on ZCU102; codegen/published.py).
 
 Assumptions (named so that a reader can change them):
 
-* ``EFFICIENCY``: a long burst stream reaches 75% of the peak of a PS port or of the DDR.
+* ``EFFICIENCY``: a long burst stream reaches 75% of the peak of a PS port or of the DDR (FPT'19).
 * Routing: ``balanced`` gives every expert ceil or floor of T * top_k / E tokens (every expert
   runs, the most weight traffic); a list of per-block queue lengths can replace it.
-* A PS slave port (HP/HPC) moves at most 128 bits per cycle of the PL clock.
+* A PS slave port (HP/HPC) moves at most 128 bits per cycle of the PL clock; HP1 and HP2 share one
+  DDR controller port.
+* The DDR4 data rate is the board's (``Board.ddr``): DDR4-2133 on ZCU104 / ZCU102 as PYNQ boots them.
 """
 from __future__ import annotations
 
@@ -21,110 +24,18 @@ from dataclasses import asdict, dataclass, field
 
 from edgemoe.errors import EdgeMoeError
 
-from .pack import storage_bits, tile_words
-
-EFFICIENCY = 0.75          # reachable fraction of a port's or the DDR's peak bandwidth
-PS_PORT_BITS = 128         # data width of a ZynqMP HP / HPC slave port
-URAM_DEPTH, URAM_WIDTH = 4096, 72
-LUTRAM_BITS = 2048         # banks at most this big live in LUTRAM / registers, not block RAM
-
-# Pipeline depths (cycles from the first read to the last write of one pipelined loop), paid each
-# time the loop starts. They follow the operator chains of the C++: AXI / BRAM read 2, a DSP
-# multiply 3-4 (a 32x32 product 6), an adder tree log2(n), the casts 1.
-DEPTH_MEM = 2
-DEPTH_MUL = 4
-DEPTH_EXP = 10             # sm_exp_neg: d * log2(e), table read, interpolation multiply, shift
-DEPTH_GELU = 8             # table read, interpolation multiply, ReLU minus d(a)
-DEPTH_RECIP = 40           # one integer division per softmax row (a pipelined divider's latency)
-DEPTH_RSQRT = 60           # LayerNorm row: two divisions by EMBED, bit length, seed table, 2 Newton steps
-                           # of 3 dependent 64-bit products
-DEPTH_AXI_READ = 20        # first beat of a burst read after its address
-II_SOFTMAX = 4             # the running sum S = floor(S * e) + 1 is carried from key to key through a
-                           # multiply and an add, so the single-pass softmax loops cannot reach II=1
-
-
-def clog2(n: int) -> int:
-    return max(int(n - 1).bit_length(), 0)
-
-
-def dsp_per_mult(a_bits: int, b_bits: int) -> int:
-    """DSP48E2 slices of one a x b-bit signed product (27 x 18 per slice, wider ones split)."""
-    if min(a_bits, b_bits) <= 4:
-        return 0                                  # tiny products go to LUTs
-    return min(math.ceil(a_bits / 27) * math.ceil(b_bits / 18), math.ceil(b_bits / 27) * math.ceil(a_bits / 18))
-
-
-def macs_per_dsp_best(a_bits: int, b_bits: int) -> float:
-    """The most MACs one DSP48E2 can do per cycle for these operands (two 8-bit MACs with packing)."""
-    if max(a_bits, b_bits) <= 8:
-        return 2.0
-    return 1.0 / dsp_per_mult(a_bits, b_bits)
-
-
-# ---- the spec, as the model needs it ----------------------------------------------------------
-@dataclass(frozen=True)
-class Widths:
-    """Bit widths of the operands the model counts (from the precision's base types)."""
-    lin_in: int
-    w: int
-    act: int
-    qkv: int
-    prob: int
-    score: int
-    hidden: int
-    gelu_in: int
-    ln_diff: int
-    ln_param: int
-    gate_w: int
-    gate_score: int
-    pixel: int
-    patch_w: int
-    acc: int
-    sm_sum: int
-    exp: int
-    bias: int
-
-    @classmethod
-    def of(cls, prec) -> "Widths":
-        t = prec.types
-        return cls(lin_in=t["ln_out"].W, w=t["w"].W, act=t["act"].W, qkv=t["qkv"].W, prob=t["prob"].W,
-                   score=t["score"].W, hidden=t["hidden"].W, gelu_in=t["gelu_in"].W, ln_diff=t["ln_diff"].W,
-                   ln_param=t["ln_param"].W, gate_w=t["gate_w"].W, gate_score=t["gate_score"].W,
-                   pixel=t["pixel"].W, patch_w=t["patch_w"].W, acc=t["acc"].W, sm_sum=t["sm_sum"].W,
-                   exp=t["exp"].W, bias=t["b"].W)
-
-
-@dataclass(frozen=True)
-class Bandwidth:
-    """AXI words (design.axi_bits each) per kernel cycle that the ports and the DDR sustain."""
-    act: float                # gmem_act: pixels in, outputs out
-    weights: float            # the weight bundle(s) together
-    ddr: float                # the whole DDR
-    ddr_bytes_per_s: float
-
-    @classmethod
-    def of(cls, design, board, clock_mhz: float) -> "Bandwidth":
-        word_bytes = design.axi_bits / 8
-        per_port = min(design.axi_bits, PS_PORT_BITS) / design.axi_bits * EFFICIENCY
-        ddr_bps = EFFICIENCY * board.ddr.peak_gbps * 1e9
-        ddr = ddr_bps / (word_bytes * clock_mhz * 1e6)
-        return cls(act=min(per_port, ddr), weights=min(design.weight_ports * per_port, ddr), ddr=ddr,
-                   ddr_bytes_per_s=ddr_bps)
+from .bandwidth import EFFICIENCY, PS_PORT_BITS, Bandwidth
+from .buffers import storage_bits
+from .caps import UTIL_CAPS, limiting_resource, over_caps, use_of
+from .estimate_resources import RESOURCE_KEYS, memories, resources, totals
+from .model_common import (DEPTH_MEM, MAXI_READ_LATENCY, Layer, Widths, clog2, dsp_per_mult, engine_depth,
+                           macs_per_dsp_best, packed_int8)
+from .pack import tile_words
+from .unit_cycles import (attention_cycles, engine_cycles, engine_load_steps, layernorm_cycles, linear_cycles,
+                          moe_route_cycles, routing_counts, rtl_unit_cycles, stream_cycles)
 
 
 # ---- results ----------------------------------------------------------------------------------
-@dataclass
-class Layer:
-    """One call of a unit in the per-frame schedule."""
-    name: str                 # e.g. "block3.qkv"
-    unit: str                 # linear | attention | layernorm | residual | moe_route | patch_embed | io
-    cycles: int
-    macs: int = 0
-    weight_bytes: int = 0
-    block: int = -1
-    engine_slots: int = 0     # MAC slots of the linear engine during this call (cycles x MACs per cycle)
-
-
 @dataclass
 class Estimate:
     preset: str
@@ -133,8 +44,8 @@ class Estimate:
     board: str
     clock_mhz: float
     layers: list
-    resources: dict           # dsp, bram36, uram, lut: totals
-    by_unit_resources: dict   # unit -> {dsp, bram36, uram, lut}
+    resources: dict           # dsp, bram36, uram, lut, ff: totals
+    by_unit_resources: dict   # unit -> {dsp, bram36, uram, lut, ff}
     budget: dict              # the board's resources
     macs: int
     bytes_per_frame: int
@@ -144,6 +55,9 @@ class Estimate:
     notes: list = field(default_factory=list)
     batch: int = 1            # frames per kernel batch: ``layers`` is the schedule of one batch
     published_schedule_ms: float | None = None   # the same units in the published Edge-MoE schedule
+    caps: dict = field(default_factory=lambda: dict(UTIL_CAPS))   # timing-closure caps (fractions of the board)
+    ddr: dict = field(default_factory=dict)         # the DDR assumed: kind, mts, peak, efficiency, source
+    bandwidth: dict = field(default_factory=dict)   # AXI words per cycle of the weights, act, DDR
 
     @property
     def cycles(self) -> int:
@@ -166,12 +80,32 @@ class Estimate:
 
     def over_budget(self) -> dict:
         """resource -> (needed, available) for every resource the design needs more of than the board has."""
-        return {k: (self.resources[k], self.budget[k]) for k in ("dsp", "bram36", "uram", "lut")
+        return {k: (self.resources[k], self.budget.get(k, 0)) for k in RESOURCE_KEYS
                 if self.resources[k] > self.budget.get(k, 0)}
 
     @property
     def fits(self) -> bool:
         return not self.over_budget()
+
+    def utilization(self) -> dict:
+        return use_of(self.resources, self.budget)
+
+    def over_caps(self) -> dict:
+        """resource -> (needed, the cap's amount) for every resource above its timing-closure cap."""
+        return over_caps(self.resources, self.budget, self.caps)
+
+    @property
+    def within_caps(self) -> bool:
+        return not self.over_caps()
+
+    def limiting_resource(self) -> dict:
+        """The resource closest to (or furthest over) its cap: {name, use, cap, needed, available}."""
+        return limiting_resource(self.resources, self.budget, self.caps)
+
+    def limiting_unit(self) -> dict:
+        """The unit with the largest share of the cycles: {name, share, cycles (per frame)}."""
+        unit, cyc = max(self.by_unit_cycles().items(), key=lambda kv: kv[1])
+        return dict(name=unit, share=round(cyc / max(self.cycles, 1), 4), cycles=cyc // self.batch)
 
     def by_unit_cycles(self) -> dict:
         """unit -> cycles of one batch."""
@@ -194,11 +128,16 @@ class Estimate:
     def to_dict(self) -> dict:
         r = self.resources
         return dict(latency_ms=round(self.latency_ms, 4), gops=round(self.gops, 2), dsp=r["dsp"],
-                    bram36=r["bram36"], uram=r["uram"], lut=r["lut"], board=self.board,
+                    bram36=r["bram36"], uram=r["uram"], lut=r["lut"], ff=r["ff"], board=self.board,
                     clock_mhz=self.clock_mhz, compute_floor_ms=round(self.compute_floor_ms, 4),
                     ddr_floor_ms=round(self.ddr_floor_ms, 4), cycles=self.cycles, preset=self.preset,
                     precision=self.precision, design=self.design, fits=self.fits,
                     over_budget={k: dict(needed=n, available=a) for k, (n, a) in self.over_budget().items()},
+                    caps=self.caps, within_caps=self.within_caps,
+                    over_caps={k: dict(needed=n, cap=c) for k, (n, c) in self.over_caps().items()},
+                    utilization={k: (round(v, 4) if math.isfinite(v) else None) for k, v in self.utilization().items()},
+                    limiting_resource=self.limiting_resource(), limiting_unit=self.limiting_unit(),
+                    ddr=self.ddr, bandwidth=self.bandwidth,
                     budget=self.budget, macs=self.macs, bytes_per_frame=self.bytes_per_frame,
                     linear_utilization=round(self.linear_utilization(), 4),
                     engine_dsp_share=round(self.by_unit_resources.get("linear", {}).get("dsp", 0) / max(r["dsp"], 1), 4),
@@ -210,134 +149,7 @@ class Estimate:
                     layers=[asdict(l) for l in self.layers], notes=self.notes)
 
 
-# ---- cycle models of the units (shared by the kernel model and the RTL checks) ----------------
-def linear_cycles(n_rows: int, n_out_tiles: int, n_in_tiles: int, tile_load: float, depth: int,
-                  min_iter: int = 0) -> int:
-    """The engine: a prologue loads the first weight tile; then one flattened pipelined loop runs
-    max(n_rows, tile load, min_iter) iterations per (output tile, input tile), computing the rows
-    while the next tile loads, and pays its pipeline depth once per call."""
-    tl = math.ceil(tile_load)
-    return tl + n_out_tiles * n_in_tiles * max(n_rows, tl, min_iter) + depth
-
-
-def packed_int8(a_bits: int, b_bits: int) -> bool:
-    """pack2.h applies: two 8-bit products share one DSP48E2 (the shared operand times a packed pair)."""
-    return max(a_bits, b_bits) <= 8
-
-
-def _chain_depth(n: int, chunk: int) -> int:
-    c = min(chunk, n)
-    return c + 1 + clog2(math.ceil(n / c))
-
-
-def engine_sum_depth(wd, design) -> int:
-    """Cycles of the engine's summing stage (linear.h engine_pack::SUM_DEPTH): an adder tree, or with
-    int8 packing chains of 8 s8 x s8 (4 u8 x s8) products, a split and a tree over the chains; the
-    deeper of the engine's two users (linear layers, patch embedding)."""
-    ei = design.engine_in
-    packed = design.engine_out % 2 == 0
-    lin = _chain_depth(ei, 8) if packed and packed_int8(wd.lin_in, wd.w) else clog2(ei)
-    pe = _chain_depth(ei, 4) if packed and packed_int8(wd.pixel, wd.patch_w) else clog2(ei)
-    return max(lin, pe)
-
-
-def engine_min_iter(design, tile_words: int, wd) -> int:
-    """linear.h: a tile runs at least LW + 2 iterations (LW = its load steps over the weight ports)
-    and at least ENGINE_MIN_ITER = 6 + the summing depth (a row's read-to-accumulate distance)."""
-    lw = math.ceil(tile_words / design.weight_ports)
-    return max(lw + 2, 6 + engine_sum_depth(wd, design))
-
-
-def stream_cycles(items: int, lanes: int, depth: int, calls: int = 1) -> int:
-    """A pipelined pass over ``items`` values, ``lanes`` per cycle, started ``calls`` times."""
-    return math.ceil(items / lanes) + depth * calls
-
-
-def engine_depth(design, mode: str = "plain", wd=None) -> int:
-    epi = {"plain": 1, "gelu": DEPTH_GELU, "scatter": DEPTH_MUL + 1, "pos": 1}[mode]
-    summing = engine_sum_depth(wd, design) if wd is not None else clog2(design.engine_in)
-    return DEPTH_MEM + DEPTH_MUL + summing + 1 + epi
-
-
-def attention_cycles(n_tok: int, embed: int, heads: int, design) -> int:
-    r, lanes = design.attn_rows, design.attn_lanes
-    chunks = embed // lanes
-    groups = math.ceil(n_tok / r)
-    per_group = (r * chunks + DEPTH_MEM                          # load the group's Q rows
-                 + n_tok * chunks + DEPTH_MEM + DEPTH_MUL + 2    # Q.K^T, ATTN_LANES per row per cycle
-                 + n_tok * II_SOFTMAX + DEPTH_EXP + DEPTH_MUL    # single-pass softmax (S carried)
-                 + heads + DEPTH_RECIP                           # 1/S per (head, row), R per cycle
-                 + n_tok * chunks + DEPTH_MEM + DEPTH_EXP + DEPTH_MUL  # A.V with p on the fly
-                 + r * chunks + DEPTH_MEM)                       # write the group's rows
-    return groups * per_group
-
-
-def layernorm_cycles(n_rows: int, embed: int, lanes: int) -> int:
-    """gamma / beta copied in (EMBED cycles); then one flattened pipeline of (n_rows + 2) steps of
-    EMBED / lanes iterations, each step summing row t, squaring row t-1 and normalising row t-2;
-    the divisions and the rsqrt chain only deepen that pipeline (paid once per call)."""
-    steps = math.ceil(embed / lanes)
-    depth = DEPTH_MEM + 2 * (clog2(lanes) + 1) + 2 * DEPTH_MUL + DEPTH_RSQRT
-    return embed + DEPTH_MEM + (n_rows + 2) * steps + depth
-
-
-ROUTE_GROUP = 4            # moe_route.h: tokens whose softmax updates interleave (hides the carried S)
-
-
-def moe_route_cycles(n_tok: int, experts: int, top_k: int) -> int:
-    """moe_route.h after the gate logits (which run on the engine): groups of ROUTE_GROUP tokens; per
-    group the softmax over experts and the probabilities (experts x G iterations each, II=1), one
-    divider per token, then top-k (an unrolled argmax per k, about two cycles) and the queue writes."""
-    g = ROUTE_GROUP
-    per_group = (2 * experts * g + g + g * top_k * 2
-                 + (DEPTH_EXP + DEPTH_MUL) + DEPTH_RECIP + (DEPTH_EXP + DEPTH_MUL))
-    return math.ceil(n_tok / g) * per_group
-
-
-# ---- the RTL units (hls/rtl): the same shapes at their own rates, for the check against cocotb ----
-HANDSHAKE = 2              # registered TVALID / TREADY on the way in and out of an RTL unit
-
-
-def rtl_unit_cycles(unit: str, w: dict) -> int:
-    """Cycles of an RTL unit's throughput phase (no gaps, no backpressure) from the workload its
-    cocotb bench reports (``throughput_workload``): one item per cycle (a MAC tile per cycle for the
-    linear engine), plus the pipeline's fill from the stage counts of the template."""
-    if unit == "gelu":
-        return stream_cycles(w["values"], 1, w["pipeline_depth"] + HANDSHAKE)
-    if unit == "softmax":
-        lens = w["row_len"] if isinstance(w["row_len"], list) else [w["row_len"]] * w["rows"]
-        # pass 2 of a row overlaps pass 1 of the next; the last row waits for its exp and 1/S
-        return stream_cycles(sum(lens), 1, w["exp_depth"] + w["divider_steps"] + HANDSHAKE)
-    if unit == "layernorm":
-        # the row's sum, its squares and its outputs overlap with the neighbouring rows; the last row
-        # waits for its mean, variance and rsqrt
-        return stream_cycles(w["rows"] * w["width"], 1, 2 * w["width"] // 8 + 3 * DEPTH_MUL + RSQRT_RTL_STEPS)
-    if unit == "moe_route":
-        return stream_cycles(sum(w["tokens"]), 1, w["exp_depth"] + w["divider_steps"] + w["experts"] + HANDSHAKE)
-    if unit == "linear":
-        return linear_cycles(w["rows"], w["out_tiles"], w["in_tiles"], w["w_beats_per_tile"], 0) \
-            + w["pipeline_depth"] + HANDSHAKE
-    raise EdgeMoeError(f"no cycle model for RTL unit {unit!r}")
-
-
-RSQRT_RTL_STEPS = 24       # hls/rtl/layernorm: the rsqrt's Newton iterations, one multiply stage each
-
-
-# ---- the schedule of one frame ----------------------------------------------------------------
-def _routing_counts(spec, routing) -> list:
-    """Per MoE block, the queue length of every expert."""
-    if routing in (None, "balanced"):
-        slots = spec.tokens * spec.top_k
-        base, extra = divmod(slots, spec.num_experts)
-        counts = [base + (1 if e < extra else 0) for e in range(spec.num_experts)]
-        return [counts for _ in spec.moe_blocks]
-    counts = [list(map(int, c)) for c in routing]
-    if len(counts) != len(spec.moe_blocks):
-        raise EdgeMoeError(f"routing: {len(counts)} blocks of queue lengths given, the model has "
-                           f"{len(spec.moe_blocks)} MoE blocks")
-    return counts
-
-
+# ---- the schedule of one batch ----------------------------------------------------------------
 def _tile_words(design, w_bits: int) -> int:
     return tile_words(design.engine_out, design.engine_in, storage_bits(w_bits), design.axi_bits)
 
@@ -350,66 +162,62 @@ def schedule(spec, prec, design, bw: Bandwidth, routing=None) -> list:
     d, T = spec.embed, spec.tokens
     ei, eo = design.engine_in, design.engine_out
     word_bytes = design.axi_bits // 8
-    tw = _tile_words(design, wd.w)
-    tile_load = tw / bw.weights
+    depth = engine_depth(design, wd)
     layers = []
+    cycles_of = {}     # (rows, tiles, tile words) -> cycles: every image of a batch repeats the same calls
 
-    depths = {m: engine_depth(design, m, wd) for m in ("plain", "gelu", "scatter")}
-    min_iter = engine_min_iter(design, tw, wd)
+    def engine(name, unit, block, rows, ind, outd, w_bits, macs=None):
+        """One call of the one engine (every linear layer, the gate logits, the patch embedding)."""
+        n_tiles = -(-outd // eo) * (ind // ei)
+        tw = _tile_words(design, w_bits)
+        key = (rows, n_tiles, tw)
+        if key not in cycles_of:
+            cycles_of[key] = engine_cycles(rows, n_tiles, engine_load_steps(tw, design.weight_ports, bw.weights), depth)
+        cyc = cycles_of[key]
+        layers.append(Layer(name, unit, cyc, rows * ind * outd if macs is None else macs, n_tiles * tw * word_bytes,
+                            block, engine_slots=cyc * ei * eo))
+        return layers[-1]
 
-    cycles_of = {}     # (rows, in, out, mode) -> cycles: every image of a batch repeats the same calls
-
-    def linear(name, block, rows, ind, outd, mode):
-        n_ot, n_it = outd // eo, ind // ei
-        key = (rows, ind, outd, mode)
-        cyc = cycles_of.get(key)
-        if cyc is None:
-            cyc = cycles_of[key] = linear_cycles(rows, n_ot, n_it, tile_load, depths[mode], min_iter)
-        layers.append(Layer(name, "linear", cyc, rows * ind * outd, n_ot * n_it * tw * word_bytes, block,
-                            engine_slots=cyc * ei * eo))
+    def act_io(words):
+        return math.ceil(words / bw.act) + MAXI_READ_LATENCY
 
     # patch embedding: the image's pixels come in once, then the engine (patch weights tile-ordered)
     pix_words = math.ceil(spec.num_patches * spec.patch_dim * storage_bits(wd.pixel) / design.axi_bits)
-    ptw = _tile_words(design, wd.patch_w)
-    pe_cyc = math.ceil(pix_words / bw.act) + DEPTH_AXI_READ + linear_cycles(
-        spec.num_patches, d // eo, spec.patch_dim // ei, ptw / bw.weights, engine_depth(design, "pos", wd),
-        engine_min_iter(design, ptw, wd))
     B = design.batch
     frames = [f"f{k}." if B > 1 else "" for k in range(B)]
     for f in frames:
-        layers.append(Layer(f + "patch_embed", "patch_embed", pe_cyc, spec.num_patches * spec.patch_dim * d,
-                            (d // eo) * (spec.patch_dim // ei) * ptw * word_bytes + pix_words * word_bytes,
-                            engine_slots=pe_cyc * ei * eo))
+        pe = engine(f + "patch_embed", "patch_embed", -1, spec.num_patches, spec.patch_dim, d, wd.patch_w)
+        pe.cycles += act_io(pix_words)
+        pe.weight_bytes += pix_words * word_bytes
+        pe.engine_slots = pe.cycles * ei * eo
     vec = design.vec_lanes
 
     def front(b, i):
         """run_block_front (top template): image b's block i up to its routing, or whole when dense."""
         layers.append(Layer(b + "ln1", "layernorm", layernorm_cycles(T, d, vec), block=i))
-        linear(b + "qkv", i, T, d, 3 * d, "plain")
+        engine(b + "qkv", "linear", i, T, d, 3 * d, wd.w)
         layers.append(Layer(b + "attention", "attention", attention_cycles(T, d, spec.heads, design),
                             2 * T * T * d, block=i))
-        linear(b + "proj", i, T, d, d, "plain")
+        engine(b + "proj", "linear", i, T, d, d, wd.w)
         layers.append(Layer(b + "res1", "residual", stream_cycles(T * d, vec, DEPTH_MEM + 1), block=i))
         layers.append(Layer(b + "ln2", "layernorm", layernorm_cycles(T, d, vec), block=i))
         if spec.is_moe(i):
             # the gate logits on the engine (expert rows padded to a multiple of ENGINE_OUT), then routing
-            gate_rows = -(-spec.num_experts // eo) * eo
-            linear(b + "gate", i, T, d, gate_rows, "plain")
-            layers[-1].macs = T * d * spec.num_experts
+            engine(b + "gate", "linear", i, T, d, spec.num_experts, wd.gate_w, macs=T * d * spec.num_experts)
             layers.append(Layer(b + "route", "moe_route", moe_route_cycles(T, spec.num_experts, spec.top_k), block=i))
-            # clear_act (top template) writes ACT_PARTITION values per cycle
-            layers.append(Layer(b + "clear", "residual", stream_cycles(T * d, design.act_partition, DEPTH_MEM),
-                                block=i))
         else:
-            linear(b + "fc1", i, T, d, spec.mlp_hidden, "gelu")
-            linear(b + "fc2", i, T, spec.mlp_hidden, d, "plain")
-            back(b, i)
+            engine(b + "fc1", "linear", i, T, d, spec.mlp_hidden, wd.w)
+            engine(b + "fc2", "linear", i, T, spec.mlp_hidden, d, wd.w)
+            back(b, i, moe=False)
 
-    def back(b, i):
-        """block_back: the MLP output added to image b's residual stream."""
-        layers.append(Layer(b + "res2", "residual", stream_cycles(T * d, vec, DEPTH_MEM + 1), block=i))
+    def back(b, i, moe=True):
+        """residual_unit: the MLP output added to image b's residual stream; a MoE block's experts wrote
+        TOP_K output slots (no read-modify-write), which the same pass adds first (a word of every
+        slot per cycle, the slots' adds deepen its pipeline)."""
+        slots = spec.top_k if moe else 1
+        layers.append(Layer(b + "res2", "residual", stream_cycles(T * d, vec, DEPTH_MEM + 1 + (slots - 1)), block=i))
 
-    counts = iter(_routing_counts(spec, routing))
+    counts = iter(routing_counts(spec, routing))
     for i in range(spec.depth):
         for f in frames:
             front(f"{f}block{i}.", i)
@@ -420,191 +228,34 @@ def schedule(spec, prec, design, bw: Bandwidth, routing=None) -> list:
             for c0 in range(0, B * n, T):      # an empty queue: the expert is never read
                 rows = min(T, B * n - c0)
                 part = f".{c0 // T}" if c0 else ""
-                linear(f"block{i}.expert{e}.fc1{part}", i, rows, d, spec.expert_hidden, "gelu")
-                linear(f"block{i}.expert{e}.fc2{part}", i, rows, spec.expert_hidden, d, "scatter")
+                engine(f"block{i}.expert{e}.fc1{part}", "linear", i, rows, d, spec.expert_hidden, wd.w)
+                engine(f"block{i}.expert{e}.fc2{part}", "linear", i, rows, spec.expert_hidden, d, wd.w)
         for f in frames:
             back(f"{f}block{i}.", i)
     out_words = math.ceil(T * d * storage_bits(wd.act) / design.axi_bits)
     for f in frames:
-        layers.append(Layer(f + "write_out", "io", math.ceil(out_words / bw.act) + DEPTH_AXI_READ,
-                            weight_bytes=out_words * word_bytes))
+        layers.append(Layer(f + "write_out", "io", act_io(out_words), weight_bytes=out_words * word_bytes))
     return layers
 
 
 def published_schedule(spec, prec, design, bw: Bandwidth) -> list:
-    """The same units as the published Edge-MoE kernel schedules them (sharc-lab/Edge-MoE, read for
-    facts): activations live in DDR (each unit streams its input in and its output out through the
-    activation ports), every layer's weights are loaded into the ping/pong buffer before its compute
-    starts (the top is not a dataflow region, so loads and compute do not overlap), and Q.K^T writes
-    the attention scores to DDR for A.V to read back. This schedule is not what ``generate`` writes;
-    it checks the model's unit rates and bandwidths against the published 34.64 ms."""
-    wd = Widths.of(prec)
-    d, T = spec.embed, spec.tokens
-    macs_pc = design.engine_in * design.engine_out
-    act_w = storage_bits(wd.act) / design.axi_bits          # AXI words per activation value
-    tensor = math.ceil(T * d * act_w)                         # words of one [T, d] activation tensor
-    layers = []
-
-    def io(words_in, words_out):                              # reads and writes use separate bundles
-        return math.ceil(max(words_in, words_out) / bw.act)
-
-    def linear(name, block, rows, ind, outd):
-        w_words = math.ceil(ind * outd * storage_bits(wd.w) / design.axi_bits)
-        load = math.ceil(w_words / bw.weights) + DEPTH_AXI_READ
-        compute = max(math.ceil(rows * ind * outd / macs_pc), io(rows * ind * act_w, rows * outd * act_w))
-        layers.append(Layer(name, "linear", load + compute + engine_depth(design), rows * ind * outd,
-                            w_words * design.axi_bits // 8, block))
-
-    pix = math.ceil(spec.num_patches * spec.patch_dim * storage_bits(wd.pixel) / design.axi_bits)
-    linear("patch_embed", -1, spec.num_patches, spec.patch_dim, d)
-    layers[-1].cycles += io(pix, 0)
-    layers[-1].unit = "patch_embed"
-    scores = math.ceil(T * T * spec.heads * storage_bits(wd.score) / design.axi_bits)
-    for i in range(spec.depth):
-        b = f"block{i}."
-        layers.append(Layer(b + "ln1", "layernorm", max(layernorm_cycles(T, d, design.vec_lanes), io(tensor, tensor)), block=i))
-        for n in ("q", "k"):
-            linear(b + n, i, T, d, d)
-        r = design.attn_rows
-        qk = math.ceil(T / r) * T * (d // design.attn_lanes + r)  # Q.K^T, then the softmax pass, R rows per key
-        layers.append(Layer(b + "qk", "attention", max(qk, io(tensor * 2, scores)), T * T * d, block=i))
-        linear(b + "v", i, T, d, d)
-        av = math.ceil(T / r) * T * (d // design.attn_lanes)
-        layers.append(Layer(b + "av", "attention", max(av, io(scores + tensor, tensor)), T * T * d, block=i))
-        linear(b + "proj", i, T, d, d)
-        layers.append(Layer(b + "res1", "residual", io(2 * tensor, tensor), block=i))
-        layers.append(Layer(b + "ln2", "layernorm", max(layernorm_cycles(T, d, design.vec_lanes), io(tensor, tensor)), block=i))
-        if spec.is_moe(i):
-            gate_words = math.ceil(spec.num_experts * d * storage_bits(wd.gate_w) / design.axi_bits)
-            layers.append(Layer(b + "route", "moe_route", math.ceil(gate_words / bw.weights)
-                                + T * (d + spec.num_experts * II_SOFTMAX), T * d * spec.num_experts, block=i))
-            for e, n in enumerate(_routing_counts(spec, None)[0]):
-                linear(f"{b}expert{e}.fc1", i, n, d, spec.expert_hidden)
-                linear(f"{b}expert{e}.fc2", i, n, spec.expert_hidden, d)
-        else:
-            linear(b + "fc1", i, T, d, spec.mlp_hidden)
-            linear(b + "fc2", i, T, spec.mlp_hidden, d)
-        layers.append(Layer(b + "res2", "residual", io(2 * tensor, tensor), block=i))
-    return layers
+    from .published import published_schedule as ps
+    return ps(spec, prec, design, bw)
 
 
 def published_latency_ms(spec, prec, design, board, clock_mhz: float | None = None) -> float:
-    """Latency per frame of the published Edge-MoE schedule (:func:`published_schedule`)."""
-    clock = float(clock_mhz or design.clock_mhz or board.clock_mhz)
-    layers = published_schedule(spec, prec, design, Bandwidth.of(design, board, clock))
-    return sum(l.cycles for l in layers) / (clock * 1e3)
-
-
-# ---- resources --------------------------------------------------------------------------------
-def _bank_cost(depth: int, width: int, uram: bool) -> tuple:
-    """(bram36, uram, lut) of one memory bank of ``depth`` x ``width`` bits."""
-    if depth * width <= LUTRAM_BITS:
-        return 0, 0, math.ceil(depth * width / 64)          # LUTRAM: 64 bits per LUT
-    if uram:
-        return 0, math.ceil(width / URAM_WIDTH) * math.ceil(depth / URAM_DEPTH), 0
-    # the cheapest BRAM36 aspect ratio (depth x width): 1Kx36, 2Kx18, 4Kx9, 512x72
-    best = min(math.ceil(width / w) * math.ceil(depth / dd) for dd, w in
-               ((512, 72), (1024, 36), (2048, 18), (4096, 9), (8192, 4), (16384, 2), (32768, 1)))
-    return best, 0, 0
-
-
-def memories(spec, prec, design) -> list:
-    """(unit, name, elements, bits, banks) of every on-chip buffer of the generated kernel."""
-    wd = Widths.of(prec)
-    d, T = spec.embed, spec.tokens
-    P = design.act_partition
-    hid = max(spec.mlp_hidden if len(spec.moe_blocks) < spec.depth else 0,
-              spec.expert_hidden if spec.moe_blocks else 0)
-    E = spec.num_experts
-    B = design.batch
-    tok_bits = max(clog2(B * T + 1), 1)
-    m = [
-        # the residual streams, MoE inputs and MoE outputs of the batch's images
-        ("residual", "g_x", B * T * d, wd.act, P), ("layernorm", "g_lnb", B * T * d, wd.lin_in, P),
-        ("linear", "g_qkv", T * 3 * d, wd.qkv, P), ("attention", "g_att", T * d, wd.lin_in, P),
-        ("residual", "g_tmp", B * T * d, wd.act, P), ("linear", "g_hid", T * hid, wd.hidden, P),
-        ("patch_embed", "g_pos", T * d, wd.bias, P),
-        ("patch_embed", "pixels", spec.num_patches * spec.patch_dim, wd.pixel, design.engine_in),
-        # one-time parameters, partitioned like the activations so the engine reads a lane of biases
-        # and the loads write a word of values per cycle
-        ("layernorm", "g_ln", spec.depth * 4 * d, wd.ln_param, P),
-        ("linear", "g_qkv_b", spec.depth * 3 * d, wd.bias, P),
-        ("linear", "g_bias", sum(d + (E * (spec.expert_hidden + d) if spec.is_moe(i) else spec.mlp_hidden + d)
-                                 for i in range(spec.depth)), wd.bias, P),
-        ("linear", "acc", T * design.engine_out, wd.acc, design.engine_out),
-        ("linear", "wbuf", 2 * design.engine_in * design.engine_out, storage_bits(wd.w),
-         design.engine_in * design.engine_out),
-        ("attention", "sbuf", spec.heads * design.attn_rows * T, wd.score, spec.heads * design.attn_rows),
-        ("attention", "qbuf", design.attn_rows * d, wd.qkv, design.attn_rows * design.attn_lanes),
-        ("attention", "oacc", design.attn_rows * d, 64, design.attn_rows * design.attn_lanes),
-        # one 2^f table per parallel exp of the softmax (A.V's exps reuse them): both ports of each
-        ("attention", "exp_roms", spec.heads * design.attn_rows * 257, 24, spec.heads * design.attn_rows),
-    ]
-    if spec.moe_blocks:
-        m += [("moe_route", "g_logits+probs", 2 * T * E, wd.score, design.engine_out),
-              ("moe_route", "queues", E * B * T, tok_bits + wd.gate_score, E)]
-    return m
-
-
-def resources(spec, prec, design) -> dict:
-    """unit -> {dsp, bram36, uram, lut}; the buffers in ``design.uram_buffers`` are bound to UltraRAM."""
-    wd = Widths.of(prec)
-    r, lanes, H = design.attn_rows, design.attn_lanes, spec.heads
-    ei, eo, vec = design.engine_in, design.engine_out, design.vec_lanes
-    pair = eo % 2 == 0 and packed_int8(wd.lin_in, wd.w)          # pack2.h: two int8 MACs per DSP
-    rows2 = r % 2 == 0
-    qk = r * lanes // 2 if rows2 and packed_int8(wd.qkv, wd.qkv) else r * lanes * dsp_per_mult(wd.qkv, wd.qkv)
-    av = r * lanes // 2 if rows2 and packed_int8(wd.prob, wd.qkv) else r * lanes * dsp_per_mult(wd.prob, wd.qkv)
-    dsp = {
-        # the engine's MACs, plus the epilogue per output lane: GELU interpolation, score weighting
-        "linear": (ei * eo // 2 if pair else ei * eo * dsp_per_mult(wd.lin_in, wd.w))
-        + eo * (1 + dsp_per_mult(wd.gate_score, wd.act)),
-        "attention": qk + av
-        + r * dsp_per_mult(wd.score, 16)                                    # the scale
-        + H * r * (dsp_per_mult(wd.score + 1, 18) + 1 + dsp_per_mult(wd.sm_sum, wd.exp))   # softmax updates
-        + r * (dsp_per_mult(wd.score + 1, 18) + 1 + dsp_per_mult(wd.exp, 18)),          # p on the fly
-        # per lane: the square, diff x rsqrt mantissa (32 bits), norm x gamma; once: the rsqrt's Newton
-        # steps (RSQRT_NEWTON_STEPS x 3 products of 34 bits); one instance serves every LayerNorm
-        "layernorm": vec * (dsp_per_mult(wd.ln_diff, wd.ln_diff) + dsp_per_mult(wd.ln_diff, 32)
-                            + dsp_per_mult(32, wd.ln_param)) + 6 * dsp_per_mult(34, 34),
-        # the gate's dot products run on the engine; per token: the softmax update and the probability
-        "moe_route": 2 * dsp_per_mult(wd.score + 1, 18) + dsp_per_mult(wd.sm_sum, wd.exp) + 1
-        if spec.moe_blocks else 0,
-        "patch_embed": 0,            # shares the engine
-        "residual": 0,
-    }
-    # LUTs: adder trees and accumulators of the MACs, partition multiplexers, control (coarse)
-    psum = wd.lin_in + wd.w + clog2(ei)
-    lut = {
-        "linear": ei * eo * (psum // 2) + eo * (wd.acc + 200) + 3000,
-        "attention": r * lanes * 2 * 40 + H * r * 350 + 4000,
-        "layernorm": vec * 250 + 3000,
-        "moe_route": spec.num_experts * 120 + 2500 if spec.moe_blocks else 0,
-        "patch_embed": 800,
-        "residual": vec * (wd.act + 8) + 500,
-    }
-    out = {u: dict(dsp=dsp[u], bram36=0, uram=0, lut=lut[u]) for u in dsp}
-    for unit, name, n, bits, banks in memories(spec, prec, design):
-        banks = max(1, min(banks, n))
-        if name in design.uram_buffers:
-            # an UltraRAM buffer is reshaped, not partitioned: one word holds a row of its lanes
-            bits, n, banks = bits * banks, math.ceil(n / banks), 1
-        b, u, l = _bank_cost(math.ceil(n / banks), bits, name in design.uram_buffers)
-        out[unit]["bram36"] += b * banks
-        out[unit]["uram"] += u * banks
-        out[unit]["lut"] += l * banks
-    bundles = 2 + design.weight_ports           # gmem_act, gmem_scratch and the weight ports
-    out["interfaces"] = dict(dsp=0, bram36=4 * bundles, uram=0, lut=2500 * bundles + 1500)
-    return out
+    """Latency per frame of the published Edge-MoE schedule (codegen/published.py)."""
+    from .published import published_latency_ms as pl
+    return pl(spec, prec, design, board, clock_mhz)
 
 
 # ---- the whole estimate -----------------------------------------------------------------------
 def estimate(spec, prec, design, board, clock_mhz: float | None = None, routing=None,
-             published: bool = True, layers: list | None = None) -> Estimate:
-    """Latency, throughput and resources of the generated kernel for one frame; ``published`` adds a
-    note with the published Edge-MoE schedule of the same point (explore, which scores thousands of
-    points, leaves it out); ``layers``: this design's :func:`schedule` when the caller has it already
-    (the schedule does not depend on ``design.uram_buffers``)."""
+             published: bool = True, layers: list | None = None, caps: dict | None = None) -> Estimate:
+    """Latency, throughput and resources of the generated kernel; ``published`` adds a note with the
+    published Edge-MoE schedule of the same point (explore, which scores thousands of points, leaves it
+    out); ``layers``: this design's :func:`schedule` when the caller has it already (the schedule does
+    not depend on ``design.uram_buffers``); ``caps``: the timing-closure caps (default ``UTIL_CAPS``)."""
     clock = float(clock_mhz or design.clock_mhz or board.clock_mhz)
     design.validate(spec)
     if board.resources is None or board.ddr is None:
@@ -613,7 +264,7 @@ def estimate(spec, prec, design, board, clock_mhz: float | None = None, routing=
     if layers is None:
         layers = schedule(spec, prec, design, bw, routing)
     by_unit = resources(spec, prec, design)
-    total = {k: sum(u[k] for u in by_unit.values()) for k in ("dsp", "bram36", "uram", "lut")}
+    total = totals(by_unit)
     wd = Widths.of(prec)
     macs = sum(l.macs for l in layers) // design.batch          # per frame
     moved = sum(l.weight_bytes for l in layers) // design.batch
@@ -623,18 +274,22 @@ def estimate(spec, prec, design, board, clock_mhz: float | None = None, routing=
     best = macs_per_dsp_best(wd.lin_in, wd.w)
     compute_floor = macs / (budget["dsp"] * best * clock * 1e6) * 1e3
     ddr_floor = moved / bw.ddr_bytes_per_s * 1e3
-    notes = [f"routing {'balanced' if routing in (None, 'balanced') else 'given'}: "
-             f"{spec.tokens * spec.top_k} token slots over {spec.num_experts} experts per MoE block",
-             f"bandwidth: weights {bw.weights:.3f} and act {bw.act:.3f} AXI words per cycle, "
-             f"DDR {bw.ddr_bytes_per_s / 1e9:.1f} GB/s ({EFFICIENCY:.0%} of peak)"]
+    routed = "balanced" if routing in (None, "balanced") else "given"
+    notes = [f"routing {routed}: {spec.tokens * spec.top_k} token slots over {spec.num_experts} experts per MoE block",
+             f"DDR: {bw.describe(board)}"]
     pub = None
     if published:
         pub = published_latency_ms(spec, prec, design, board, clock)
         notes.append(f"the same units scheduled as the published Edge-MoE kernel runs them (activations in DDR, "
                      f"each layer's weights loaded before it computes): {pub:.3f} ms per frame")
+    ddr = dict(board.ddr.to_dict(), label=board.ddr.label, efficiency=EFFICIENCY,
+               sustained_gbps=round(bw.ddr_bytes_per_s / 1e9, 3))
+    band = dict(weights=round(bw.weights, 4), act=round(bw.act, 4), ddr=round(bw.ddr, 4),
+                shared_ddr_port=list(bw.shared), unit=f"{design.axi_bits}-bit AXI words per cycle",
+                weights_gbps=round(bw.weight_gbps, 3), act_gbps=round(bw.act_gbps, 3))
     return Estimate(spec.name, prec.name, design.to_dict(), board.name, clock, layers, total, by_unit, budget,
-                    macs, moved, compute_floor, ddr_floor,
-                    "balanced" if routing in (None, "balanced") else "given", notes, design.batch, pub)
+                    macs, moved, compute_floor, ddr_floor, routed, notes, design.batch, pub,
+                    dict(caps or UTIL_CAPS), ddr, band)
 
 
 def check_fits(est: Estimate) -> None:
@@ -647,6 +302,18 @@ def check_fits(est: Estimate) -> None:
                            f"{est.board}: {'; '.join(parts)}")
 
 
-__all__ = ["Estimate", "Layer", "estimate", "check_fits", "rtl_unit_cycles", "published_latency_ms",
-           "published_schedule", "linear_cycles", "stream_cycles", "attention_cycles", "layernorm_cycles",
-           "moe_route_cycles", "dsp_per_mult", "EFFICIENCY"]
+def caps_warning(est: Estimate) -> str | None:
+    """One line when the design fits the board but sits above a timing-closure cap."""
+    over = est.over_caps()
+    if not over or not est.fits:
+        return None
+    use = est.utilization()
+    parts = [f"{k} {use[k]:.0%} > {est.caps[k]:.0%}" for k in over]
+    return (f"warning: design {est.design['name']!r} fits {est.board} but is above the timing-closure cap "
+            f"({', '.join(parts)}): designs this full rarely close timing at {est.clock_mhz:g} MHz")
+
+
+__all__ = ["Estimate", "Layer", "Bandwidth", "estimate", "schedule", "check_fits", "caps_warning", "rtl_unit_cycles",
+           "published_latency_ms", "published_schedule", "linear_cycles", "engine_cycles", "engine_load_steps",
+           "stream_cycles", "attention_cycles", "layernorm_cycles", "moe_route_cycles", "memories", "resources",
+           "dsp_per_mult", "packed_int8", "clog2", "EFFICIENCY", "PS_PORT_BITS"]

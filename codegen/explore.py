@@ -1,26 +1,33 @@
 """Design-space exploration: the fastest design point of the generated kernel that fits a board.
 
 The search walks engine width (engine_in x engine_out: the weight tiling), attention rows and
-lanes, element-wise lanes, the number of weight ports (port mapping) and which activation buffers
-go to UltraRAM; every point is scored by :func:`edgemoe.codegen.estimate.estimate`, so a point
-found here describes C++ that ``edgemoe generate --design best.json`` writes.
+lanes, element-wise lanes, the number of weight ports (port mapping), which activation buffers
+go to UltraRAM and the batch; every point is scored by :func:`edgemoe.codegen.estimate.estimate`, so
+a point found here describes C++ that ``edgemoe generate --design best.json`` writes. Only points
+within the utilisation caps (codegen/caps.py: DSP, BRAM36, URAM <= 80%, LUT, FF <= 70% of the board
+by default) count: fuller designs rarely close timing at 300 MHz.
 """
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass
 
 from edgemoe.errors import EdgeMoeError
 
+from .caps import UTIL_CAPS, describe_caps, use_of
 from .design import Design, MAX_WEIGHT_PORTS
-from .estimate import Bandwidth, Estimate, estimate, resources, schedule
+from .estimate import Bandwidth, Estimate, estimate, schedule
+from .estimate_resources import dsp_count, resources, totals
+from .model_common import Widths
 
 ENGINE_SIDES = (8, 16, 32, 64)
 ATTN_ROWS = (2, 4, 8, 16)
 LANES = (4, 8, 16, 32)
 VEC_LANES = (8, 16, 32)
 BATCHES = (1, 2, 4)       # frames per kernel pass sharing every expert's weight load
+# m_axi widths: a PS port moves 128 bits per cycle either way; 128-bit words halve the m_axi FIFOs and
+# the lanes the AXI word forces on the buffers (what a small board's block RAM needs)
+AXI_CHOICES = (256, 128)
 # activation buffers moved to UltraRAM, biggest first (the hidden layer, then Q/K/V, then the rest)
 URAM_CHOICES = ((), ("g_hid",), ("g_hid", "g_qkv"), ("g_hid", "g_qkv", "g_lnb", "g_att", "g_tmp"),
                 ("g_hid", "g_qkv", "g_x", "g_lnb", "g_att", "g_tmp", "g_pos"),
@@ -35,18 +42,20 @@ class Point:
     bram36: int
     uram: int
     lut: int
+    ff: int
     estimate: Estimate | None = None
 
 
-def candidates(spec, axi_bits: int = 256, clock_mhz: float = 300.0, board_uram: bool = True, batches=BATCHES):
+def candidates(spec, axi_choices=AXI_CHOICES, clock_mhz: float = 300.0, board_uram: bool = True, batches=BATCHES):
     """Every design point whose sizes tile onto ``spec`` (batches > 1 only when it has experts)."""
     uram_choices = URAM_CHOICES if board_uram else ((),)
     batches = batches if spec.moe_blocks else (1,)
-    for ei, eo, r, l, v, wp, ur, bt in itertools.product(ENGINE_SIDES, ENGINE_SIDES, ATTN_ROWS, LANES, VEC_LANES,
-                                                         range(1, MAX_WEIGHT_PORTS + 1), uram_choices, batches):
-        d = Design(f"{ei}x{eo}-r{r}l{l}-v{v}-w{wp}" + (f"-u{len(ur)}" if ur else "") + (f"-b{bt}" if bt > 1 else ""),
-                   ei, eo, r, axi_bits, clock_mhz, attn_lanes=l, vec_lanes=v, weight_ports=wp, uram_buffers=ur,
-                   batch=bt)
+    for ei, eo, r, l, v, wp, ur, bt, ax in itertools.product(ENGINE_SIDES, ENGINE_SIDES, ATTN_ROWS, LANES, VEC_LANES,
+                                                             range(1, MAX_WEIGHT_PORTS + 1), uram_choices, batches,
+                                                             axi_choices):
+        d = Design(f"{ei}x{eo}-r{r}l{l}-v{v}-w{wp}" + (f"-u{len(ur)}" if ur else "") + (f"-b{bt}" if bt > 1 else "")
+                   + (f"-a{ax}" if ax != 256 else ""),
+                   ei, eo, r, ax, clock_mhz, attn_lanes=l, vec_lanes=v, weight_ports=wp, uram_buffers=ur, batch=bt)
         try:
             d.validate(spec)
         except EdgeMoeError:
@@ -63,10 +72,12 @@ def pareto(points: list) -> list:
     return front
 
 
-def explore(spec, prec, board, clock_mhz: float | None = None, progress=None, batches=BATCHES) -> tuple:
-    """(best point, Pareto front, every fitting point) for ``spec`` at ``prec`` on ``board``; latency
-    is per frame (a batch's time over its frames)."""
+def explore(spec, prec, board, clock_mhz: float | None = None, progress=None, batches=BATCHES, caps=None) -> tuple:
+    """(best point, Pareto front, every point within the caps) for ``spec`` at ``prec`` on ``board``;
+    latency is per frame (a batch's time over its frames); ``caps``: resource -> the largest fraction
+    of the board a point may use (default ``UTIL_CAPS``)."""
     clock = float(clock_mhz or board.clock_mhz)
+    caps = dict(caps or UTIL_CAPS)
     budget = board.resources.to_dict()
     designs = list(candidates(spec, clock_mhz=clock, board_uram=budget["uram"] > 0, batches=batches))
     if not designs:
@@ -74,29 +85,35 @@ def explore(spec, prec, board, clock_mhz: float | None = None, progress=None, ba
                            f"head_dim {spec.head_dim})")
     fitting = []
     closest = None
+    wd = Widths.of(prec)
     schedules = {}   # the schedule does not depend on the UltraRAM binding: one per other choice
     for i, d in enumerate(designs):
         if progress and i % 500 == 0:
             progress(i, len(designs))
-        res = resources(spec, prec, d)
-        tot = {k: sum(u[k] for u in res.values()) for k in ("dsp", "bram36", "uram", "lut")}
-        over = max(tot[k] / budget[k] if budget[k] else (math.inf if tot[k] else 0) for k in tot)
+        # DSPs first (cheap): most points that break a cap break the DSP cap
+        dsp_over = use_of({"dsp": dsp_count(spec, wd, d)}, budget)["dsp"] / caps["dsp"]
+        if dsp_over > 1 and closest is not None and dsp_over >= closest[0]:
+            continue
+        tot = totals(resources(spec, prec, d))
+        use = use_of(tot, budget)
+        over = max(use[k] / caps[k] for k in caps)
         if over > 1:
             if closest is None or over < closest[0]:
-                closest = (over, d, tot)
+                closest = (over, d, tot, use)
             continue
         key = d.with_(name="", uram_buffers=())
         if key not in schedules:
             schedules[key] = schedule(spec, prec, d, Bandwidth.of(d, board, clock))
-        est = estimate(spec, prec, d, board, clock, published=False, layers=schedules[key])
-        fitting.append(Point(d, est.latency_ms, tot["dsp"], tot["bram36"], tot["uram"], tot["lut"], est))
+        est = estimate(spec, prec, d, board, clock, published=False, layers=schedules[key], caps=caps)
+        fitting.append(Point(d, est.latency_ms, tot["dsp"], tot["bram36"], tot["uram"], tot["lut"], tot["ff"], est))
     if progress:
         progress(len(designs), len(designs))
     if not fitting:
-        over, d, tot = closest
-        worst = {k: f"{tot[k]} of {budget[k]}" for k in tot if tot[k] > budget[k]}
-        raise EdgeMoeError(f"explore: no design point of {spec.name} ({prec.name}) fits {board.name}; the closest "
-                           f"({d.summary()}) needs {', '.join(f'{k} {v}' for k, v in worst.items())}")
+        over, d, tot, use = closest
+        worst = [f"{k} {tot[k]} ({use[k]:.0%} of {budget[k]}, cap {caps[k]:.0%})" for k in caps if use[k] > caps[k]]
+        raise EdgeMoeError(f"explore: no design point of {spec.name} ({prec.name}) fits {board.name} within the "
+                           f"utilisation caps ({describe_caps(caps)}); the closest ({d.summary()}) needs "
+                           f"{', '.join(worst)}; --max-util changes the caps")
     # fastest; among equally fast points (within 0.5%) the one with the fewest DSPs, then BRAM
     fastest = min(p.latency_ms for p in fitting)
     best = min((p for p in fitting if p.latency_ms <= fastest * 1.005), key=lambda p: (p.dsp, p.bram36, p.lut))

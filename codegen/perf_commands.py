@@ -50,6 +50,7 @@ def resolve_target(project=None, preset=None, board=None, precision=None, design
 
 
 def format_estimate(est) -> str:
+    from .bandwidth import EFFICIENCY
     from .design import Design
     clock = est.clock_mhz
     lines = [f"{est.preset} {est.precision} on {est.board} at {clock:g} MHz, design {est.design['name']}: "
@@ -59,10 +60,24 @@ def format_estimate(est) -> str:
     for unit, cyc in est.frame_cycles_by_unit():
         lines.append(f"{unit:12s} {cyc:11,d} {cyc / (clock * 1e3):8.3f} {cyc / total:6.1%}")
     lines.append(f"{'total':12s} {total:11,d} {est.latency_ms:8.3f}")
-    lines += ["", f"{'resource':9s} {'estimate':>9s} {'board':>8s} {'use':>6s}"]
-    for k in ("dsp", "bram36", "uram", "lut"):
-        n, a = est.resources[k], est.budget[k]
-        lines.append(f"{k:9s} {n:9,d} {a:8,d} {(n / a if a else 0):6.1%}" + ("  OVER" if n > a else ""))
+    keys = ("dsp", "bram36", "uram", "lut", "ff")
+    head = f"{'resources':12s} " + " ".join(f"{k.upper() if k != 'bram36' else 'BRAM36':>8s}" for k in keys)
+    lines += ["", head]
+    for unit, r in est.by_unit_resources.items():
+        lines.append(f"{unit:12s} " + " ".join(f"{r[k]:8,d}" for k in keys))
+    use, over, caps_over = est.utilization(), est.over_budget(), est.over_caps()
+    lines.append(f"{'total':12s} " + " ".join(f"{est.resources[k]:8,d}" for k in keys))
+    lines.append(f"{est.board:12s} " + " ".join(f"{est.budget[k]:8,d}" for k in keys))
+    cells = [f"{use[k]:8.1%}" if est.budget[k] else f"{'-' if not est.resources[k] else 'NONE':>8s}" for k in keys]
+    lines.append(f"{'use':12s} " + " ".join(cells))
+    lines.append(f"{'cap':12s} " + " ".join(f"{est.caps[k]:8.0%}" for k in keys))
+    flags = [f"{k} OVER the board" for k in over] + [f"{k} above the cap" for k in caps_over if k not in over]
+    lim, lu = est.limiting_resource(), est.limiting_unit()
+    lim_use = f"{lim['use']:.1%}" if lim["use"] is not None else "needed, none on the board"
+    lines += [f"limiting resource: {lim['name']} ({lim_use} of the board, cap {lim['cap']:.0%})"
+              + (f"; {', '.join(flags)}" if flags else ""),
+              f"limiting unit: {lu['name']} ({lu['share']:.1%} of the cycles)"]
+    ddr = est.ddr
     lines += ["",
               f"latency {est.latency_ms:.3f} ms per frame, {est.gops:.1f} GOPS ({est.macs / 1e6:.0f} M MAC), "
               f"linear engine busy with useful MACs {est.linear_utilization():.1%}"]
@@ -72,7 +87,14 @@ def format_estimate(est) -> str:
     lines += [
               f"floors: compute {est.compute_floor_ms:.3f} ms (every DSP at this precision's best rate), "
               f"DDR {est.ddr_floor_ms:.3f} ms ({est.bytes_per_frame / 1e6:.1f} MB per frame)"]
-    lines += [f"note: {n}" for n in est.notes]
+    if ddr:
+        lines.append(f"DDR: {ddr['label']} assumed ({ddr['peak_gbps']:.2f} GB/s peak, {ddr['source']}), "
+                     f"{EFFICIENCY:.0%} of peak (FPT'19) = {ddr['sustained_gbps']:.1f} GB/s; weight stream "
+                     f"{est.bandwidth['weights']:.3f} {est.design['axi_bits']}-bit words per cycle"
+                     + (f" ({' and '.join(est.bandwidth['shared_ddr_port'])} share a DDR controller port)"
+                        if est.bandwidth.get("shared_ddr_port") else ""))
+    # the DDR note is the line above
+    lines += [f"note: {n}" for n in est.notes if not (ddr and n.startswith("DDR: "))]
     return "\n".join(lines)
 
 
@@ -84,11 +106,14 @@ def _write_json(path, obj) -> None:
 
 def estimate_command(args) -> int:
     from .csynth import compare, find_csynth, parse_csynth
-    from .estimate import check_fits, estimate
+    from .estimate import caps_warning, check_fits, estimate
     spec, prec, des, board, clock = resolve_target(args.project, args.preset, args.board, args.precision,
                                                    args.design, args.clock, args.batch)
     est = estimate(spec, prec, des, board, clock)
     print(format_estimate(est))
+    warning = caps_warning(est)
+    if warning:
+        print(warning, file=sys.stderr)
     out = est.to_dict()
     report = None
     if args.csynth:
@@ -117,8 +142,10 @@ def explore_command(args) -> int:
     from edgemoe.golden.precision import base_precision
     from edgemoe.spec import get_preset
 
+    from .caps import describe_caps, parse_max_util
     from .design import Design
     from .explore import BATCHES, explore, plot_front
+    caps = parse_max_util(getattr(args, "max_util", None))
     if args.batch:
         Design(batch=args.batch)    # a batch out of range: one line before the search
     spec = get_preset(args.preset)
@@ -129,19 +156,23 @@ def explore_command(args) -> int:
     def progress(i, n):
         print(f"\r  exploring: {i}/{n} design points", end="" if i < n else "\n", file=sys.stderr, flush=True)
     best, front, points = explore(spec, prec, board, clock, progress=progress,
-                                  batches=(args.batch,) if args.batch else BATCHES)
-    print(f"{len(points)} design points of {spec.name} ({prec.name}) fit {board.name} at {clock:g} MHz; "
-          f"Pareto front (latency vs DSP and BRAM36), fastest first:")
-    print(f"  {'latency ms':>10s} {'DSP':>5s} {'BRAM36':>6s} {'URAM':>4s} {'LUT':>7s}  design")
+                                  batches=(args.batch,) if args.batch else BATCHES, caps=caps)
+    print(f"{len(points)} design points of {spec.name} ({prec.name}) fit {board.name} at {clock:g} MHz within the "
+          f"utilisation caps ({describe_caps(caps)}); Pareto front (latency vs DSP and BRAM36), fastest first:")
+    print(f"  {'latency ms':>10s} {'DSP':>5s} {'BRAM36':>6s} {'URAM':>4s} {'LUT':>7s} {'FF':>7s}  design")
     for p in front[:args.top]:
         mark = " <- best" if p is best else ""
-        print(f"  {p.latency_ms:10.3f} {p.dsp:5d} {p.bram36:6.0f} {p.uram:4d} {p.lut:7d}  {p.design.summary()}{mark}")
+        print(f"  {p.latency_ms:10.3f} {p.dsp:5d} {p.bram36:6.0f} {p.uram:4d} {p.lut:7d} {p.ff:7d}  "
+              f"{p.design.summary()}{mark}")
     if len(front) > args.top:
         print(f"  ... {len(front) - args.top} more (all in --json)")
     best_design = best.design.with_(name=f"explore-{board.name}-{prec.name}",
                                     description=f"edgemoe explore: fastest fitting point for {spec.name} "
                                                 f"{prec.name} on {board.name}")
-    print(f"\nbest: {best_design.summary()}: {best.latency_ms:.3f} ms per frame")
+    lim, lu = best.estimate.limiting_resource(), best.estimate.limiting_unit()
+    print(f"\nbest: {best_design.summary()}: {best.latency_ms:.3f} ms per frame; limiting resource {lim['name']} "
+          f"({lim['use']:.1%} of the board, cap {lim['cap']:.0%}), limiting unit {lu['name']} "
+          f"({lu['share']:.1%} of the cycles)")
     plot = Path(args.plot or (Path(args.json).with_suffix(".png") if args.json else f"explore_{board.name}_{prec.name}.png"))
     plot_front(points, front, best, plot, f"{spec.name} {prec.name} on {board.name} at {clock:g} MHz: "
                f"{len(points)} fitting design points")
@@ -149,8 +180,8 @@ def explore_command(args) -> int:
     if args.json:
         out = dict(design=best_design.to_dict(), estimate=best.estimate.to_dict(), preset=spec.name,
                    precision=prec.name, board=board.name, clock_mhz=clock,
-                   pareto=[dict(design=p.design.to_dict(), latency_ms=p.latency_ms, dsp=p.dsp, bram36=p.bram36,
-                                uram=p.uram, lut=p.lut) for p in front])
+                   caps=caps, pareto=[dict(design=p.design.to_dict(), latency_ms=p.latency_ms, dsp=p.dsp,
+                                           bram36=p.bram36, uram=p.uram, lut=p.lut, ff=p.ff) for p in front])
         out["estimate"].pop("layers", None)
         _write_json(args.json, out)
         print(f"wrote {args.json} (pass it to `edgemoe generate --design {args.json}`)")

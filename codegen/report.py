@@ -54,7 +54,7 @@ def plot_layers(est, path) -> None:
 def plot_resources(est, path) -> None:
     """Use of each resource against the board, split by unit."""
     plt = _plt()
-    keys = ["dsp", "bram36", "uram", "lut"]
+    keys = ["dsp", "bram36", "uram", "lut", "ff"]
     fig, ax = plt.subplots(figsize=(7, 2.8))
     left = np.zeros(len(keys))
     units = list(est.by_unit_resources)
@@ -174,8 +174,9 @@ def write_report(project_dir, out_dir=None, run_csim: bool = True, sim_json=None
                   ("clock", f"{clock:g} MHz")]
     sections.append(("Spec", _md_table(["field", "value"], spec_rows), _html_table(["field", "value"], spec_rows)))
     res_rows = [(k, est.resources[k], est.budget[k], f"{est.resources[k] / est.budget[k]:.1%}" if est.budget[k] else "-")
-                for k in ("dsp", "bram36", "uram", "lut")]
-    unit_rows = [(u, r["dsp"], r["bram36"], r["uram"], r["lut"]) for u, r in est.by_unit_resources.items()]
+                for k in ("dsp", "bram36", "uram", "lut", "ff")]
+    unit_rows = [(u, r["dsp"], r["bram36"], r["uram"], r["lut"], r["ff"]) for u, r in est.by_unit_resources.items()]
+    unit_cols = ["unit", "DSP", "BRAM36", "URAM", "LUT", "FF"]
     frame = est.cycles // est.batch
     lat_rows = [(u, f"{c:,}", f"{c / (clock * 1e3):.3f}", f"{c / frame:.1%}") for u, c in est.frame_cycles_by_unit()]
     lat_rows.append(("total", f"{frame:,}", f"{est.latency_ms:.3f}", ""))
@@ -192,10 +193,10 @@ def write_report(project_dir, out_dir=None, run_csim: bool = True, sim_json=None
             f"{k} {n} of {a}" for k, (n, a) in est.over_budget().items())
         sections.append(("Resources against the board",
                          f"The design {fits} {board.name}.\n\n" + _md_table(["resource", "estimate", board.name, "use"], res_rows)
-                         + "\n\n" + _md_table(["unit", "DSP", "BRAM36", "URAM", "LUT"], unit_rows) + "\n\n![](resources.png)",
+                         + "\n\n" + _md_table(unit_cols, unit_rows) + "\n\n![](resources.png)",
                          f"<p>The design {html.escape(fits)} {board.name}.</p>"
                          + _html_table(["resource", "estimate", board.name, "use"], res_rows)
-                         + _html_table(["unit", "DSP", "BRAM36", "URAM", "LUT"], unit_rows) + img("resources.png")))
+                         + _html_table(unit_cols, unit_rows) + img("resources.png")))
         summary = (f"{est.latency_ms:.3f} ms per frame, {est.gops:.1f} GOPS; floors: compute {est.compute_floor_ms:.3f} ms, "
                    f"DDR {est.ddr_floor_ms:.3f} ms; linear engine doing useful MACs {est.linear_utilization():.1%} "
                    f"of its cycles. " + (f"Batches of {est.batch} frames share every expert's weight load; a batch "

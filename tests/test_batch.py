@@ -95,15 +95,16 @@ def test_batch_shares_expert_weight_loads_in_the_model():
         four.batch_latency_ms, abs=1e-4)
 
 
-def test_w8a8_goal_on_zcu104_needs_and_gets_a_batched_point():
-    """Issue 6's goal at w8a8 (<= 4 ms per frame, >= 80% useful MACs in the linear layers): the experts'
-    DDR traffic keeps every batch-1 point under 80%; a fitting batch-4 point reaches both."""
+def test_w8a8_goal_on_zcu104_gets_a_batched_point():
+    """Issue 11's goal at w8a8 (<= 5 ms per frame with batch <= 4, within the utilisation caps): sharing
+    every expert's weight load between 4 frames beats the best single-frame point and keeps the engine
+    busier (the experts' DDR traffic idles it at batch 1)."""
     spec, prec, board = get_preset("m3vit-tiny-edge"), base_precision("w8a8"), get_board("zcu104")
     best1, _, _ = explore(spec, prec, board, batches=(1,))
     best4, _, _ = explore(spec, prec, board, batches=(4,))
-    assert best1.estimate.linear_utilization() < 0.80
-    assert best4.estimate.fits and best4.design.batch == 4
-    assert best4.latency_ms <= 4.0 and best4.estimate.linear_utilization() >= 0.80
+    assert best4.estimate.within_caps and best4.design.batch == 4
+    assert best4.latency_ms <= 5.0 and best4.latency_ms < best1.latency_ms
+    assert best4.estimate.linear_utilization() > best1.estimate.linear_utilization()
 
 
 @pytest.mark.parametrize("batch", [0, 9, "2"])

@@ -86,7 +86,8 @@ EXPECTED = {
     "zcu102": ("xczu9eg-ffvb1156-2-e", "xilinx.com:zcu102:part0:3.4", (2520, 274080, 548160, 912, 0)),
     "kv260": ("xck26-sfvc784-2LV-c", "xilinx.com:kv260_som:part0:1.4", (1248, 117120, 234240, 144, 64)),
 }
-PORTS = {"gmem_act": "S_AXI_HP0_FPD", "gmem_scratch": "S_AXI_HP1_FPD", "gmem_w": "S_AXI_HP2_FPD",
+# the weight bundles on PS ports with a DDR controller port of their own; act and scratch share HP1/HP2's
+PORTS = {"gmem_act": "S_AXI_HP1_FPD", "gmem_scratch": "S_AXI_HP2_FPD", "gmem_w": "S_AXI_HP0_FPD",
          "gmem_w1": "S_AXI_HP3_FPD", "gmem_w2": "S_AXI_HPC0_FPD", "gmem_w3": "S_AXI_HPC1_FPD"}
 
 

@@ -155,7 +155,7 @@ def test_build_present_full(proj, fakebin, capsys):
     # the stubbed Vivado saw the block design of the real script
     stub = Path(str(fakebin[1]) + ".stub").read_text()
     assert f"create_project -force edgemoe_prj {staging}/vivado -part xczu7ev-ffvc1156-2-e" in stub
-    assert "connect_bd_intf_net smartconnect_gmem_w/M00_AXI zynq_ultra_ps_e_0/S_AXI_HP2_FPD" in stub
+    assert "connect_bd_intf_net smartconnect_gmem_w/M00_AXI zynq_ultra_ps_e_0/S_AXI_HP0_FPD" in stub
     assert f"set_property ip_repo_paths {staging}/hls current_project" in stub
 
 

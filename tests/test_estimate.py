@@ -11,13 +11,14 @@ import pytest
 from edgemoe.boards.boards import get_board
 from edgemoe.codegen.csynth import parse_csynth
 from edgemoe.codegen.design import get_design
-from edgemoe.codegen.estimate import estimate, linear_cycles
+from edgemoe.codegen.estimate import engine_cycles, estimate, linear_cycles
 from edgemoe.codegen.explore import explore, pareto
 from edgemoe.errors import EdgeMoeError
 from edgemoe.golden.precision import base_precision
 from edgemoe.spec import get_preset
 
-JSON_KEYS = {"latency_ms", "gops", "dsp", "bram36", "uram", "lut", "board", "clock_mhz", "compute_floor_ms", "ddr_floor_ms"}
+JSON_KEYS = {"latency_ms", "gops", "dsp", "bram36", "uram", "lut", "ff", "board", "clock_mhz", "compute_floor_ms",
+             "ddr_floor_ms", "limiting_resource", "limiting_unit", "caps", "within_caps", "ddr"}
 EDGE_MOE_MS = 34.64
 
 
@@ -75,9 +76,20 @@ def test_more_macs_or_ports_never_slow_the_kernel_down():
 
 
 def test_linear_cycles_are_load_or_compute_bound():
-    # 129 rows per tile hide a 16-word load; 4 rows do not
+    # the RTL unit: 129 rows per tile hide a 16-word load; 4 rows do not
     assert linear_cycles(129, 2, 3, 16, 10) == 16 + 6 * 129 + 10
     assert linear_cycles(4, 2, 3, 16, 10) == 16 + 6 * 16 + 10
+
+
+def test_engine_call_pays_the_read_latency_the_load_and_the_accumulator_distance():
+    """The HLS engine per call: m_axi read latency + tile 0's load + per tile max(rows, load, accumulator
+    distance) + depth; a one-token expert queue is held to ENGINE_ACC_DISTANCE iterations per tile."""
+    from edgemoe.codegen.design import ENGINE_ACC_DISTANCE
+    from edgemoe.codegen.model_common import MAXI_READ_LATENCY
+    assert MAXI_READ_LATENCY == 64 and ENGINE_ACC_DISTANCE == 4
+    assert engine_cycles(129, 6, 16, 10) == 64 + 16 + 6 * 129 + 10
+    assert engine_cycles(4, 6, 16, 10) == 64 + 16 + 6 * 16 + 10
+    assert engine_cycles(1, 6, 2, 10) == 64 + 2 + 6 * ENGINE_ACC_DISTANCE + 10
 
 
 def test_estimate_cli_writes_the_json_contract(tmp_path, run_cli):
@@ -88,6 +100,11 @@ def test_estimate_cli_writes_the_json_contract(tmp_path, run_cli):
     assert JSON_KEYS <= set(d)
     assert d["board"] == "zcu102" and d["clock_mhz"] == 300.0
     assert "linear" in r.stdout and "floors" in r.stdout
+    # the resource table's FF column, the limits, the DDR assumed
+    head = next(line for line in r.stdout.splitlines() if line.startswith("resources"))
+    assert head.split()[1:] == ["DSP", "BRAM36", "URAM", "LUT", "FF"]
+    assert d["ff"] > 0 and "limiting resource:" in r.stdout and "limiting unit:" in r.stdout
+    assert "DDR4-2133 assumed" in r.stdout and "75% of peak" in r.stdout
 
 
 def test_estimate_of_a_generated_project_matches_the_options(tmp_path, run_cli, micro_project):
@@ -168,7 +185,7 @@ def test_bad_csynth_names_the_file(tmp_path, content, words):
 def test_explore_finds_a_fitting_point_no_slower_than_the_board_default():
     spec, prec, board = get_preset("m3vit-tiny-edge"), base_precision("w16a32"), get_board("zcu102")
     best, front, points = explore(spec, prec, board)
-    assert best.estimate.fits and best in front
+    assert best.estimate.fits and best.estimate.within_caps and best in front
     assert all(p.latency_ms >= best.latency_ms * 0.995 for p in points)
     ref = estimate(spec, prec, get_design("edge-moe"), board)
     assert best.latency_ms <= ref.latency_ms
@@ -229,5 +246,6 @@ def test_unit_cycle_model_within_10_percent_of_the_cocotb_benches(tmp_path, run_
 @pytest.mark.parametrize("board", ["zcu104", "zcu102", "kv260"])
 def test_board_default_designs_fit_their_board(board):
     from edgemoe.codegen.design import board_default
-    e = estimate(get_preset("m3vit-tiny-edge"), base_precision("w16a32"), board_default(board), get_board(board))
-    assert e.fits, e.over_budget()
+    for prec in ("w16a32", "w8a8"):
+        e = estimate(get_preset("m3vit-tiny-edge"), base_precision(prec), board_default(board), get_board(board))
+        assert e.fits and e.within_caps, (prec, e.over_budget(), e.over_caps())
