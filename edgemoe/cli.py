@@ -138,6 +138,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="J", help="write the results as JSON")
     p.set_defaults(func=_lazy("edgemoe.codegen.csim", "csim_command"))
 
+    p = sub.add_parser("hls-check", help="check a generated kernel against the Vitis HLS rules csim cannot show",
+                       description="Without Vitis: count the instances of the shared units in the synthesis branch, "
+                       "check ALLOCATION / INLINE / DEPENDENCE pragmas, the m_axi accesses of pipelined loops and "
+                       "the banks their lanes hit in partitioned memories, and run an instrumented C simulation for "
+                       "bank conflicts, ROM ports and bursts; plus the "
+                       "synthesizable-subset rules. Exit 1 on any violation.")
+    p.add_argument("project", metavar="DIR", help="a folder written by `edgemoe generate`")
+    p.add_argument("--json", metavar="J", help="write the results as JSON")
+    p.add_argument("--no-probe", action="store_true", help="skip the instrumented C simulation")
+    p.set_defaults(func=_lazy("edgemoe.codegen.hls_check", "hls_check_command"))
+
     p = sub.add_parser("sim", help="simulate the RTL units with cocotb (Verilator, Icarus) against the goldens",
                        description="Build and run each RTL unit's cocotb bench on every installed simulator "
                        "(or --simulator), compare with the fixed-point golden and measure items per cycle. "
@@ -165,10 +176,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("estimate", help="latency and resources of the generated kernel, from the spec",
                        description="Model the generated kernel's cycles per layer and unit (trip counts, initiation "
-                       "intervals, pipeline depths, double-buffered weight loads, DDR and PS-port bandwidth at "
-                       "75%% of peak) and its DSP / BRAM / URAM / LUT use; print latency per frame, GOPS and the "
-                       "compute and DDR floors. With a project DIR that holds a Vitis run, compare with its "
-                       "csynth.xml. Exit 2 when the design does not fit the board.")
+                       "intervals, pipeline depths, weight streams overlapped with the MACs, DDR and PS-port bandwidth "
+                       "at 75% of peak as the block design maps the bundles) and its DSP / BRAM / URAM / LUT / FF use "
+                       "(m_axi FIFOs and ROM copies included); print latency per frame, GOPS, the compute and DDR "
+                       "floors and what limits the point. With a project DIR that holds a Vitis run, compare with its "
+                       "csynth.xml. Warn above the utilisation caps; exit 2 when the design does not fit the board.")
     p.add_argument("project", nargs="?", metavar="DIR", help="a folder written by `edgemoe generate`")
     p.add_argument("--preset", help="model preset (instead of DIR)")
     p.add_argument("--board", help="target board (instead of DIR): zcu104, zcu102, kv260")
@@ -195,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="J", help="write the best design point with its estimate and the front")
     p.add_argument("--plot", metavar="PNG", help="where to write the plot (default: next to --json)")
     p.add_argument("--top", type=int, default=15, help="Pareto points to print (default 15)")
+    p.add_argument("--max-util", metavar="SPEC", help="utilisation caps that a point must keep to: one fraction for "
+                   "all, or dsp=0.85,lut=0.75,... (keys dsp, bram36, uram, lut, ff; default dsp, bram36 and uram 0.8, "
+                   "lut and ff 0.7: designs fuller than that rarely close timing at 300 MHz)")
     p.set_defaults(func=_lazy("edgemoe.codegen.perf_commands", "explore_command"))
 
     p = sub.add_parser("report", help="one HTML (and markdown) report on a generated project",
@@ -216,7 +231,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("project", metavar="DIR", help="a folder written by `edgemoe generate`")
     p.add_argument("--until", choices=["hls", "bitstream"], default="bitstream",
                    help="last step to run (default bitstream)")
-    p.set_defaults(func=_lazy("edgemoe.boards.build", "build_command"))
+    p.set_defaults(func=_lazy("edgemoe.codegen.vitis_check", "build_command"))
+
+    p = sub.add_parser("vitis-check", help="check a Vitis HLS run: bursts, II, one engine, resources vs estimate",
+                       description="Read the Vitis HLS log and csynth reports of a run of a generated project "
+                       "(edgemoe build's, or your own anywhere under DIR) and report, naming the port, loop or "
+                       "module and the source line: burst inference failures (214-2xx), pipelined loops above "
+                       "their target II (200-1470, 200-880/885/448, the csynth loop table), more than one "
+                       "instance of the linear engine or another shared unit, and resources more than 10% "
+                       "above `edgemoe estimate`. Exit 1 on any failure.")
+    p.add_argument("project", metavar="DIR", help="a folder written by `edgemoe generate`")
+    p.add_argument("--run", metavar="RUN", help="the Vitis run to check: a v++ work dir, a vitis_hls "
+                   "project or solution folder, or DIR/build/hls (default: the newest run under DIR)")
+    p.add_argument("--json", metavar="J", help="write the findings as JSON")
+    p.set_defaults(func=_lazy("edgemoe.codegen.vitis_check", "vitis_check_command"))
 
     p = sub.add_parser("package", help="make the folder and tarball to copy to the board",
                        description="Write PKG/ and PKG.tar.gz: bitstream and hwh when built, packed weights, "
