@@ -2,7 +2,8 @@
 
 Today: float golden and bit-accurate fixed-point golden (w16a32 and w8a8) on a sample image, both
 tasks, with the task outputs as pictures; then the generated Vitis HLS project, C-simulated (g++)
-and compared tap by tap with the fixed golden; the RTL units in cocotb; the board package run on the
+and compared tap by tap with the fixed golden, and checked against Vitis's rules (`edgemoe hls-check`);
+the RTL units in cocotb; the board package run on the
 emulated board (`edgemoe emulate`) by the host runtime through the real pynq client; and a summary.
 Each later capability (generate, csim, RTL sim, package, emulated board, estimate) adds its step.
 """
@@ -94,7 +95,7 @@ def run_demo(args) -> int:
     spec = get_preset(args.preset)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    total = 9
+    total = 10
     t0 = _step(1, total, f"building {spec.name} (seed {args.seed}): {spec.summary()}")
     model = build_model(spec, seed=args.seed)
     params = params_numpy(model)
@@ -142,11 +143,20 @@ def run_demo(args) -> int:
         res = run_csim(project.path, task=task, taps="all", quiet=True)
         summary["csim"][t.name] = {k: res[k] for k in ("taps_compared", "mismatches", "cosine_vs_float",
                                                       "max_abs_err_vs_float", "seconds")}
-    _step(7, total, "RTL units in cocotb (Verilator), bit for bit against the fixed golden")
+    _step(7, total, "the kernel against Vitis's rules (edgemoe hls-check: instances, bursts, banks, ROM ports)")
+    from edgemoe.codegen.hls_check import hls_check
+    hc = hls_check(project.path)
+    with atomic_path(out / "hls_check.json") as tmp:
+        tmp.write_text(json.dumps(hc, indent=1, default=str))
+    summary["hls_check"] = dict(violations=len(hc["violations"]), engine_instances=hc["engine_instances"],
+                                instances=hc["instances"], bank_conflicts=len(hc["bank_conflicts"]),
+                                rom_oversubscribed=len(hc["rom_oversubscribed"]),
+                                bursts={p: b["contiguous"] for p, b in hc["bursts"].items()})
+    _step(8, total, "RTL units in cocotb (Verilator), bit for bit against the fixed golden")
     summary["rtl"] = _rtl_units(out)
-    _step(8, total, "package for the board and run it on the emulated board with the real pynq client")
+    _step(9, total, "package for the board and run it on the emulated board with the real pynq client")
     summary["board"] = _emulated_board(project.path, out)
-    _step(9, total, "estimate latency and resources of the kernel on zcu104, and write the report")
+    _step(10, total, "estimate latency and resources of the kernel on zcu104, and write the report")
     from edgemoe.codegen.estimate import estimate
     from edgemoe.codegen.perf_commands import resolve_target
     from edgemoe.codegen.report import write_report
@@ -166,6 +176,11 @@ def run_demo(args) -> int:
               "| task | taps compared | bit mismatches | cosine vs float | seconds |", "|---|---|---|---|---|"]
     for name, r in summary["csim"].items():
         lines.append(f"| {name} | {r['taps_compared']} | {r['mismatches']} | {r['cosine_vs_float']:.6f} | {r['seconds']:.2f} |")
+    h = summary["hls_check"]
+    lines += ["", f"The kernel against Vitis's rules (`edgemoe hls-check`, hls_check.json): {h['violations']} violations, "
+              f"{h['engine_instances']} linear engine, "
+              f"{sum(h['bursts'].values())} of {len(h['bursts'])} m_axi ports bursting in every loop, "
+              f"{h['bank_conflicts']} bank conflicts, {h['rom_oversubscribed']} ROM over-subscriptions"]
     lines += ["", "RTL units (cocotb, Verilator, micro spec):", "",
               "| unit | vectors | bit mismatches | items/cycle | design rate |", "|---|---|---|---|---|"]
     for name, r in summary["rtl"].items():
@@ -178,7 +193,8 @@ def run_demo(args) -> int:
     e = summary["estimate"]
     lines += ["", f"Estimate of the generated kernel on {e['board']} at {e['clock_mhz']:g} MHz (`edgemoe estimate`): "
               f"{e['latency_ms']:.2f} ms per frame, {e['gops']:.1f} GOPS, DSP {e['dsp']}, BRAM36 {e['bram36']}, "
-              f"URAM {e['uram']}, LUT {e['lut']} ({'fits' if e['fits'] else 'does NOT fit'}); report: report/report.html"]
+              f"URAM {e['uram']}, LUT {e['lut']}, FF {e['ff']} ({'fits' if e['fits'] else 'does NOT fit'}); "
+              "report: report/report.html"]
     lines += ["", "Pictures: overview.png, input.png, " + ", ".join(f"{t.name}.png" for t in spec.tasks)]
     with atomic_path(out / "summary.md") as tmp:
         tmp.write_text("\n".join(lines) + "\n")
@@ -188,6 +204,9 @@ def run_demo(args) -> int:
         return 1
     if any(r["mismatches"] for r in summary["csim"].values()):
         print("C simulation does NOT match the fixed-point golden bit for bit")
+        return 1
+    if summary["hls_check"]["violations"]:
+        print(f"the kernel breaks Vitis's rules: see {out}/hls_check.json (`edgemoe hls-check {out}/hls_project`)")
         return 1
     print(f"done in {time.time() - t0:.1f} s; outputs in {out}/ (overview.png, summary.md)")
     return 0
