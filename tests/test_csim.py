@@ -136,3 +136,7 @@ def test_random_specs_bit_exact(tmp_path_factory, spec, design):
     for task in range(spec.num_tasks):
         res = run_csim(p.path, task=task, taps="all", quiet=True)
         assert res["mismatches"] == 0, [r for r in res["taps"] if r["mismatches"]][:3]
+    # and the kernel of every such model keeps to Vitis's rules (one engine, bursts, banks, ROM ports)
+    from edgemoe.codegen.hls_check import hls_check
+    hc = hls_check(p.path)
+    assert not hc["violations"] and hc["engine_instances"] == 1, [str(v) for v in hc["violations"]][:5]
