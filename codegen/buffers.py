@@ -29,10 +29,11 @@ _MACROS = {"g_pix": "PIXEL", "g_ln": "LNP"}
 
 
 def storage_bits(width: int) -> int:
+    """Bits a value of ``width`` bits takes in memory and in AXI words: a power of two, at least 8."""
     for b in (8, 16, 32, 64):
         if width <= b:
             return b
-    return 64
+    raise EdgeMoeError(f"no storage for a {width}-bit value")
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,18 @@ def kernel_buffers(spec, prec, design: Design) -> list:
     return bufs
 
 
+def buffer_context(spec, prec, design: Design) -> list:
+    """The buffers as the templates use them: as bound on ``design`` (``uram``; ``group``: lanes per
+    memory, 1 in block RAM; ``banks``: memories per word)."""
+    out = []
+    for b in kernel_buffers(spec, prec, design):
+        uram = b.name in design.uram_buffers
+        group = b.group if uram else 1
+        out.append(dict(name=b.name, macro=b.macro, ctype=b.ctype, lanes=b.lanes, group=group, banks=b.lanes // group,
+                        words=b.words, parts=b.parts, parted=b.parted, uram=uram))
+    return out
+
+
 def declarations(spec, prec, design: Design) -> list:
     """The C++ declarations of the kernel's buffers (the top and the unit test harness use them)."""
     out = []
@@ -171,11 +184,4 @@ def declarations(spec, prec, design: Design) -> list:
     return out
 
 
-def buffer(spec, prec, design: Design, name: str) -> Buffer:
-    for b in kernel_buffers(spec, prec, design):
-        if b.name == name:
-            return b
-    raise KeyError(name)
-
-
-__all__ = ["Buffer", "kernel_buffers", "declarations", "act_lanes", "row_checks", "buffer", "storage_bits", "TAP_BITS"]
+__all__ = ["Buffer", "kernel_buffers", "buffer_context", "declarations", "act_lanes", "row_checks", "storage_bits", "TAP_BITS"]

@@ -27,7 +27,7 @@ from edgemoe.golden.units.layernorm import SEED_F, eps_raw, rsqrt_table
 from edgemoe.golden.units.softmax import LOG2E_T, exp2_table, log2e_raw
 from edgemoe.host.runtime import MAX_IMAGES
 
-from .buffers import act_lanes, kernel_buffers, storage_bits
+from .buffers import act_lanes, buffer_context, storage_bits
 from .design import ENGINE_ACC_DISTANCE, MAXI_BURST_BEATS, MAXI_OUTSTANDING, Design
 from .render import render_template
 
@@ -249,11 +249,6 @@ def config_context(spec, prec: Precision, design: Design) -> dict:
         ("NUM_SLOTS", spec.top_k if spec.moe_blocks else 1, "MLP output slots (top-k choices of a token)"),
         ("SLOT_BITS", max(1, (max(spec.top_k - 1, 1)).bit_length()), "bits of a slot index"),
     ]
-    bufs = []
-    for b in kernel_buffers(spec, prec, design):
-        group = b.group if b.name in design.uram_buffers else 1
-        bufs.append(dict(name=b.name, macro=b.macro, lanes=b.lanes, group=group, banks=b.lanes // group,
-                         words=b.words, parts=b.parts, uram=b.name in design.uram_buffers, ctype=b.ctype))
     consts = [
         ("GELU_STEPS_LOG2", GELU_STEPS_LOG2, "GELU table step 2^-5"),
         ("GELU_TABLE_SIZE", len(tables["GELU_TABLE"]), f"[0, {GELU_RANGE}]"),
@@ -272,7 +267,7 @@ def config_context(spec, prec: Precision, design: Design) -> dict:
     return dict(
         spec=spec, prec=prec, design=design, sizes=sizes, derived=derived, consts=consts,
         typedefs=typedefs, log2e_type=_cpp(LOG2E_T, modes=False), tables=tables,
-        exp2_attn_copies=exp2_attn_copies, buffers=bufs,
+        exp2_attn_copies=exp2_attn_copies, buffers=buffer_context(spec, prec, design),
         is_moe=[1 if spec.is_moe(i) else 0 for i in range(spec.depth)],
         deltas=[(name, deltas[name], desc) for name, _, _, desc in DELTA_TABLES],
         base_types={r: t[r].cpp for r in ENGINE_INPUT_ROLES},

@@ -107,9 +107,8 @@ def generate(out_dir, preset: str | None = None, checkpoint=None, onnx=None, boa
 
 def kernel_context(spec, prec, design: Design, board_name: str, part: str = "", data_dir="data") -> dict:
     """The context every kernel, harness and script template renders with."""
-    from .buffers import declarations, kernel_buffers
-    buffers = [dict(name=b.name, macro=b.macro, lanes=b.lanes, parts=b.parts, parted=b.parted, ctype=b.ctype,
-                    uram=b.name in design.uram_buffers) for b in kernel_buffers(spec, prec, design)]
+    from .buffers import buffer_context, declarations
+    buffers = buffer_context(spec, prec, design)
     return dict(spec=spec, prec=prec, design=design, top=TOP, board=board_name, part=part,
                 clock_mhz=f"{design.clock_mhz:g}", clock_ns=f"{1000.0 / design.clock_mhz:.4g}",
                 axi_bits=design.axi_bits, headers=[CONFIG_NAME, LAYOUT_NAME] + list(UNIT_FILES),

@@ -41,10 +41,10 @@ from edgemoe.golden.fixed_model import block_key, quantize_params
 from edgemoe.golden.precision import Precision
 from edgemoe.spec import ModelSpec
 
+from .buffers import TAP_BITS, storage_bits
 from .config_header import block_types
 from .design import Design
 
-TAP_BITS = 32
 TAP_NONE, TAP_ALL = -1, -2
 #: stages of one block, in order; a block's tap id is 1 + STAGES_PER_BLOCK * block + position
 BLOCK_STAGES = ("ln1", "qkv", "attn_out", "proj", "res1", "ln2", "fc1", "gate_logits", "gate_probs",
@@ -52,13 +52,6 @@ BLOCK_STAGES = ("ln1", "qkv", "attn_out", "proj", "res1", "ln2", "fc1", "gate_lo
 DENSE_ONLY = ("fc1",)
 MOE_ONLY = ("gate_logits", "gate_probs", "topk_idx", "topk_score")
 STAGES_PER_BLOCK = len(BLOCK_STAGES)
-
-
-def storage_bits(width: int) -> int:
-    for b in (8, 16, 32, 64):
-        if width <= b:
-            return b
-    raise EdgeMoeError(f"no storage for a {width}-bit value")
 
 
 def tile_words(engine_out: int, engine_in: int, sb: int, axi_bits: int) -> int:

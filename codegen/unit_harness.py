@@ -86,28 +86,6 @@ static void run_engine(const engine_cmd &c) {
     linear_engine(c, g_wt WPORTS_SAME(g_wt), ENGINE_BUFFER_ARGS);
 }
 
-static engine_cmd make_cmd(int mode, int src, int src_lanes, int dst_lanes, int n_rows, int in_dim, int out_dim,
-                           bool gather) {
-    engine_cmd c;
-    c.mode = mode;
-    c.src = src;
-    c.gather = gather;
-    c.q_off = 0;
-    c.n_rows = n_rows;
-    c.n_it = in_dim / ENGINE_IN;
-    c.n_ot = out_dim / ENGINE_OUT;
-    c.x_word = 0;
-    c.x_row_words = in_dim / src_lanes;
-    c.y_word = 0;
-    c.y_row_words = out_dim / dst_lanes;
-    c.b_chunk = 0;
-    c.w_off = 0;
-    c.w_steps = c.n_ot * c.n_it * ENG_LW;
-    c.d_acc = 0;
-    c.d_y = 0;
-    return c;
-}
-
 extern "C" {
 
 int em_sizes(long long *out) {
@@ -179,19 +157,16 @@ int em_linear(int kind, int bias_kind, const long long *x, int n_x_rows, int gat
     if ((gather_en && kind == %(LIN_SCATTER)d) || ((kind == %(LIN_QKV)d) != (bias_kind == %(BIAS_QKV)d))) return -1;
     IN_ARRAY(w_t, g_w, w, out_dim * in_dim);
     pack_tiles(g_w, out_dim, in_dim, g_wt);
-    int src, src_lanes;
+    int src;
     if (in_dim == EMBED && kind == %(LIN_ACT)d) {
         put_raw(g_att, x, long(n_x_rows) * in_dim);
         src = ENG_SRC_ATT;
-        src_lanes = ATT_LANES;
     } else if (in_dim == EMBED) {
         put_raw(g_lnb, x, long(n_x_rows) * in_dim);
         src = ENG_SRC_LNB;
-        src_lanes = LNB_LANES;
     } else {
         put_raw(g_hid, x, long(n_x_rows) * in_dim);
         src = ENG_SRC_HID;
-        src_lanes = HID_LANES;
     }
     for (int i = 0; i < n_rows; i++) {
         g_qtok[i] = gather_en ? tok_idx_t(gidx[i]) : kind == %(LIN_SCATTER)d ? tok_idx_t(sidx[i]) : tok_idx_t(0);
@@ -205,11 +180,7 @@ int em_linear(int kind, int bias_kind, const long long *x, int n_x_rows, int gat
     }
     const int mode = kind == %(LIN_QKV)d ? ENG_QKV : kind == %(LIN_ACT)d ? ENG_ACT : kind == %(LIN_GELU)d ? ENG_GELU
                                                                               : ENG_SCATTER;
-    const int dst_lanes = mode == ENG_QKV ? QKV_LANES : mode == ENG_GELU ? HID_LANES : TMP_LANES;
-    engine_cmd c = make_cmd(mode, src, src_lanes, dst_lanes, n_rows, in_dim, out_dim, gather_en != 0);
-    c.d_acc = d_x + d_w;
-    c.d_y = d_y;
-    run_engine(c);
+    run_engine(engine_call(mode, src, n_rows, in_dim, out_dim, 0, 0, 0, 0, d_x + d_w, d_y, gather_en != 0));
     if (mode == ENG_QKV) {
         get_raw(g_qkv, y, long(n_rows) * out_dim);
     } else if (mode == ENG_ACT) {
@@ -262,9 +233,7 @@ void em_moe_route(const long long *x, const long long *wg, int n_tok, int d_x, i
     put_raw(g_lnb, x, long(n_tok) * EMBED);
     for (int i = 0; i < GATE_ROWS * EMBED; i++) wb[i] = i < NUM_EXPERTS * EMBED ? in_<gate_w_t>(wg, i) : gate_w_t(0);
     pack_tiles(wb, GATE_ROWS, EMBED, g_wt);
-    engine_cmd c = make_cmd(ENG_GATE, ENG_SRC_LNB, LNB_LANES, LOGITS_LANES, n_tok, EMBED, GATE_ROWS, false);
-    c.d_acc = d_x + d_gw;
-    run_engine(c);
+    run_engine(engine_call(ENG_GATE, ENG_SRC_LNB, n_tok, EMBED, GATE_ROWS, 0, 0, 0, 0, d_x + d_gw, 0));
     route_outputs(n_tok, probs, topk_idx, topk_score, queue_tok, queue_slot, queue_score, queue_len);
     gate_logits_tap(g_logits, g_lgtap, n_tok);
     get_raw(g_lgtap, logits, long(n_tok) * NUM_EXPERTS);
@@ -292,9 +261,7 @@ void em_patch_embed(const long long *pix, const long long *w, const long long *b
     put_raw(g_cls, cls, EMBED);
     put_raw(g_pos, pos, long(n_patches + 1) * EMBED);
     patch_embed_cls(g_x, g_cls, g_pos, 0);
-    engine_cmd c = make_cmd(ENG_POS, ENG_SRC_PIX, PIXEL_LANES, X_LANES, n_patches, PATCH_DIM, EMBED, false);
-    c.y_word = EMBED / X_LANES;
-    run_engine(c);
+    run_engine(engine_call(ENG_POS, ENG_SRC_PIX, n_patches, PATCH_DIM, EMBED, 0, EMBED / X_LANES, 0, 0, 0, 0));
     get_raw(g_x, out, long(n_patches + 1) * EMBED);
 }
 

@@ -130,10 +130,8 @@ def test_headers_compile_for_other_models_and_designs(tmp_path, preset, design, 
     src.write_text("".join(f'#include "{h}"\n' for h in UNIT_HEADERS) + "\n".join(declarations(spec, prec, des)) + r"""
 void top(const axi_word_t *w) {
     layernorm_unit(g_x, 0, g_ln, 0, EMBED / LNP_LANES, g_lnb, 0, TOKENS, D_LN1[0]);
-    engine_cmd c = {ENG_QKV, ENG_SRC_LNB, false, 0, TOKENS, EMBED / ENGINE_IN, QKV_DIM / ENGINE_OUT, 0,
-                    EMBED / LNB_LANES, 0, QKV_DIM / QKV_LANES, 0, 0, 0, 0, 0};
-    c.w_steps = c.n_ot * c.n_it * ENG_LW;
-    linear_engine(c, w WPORTS_SAME(w), ENGINE_BUFFER_ARGS);
+    linear_engine(engine_call(ENG_QKV, ENG_SRC_LNB, TOKENS, EMBED, QKV_DIM, 0, 0, 0, 0, 0, 0), w WPORTS_SAME(w),
+                  ENGINE_BUFFER_ARGS);
     attention_unit(g_qkv, g_att, TOKENS, D_QKV[0], D_ATTN_OUT[0]);
     moe_route_unit(g_logits, TOKENS, g_probs, g_topk_idx, g_topk_score, g_qtok, g_qslot, g_qscore, g_qlen, 0,
                    BATCH_ROWS, false);

@@ -169,10 +169,7 @@ struct attn_av_macs<P_T, V_T, ACC_T, true> {
 // ATTN_LANES values of row t of qkv from column col (one word, the lanes picked in registers)
 inline void attn_read(const qkv_t qkv[QKV_WORDS][QKV_BANKS][QKV_GROUP], int t, int col, qkv_t v[ATTN_LANES]) {
 #pragma HLS INLINE
-    qkv_t w[QKV_LANES];
-#pragma HLS ARRAY_PARTITION variable=w complete
-    lw_read(qkv, t * (QKV_DIM / QKV_LANES) + col / QKV_LANES, w);
-    lw_pick<ATTN_LANES, QKV_LANES>(w, (col % QKV_LANES) / ATTN_LANES, v);
+    lw_get<ATTN_LANES>(qkv, t * (QKV_DIM / QKV_LANES), col, v);
 }
 
 template <bool AV>
@@ -331,11 +328,7 @@ groups:
                 for (int l = 0; l < ATTN_LANES; l++) {
                     v[l] = rescale<attn_out_t>(oacc[o][c * ATTN_LANES + l], d_qkv + d_prob - d_out);
                 }
-                const int col = c * ATTN_LANES;
-                if (o < n_valid) {
-                    lw_write_part<ATTN_LANES>(out, (r0 + o) * (EMBED / ATT_LANES) + col / ATT_LANES,
-                                              (col % ATT_LANES) / ATTN_LANES, v);
-                }
+                if (o < n_valid) lw_put<ATTN_LANES>(out, (r0 + o) * (EMBED / ATT_LANES), c * ATTN_LANES, v);
             }
         }
     }

@@ -13,6 +13,9 @@
 //   lw_write_part<N>(buf, word, sub, v)   lanes sub * N .. sub * N + N - 1 = v[0 .. N) (N divides
 //                                    LANES; a multiple of GROUP: whole memories, the others untouched)
 //   lw_pick<N>(w, sub, v)            v[0 .. N) = w[sub * N .. sub * N + N) of a word read into registers
+//   lw_get<N>(buf, word, elem, v)    v[0 .. N) = values elem .. elem + N - 1 of the row starting at word
+//                                    `word` (elem a multiple of N): the word holding them, picked
+//   lw_put<N>(buf, word, elem, v)    the same N values written (lw_write_part of their word)
 // Plain arrays (one memory): pl_rd(buf, i) / pl_wr(buf, i, v), buf the array's first element.
 // ROMs: rom_rd(tab, i) reads entry i of one copy of a table (dual-port: two reads per copy per cycle).
 // m_axi: axi_rd(p, i) / axi_wr(p, i, v) read or write AXI word i of port p.
@@ -95,6 +98,21 @@ void pl_wr(T *buf, int i, const T &v) {
 #pragma HLS INLINE
     EM_MEM(buf, 0, 1);
     buf[i] = v;
+}
+
+template <int N, class T, int NB, int G>
+void lw_get(const T (*buf)[NB][G], int word, int elem, T v[N]) {
+#pragma HLS INLINE
+    T w[NB * G];
+#pragma HLS ARRAY_PARTITION variable=w complete
+    lw_read(buf, word + elem / (NB * G), w);
+    lw_pick<N, NB * G>(w, (elem % (NB * G)) / N, v);
+}
+
+template <int N, class T, int NB, int G>
+void lw_put(T (*buf)[NB][G], int word, int elem, const T v[N]) {
+#pragma HLS INLINE
+    lw_write_part<N>(buf, word + elem / (NB * G), (elem % (NB * G)) / N, v);
 }
 
 template <class T, int N>

@@ -112,16 +112,6 @@ inline ln_out_t ln_norm_value(ln_diff_t dv, ap_int<LN_Y_BITS> ym, int nsh, ln_pa
     return rescale<ln_out_t>(nv * g + b, -d_out);
 }
 
-// VEC_LANES values of a lane-word buffer at column c0 of the row starting at word `word`
-template <int L, class T, int NB, int G>
-void ln_read_vec(const T (*buf)[NB][G], int word, int c0, T v[VEC_LANES]) {
-#pragma HLS INLINE
-    T w[L];
-#pragma HLS ARRAY_PARTITION variable=w complete
-    lw_read(buf, word + c0 / L, w);
-    lw_pick<VEC_LANES, L>(w, (c0 % L) / VEC_LANES, v);
-}
-
 // the unit on any lane-word buffers (the kernel's, below, or a unit top's own)
 template <int XB, int XG, int PB, int PG, int YB, int YG>
 void layernorm_core(const act_t (*x)[XB][XG], int x_word, const ln_param_t (*ln)[PB][PG], int g_word, int b_word,
@@ -169,10 +159,10 @@ ln_pipe:
 #pragma HLS ARRAY_PARTITION variable=gv complete
 #pragma HLS ARRAY_PARTITION variable=bv complete
 #pragma HLS ARRAY_PARTITION variable=yv complete
-        if (t < n_rows) ln_read_vec<X_L>(x, x_word + t * (EMBED / X_L), c0, xv);
+        if (t < n_rows) lw_get<VEC_LANES>(x, x_word + t * (EMBED / X_L), c0, xv);
         if (t >= 2) {
-            ln_read_vec<P_L>(ln, g_word, c0, gv);
-            ln_read_vec<P_L>(ln, b_word, c0, bv);
+            lw_get<VEC_LANES>(ln, g_word, c0, gv);
+            lw_get<VEC_LANES>(ln, b_word, c0, bv);
         }
     ln_pipe_lanes:
         for (int l = 0; l < VEC_LANES; l++) {
@@ -204,8 +194,7 @@ ln_pipe:
             }
         }
         if (t >= 2) {
-            const int yw = y_word + (t - 2) * (EMBED / Y_L) + c0 / Y_L;
-            lw_write_part<VEC_LANES>(y, yw, (c0 % Y_L) / VEC_LANES, yv);
+            lw_put<VEC_LANES>(y, y_word + (t - 2) * (EMBED / Y_L), c0, yv);
         }
         s += ln_tree_sum(spart);
         var_acc += ln_tree_sum(qpart);

@@ -174,6 +174,34 @@ struct engine_cmd {
     int d_acc, d_y;    // fraction-bit offsets of the accumulator and the output (D_* tables)
 };
 
+// the engine call of a layer: sizes in tiles and words, the bias as chunks of ENGINE_OUT values
+inline engine_cmd engine_call(int mode, int src, int n_rows, int in_dim, int out_dim, int x_word, int y_word,
+                              int b_off, long w_off, int d_acc, int d_y, bool gather = false, int q_off = 0) {
+#pragma HLS INLINE
+    const int src_lanes = src == ENG_SRC_LNB ? LNB_LANES : src == ENG_SRC_ATT ? ATT_LANES
+                        : src == ENG_SRC_HID ? HID_LANES : PIXEL_LANES;
+    const int dst_lanes = mode == ENG_QKV ? QKV_LANES : mode == ENG_GATE ? LOGITS_LANES
+                        : mode == ENG_GELU ? HID_LANES : mode == ENG_POS ? X_LANES : TMP_LANES;
+    engine_cmd c;
+    c.mode = mode;
+    c.src = src;
+    c.gather = gather;
+    c.q_off = q_off;
+    c.n_rows = n_rows;
+    c.n_it = in_dim / ENGINE_IN;
+    c.n_ot = out_dim / ENGINE_OUT;
+    c.x_word = x_word;
+    c.x_row_words = in_dim / src_lanes;
+    c.y_word = y_word;
+    c.y_row_words = out_dim / dst_lanes;
+    c.b_chunk = b_off / ENGINE_OUT;
+    c.w_off = w_off;
+    c.w_steps = c.n_ot * c.n_it * ENG_LW;
+    c.d_acc = d_acc;
+    c.d_y = d_y;
+    return c;
+}
+
 // unpack load step k (one AXI word per port) into the next tile's raw weights; the words past the
 // tile's last value are padding
 inline void engine_unpack(const eng_step_t &step, int k, eng_w_t tile[ENGINE_OUT][ENGINE_IN]) {
@@ -213,36 +241,17 @@ eng_unpack_ports:
 // the GELU's table: one dual-port copy per output lane (a GELU reads two entries)
 static const gelu_code_t GELU_ROM[ENGINE_OUT][GELU_TABLE_SIZE] = GELU_ROMS_ENGINE_INIT;
 
-// row k's ENGINE_IN inputs: the word of the source holding them, the lanes picked in registers
-template <int L, class T, int NB, int G>
+// row k's ENGINE_IN inputs from a source buffer, as raw codes
+template <class T, int NB, int G>
 void engine_read_x(const T (*buf)[NB][G], int word, int it, eng_x_t xv[ENGINE_IN]) {
 #pragma HLS INLINE
-    T w[L], v[ENGINE_IN];
-#pragma HLS ARRAY_PARTITION variable=w complete
+    T v[ENGINE_IN];
 #pragma HLS ARRAY_PARTITION variable=v complete
-    lw_read(buf, word + (it * ENGINE_IN) / L, w);
-    lw_pick<ENGINE_IN, L>(w, (it * ENGINE_IN % L) / ENGINE_IN, v);
+    lw_get<ENGINE_IN>(buf, word, it * ENGINE_IN, v);
 eng_read_lanes:
     for (int i = 0; i < ENGINE_IN; i++) {
         xv[i] = eng_x_t(fx_raw(v[i]));   // sign- or zero-extended by T's sign
     }
-}
-
-// ENGINE_OUT consecutive values of a lane-word buffer starting at chunk c (element c * ENGINE_OUT)
-template <int L, class T, int NB, int G>
-void engine_read_out_chunk(const T (*buf)[NB][G], int word, int c, T v[ENGINE_OUT]) {
-#pragma HLS INLINE
-    T w[L];
-#pragma HLS ARRAY_PARTITION variable=w complete
-    lw_read(buf, word + (c * ENGINE_OUT) / L, w);
-    lw_pick<ENGINE_OUT, L>(w, (c * ENGINE_OUT % L) / ENGINE_OUT, v);
-}
-
-// ENGINE_OUT outputs into a lane-word buffer at output tile ot of row word `word`
-template <int L, class T, int NB, int G>
-void engine_write_chunk(T (*buf)[NB][G], int word, int ot, const T v[ENGINE_OUT]) {
-#pragma HLS INLINE
-    lw_write_part<ENGINE_OUT>(buf, word + (ot * ENGINE_OUT) / L, (ot * ENGINE_OUT % L) / ENGINE_OUT, v);
 }
 
 inline void engine_fetch(long w_off, int w_steps, const axi_word_t *w WPORTS_PARAMS(w), hls::stream<eng_step_t> &ws) {
@@ -306,8 +315,8 @@ eng_first_tile:
         }
     }
     const int n_tiles = c.n_ot * c.n_it;
-    const int n_iter = c.n_rows > ENG_LW ? (c.n_rows > ENGINE_ACC_DISTANCE ? c.n_rows : ENGINE_ACC_DISTANCE)
-                                         : (ENG_LW > ENGINE_ACC_DISTANCE ? ENG_LW : ENGINE_ACC_DISTANCE);
+    int n_iter = c.n_rows > ENG_LW ? c.n_rows : ENG_LW;          // max(rows, LW, ENGINE_ACC_DISTANCE)
+    if (n_iter < ENGINE_ACC_DISTANCE) n_iter = ENGINE_ACC_DISTANCE;
     int k = 0, it = 0, ot = 0, tile = 0;
 eng_loop:
     for (int n = 0; n < n_tiles * n_iter; n++) {
@@ -328,13 +337,13 @@ eng_loop:
             eng_x_t xv[ENGINE_IN];
 #pragma HLS ARRAY_PARTITION variable=xv complete
             if (c.src == ENG_SRC_LNB) {
-                engine_read_x<LNB_LANES>(lnb, xw, it, xv);
+                engine_read_x(lnb, xw, it, xv);
             } else if (c.src == ENG_SRC_ATT) {
-                engine_read_x<ATT_LANES>(att, xw, it, xv);
+                engine_read_x(att, xw, it, xv);
             } else if (c.src == ENG_SRC_HID) {
-                engine_read_x<HID_LANES>(hid, xw, it, xv);
+                engine_read_x(hid, xw, it, xv);
             } else {
-                engine_read_x<PIXEL_LANES>(pix, xw, it, xv);
+                engine_read_x(pix, xw, it, xv);
             }
             // the row's accumulators: the bias (at the accumulator's scale) on the first input tile
             eng_acc_t a_in[ENGINE_OUT], a_out[ENGINE_OUT];
@@ -344,12 +353,12 @@ eng_loop:
                 const int bc = c.b_chunk + ot;
                 if (c.mode == ENG_QKV) {
                     qkv_b_t bv[ENGINE_OUT];
-                    engine_read_out_chunk<QKV_B_LANES>(qkv_b, 0, bc, bv);
+                    lw_get<ENGINE_OUT>(qkv_b, 0, bc * ENGINE_OUT, bv);
                 eng_bias_qkv:
                     for (int o = 0; o < ENGINE_OUT; o++) a_in[o] = eng_acc_t(fx_raw(rescale<acc_t>(bv[o], -c.d_acc)));
                 } else if (c.mode == ENG_POS) {
                     bias_t bv[ENGINE_OUT];
-                    engine_read_out_chunk<PE_B_LANES>(pe_b, 0, bc, bv);
+                    lw_get<ENGINE_OUT>(pe_b, 0, bc * ENGINE_OUT, bv);
                 eng_bias_pos:
                     for (int o = 0; o < ENGINE_OUT; o++) a_in[o] = eng_acc_t(fx_raw(rescale<patch_acc_t>(bv[o], 0)));
                 } else if (c.mode == ENG_GATE) {
@@ -357,7 +366,7 @@ eng_loop:
                     for (int o = 0; o < ENGINE_OUT; o++) a_in[o] = 0;
                 } else {
                     b_t bv[ENGINE_OUT];
-                    engine_read_out_chunk<BIAS_LANES>(bias, 0, bc, bv);
+                    lw_get<ENGINE_OUT>(bias, 0, bc * ENGINE_OUT, bv);
                 eng_bias_b:
                     for (int o = 0; o < ENGINE_OUT; o++) a_in[o] = eng_acc_t(fx_raw(rescale<acc_t>(bv[o], -c.d_acc)));
                 }
@@ -385,31 +394,31 @@ eng_loop:
                     for (int o = 0; o < ENGINE_OUT; o++) {
                         y[o] = rescale<qkv_t>(fx_from_raw<acc_t>(a_out[o]), c.d_acc - c.d_y);
                     }
-                    engine_write_chunk<QKV_LANES>(qkv, yw, ot, y);
+                    lw_put<ENGINE_OUT>(qkv, yw, ot * ENGINE_OUT, y);
                 } else if (c.mode == ENG_GATE) {
                     gate_logit_t y[ENGINE_OUT];
                 eng_epi_gate:
                     for (int o = 0; o < ENGINE_OUT; o++) {
                         y[o] = rescale<gate_logit_t>(fx_from_raw<acc_t>(a_out[o]), c.d_acc);
                     }
-                    engine_write_chunk<LOGITS_LANES>(logits, yw, ot, y);
+                    lw_put<ENGINE_OUT>(logits, yw, ot * ENGINE_OUT, y);
                 } else if (c.mode == ENG_GELU) {
                     lin_in_t y[ENGINE_OUT];
                 eng_epi_gelu:
                     for (int o = 0; o < ENGINE_OUT; o++) {
                         y[o] = gelu(rescale<gelu_in_t>(fx_from_raw<acc_t>(a_out[o]), c.d_acc), c.d_y, GELU_ROM[o]);
                     }
-                    engine_write_chunk<HID_LANES>(hid, yw, ot, y);
+                    lw_put<ENGINE_OUT>(hid, yw, ot * ENGINE_OUT, y);
                 } else if (c.mode == ENG_POS) {
                     bias_t pv[ENGINE_OUT];
                     act_t y[ENGINE_OUT];
-                    engine_read_out_chunk<POS_LANES>(pos, (k + 1) * (EMBED / POS_LANES), ot, pv);
+                    lw_get<ENGINE_OUT>(pos, (k + 1) * (EMBED / POS_LANES), ot * ENGINE_OUT, pv);
                 eng_epi_pos:
                     for (int o = 0; o < ENGINE_OUT; o++) {
                         const act_t yv = fx_from_raw<patch_acc_t>(a_out[o]);
                         y[o] = yv + pv[o];
                     }
-                    engine_write_chunk<X_LANES>(x, yw, ot, y);
+                    lw_put<ENGINE_OUT>(x, yw, ot * ENGINE_OUT, y);
                 } else {
                     // ENG_ACT into slot 0, ENG_SCATTER into the entry's slot: one write site per slot
                     const int slot = c.mode == ENG_SCATTER ? int(pl_rd(qslot, q)) : 0;
@@ -423,7 +432,7 @@ eng_loop:
                     }
                 eng_epi_slots:
                     for (int s = 0; s < TMP_PARTS; s++) {
-                        if (s == slot) engine_write_chunk<TMP_LANES>(tmp[s], yw, ot, y);
+                        if (s == slot) lw_put<ENGINE_OUT>(tmp[s], yw, ot * ENGINE_OUT, y);
                     }
                 }
             }

@@ -68,11 +68,9 @@ static_assert(fx_info<gate_w_t>::F == fx_info<w_t>::F,
 // logit (t, e) of the engine's [n_tok][GATE_ROWS] output
 inline gate_logit_t route_logit(const gate_logit_t logits[LOGITS_WORDS][LOGITS_BANKS][LOGITS_GROUP], int t, int e) {
 #pragma HLS INLINE
-    gate_logit_t w[LOGITS_LANES];
-#pragma HLS ARRAY_PARTITION variable=w complete
-    const int i = t * GATE_ROWS + e;
-    lw_read(logits, i / LOGITS_LANES, w);
-    return w[i % LOGITS_LANES];
+    gate_logit_t v[1];
+    lw_get<1>(logits, 0, t * GATE_ROWS + e, v);
+    return v[0];
 }
 
 // value i of a tap-word buffer (TAP_LANES values per word): one lane written, the others untouched
@@ -80,7 +78,7 @@ template <class T, int NB, int G>
 void route_put(T (*buf)[NB][G], int i, const T &v) {
 #pragma HLS INLINE
     T one[1] = {v};
-    lw_write_part<1>(buf, i / (NB * G), i % (NB * G), one);
+    lw_put<1>(buf, 0, i, one);
 }
 
 inline void gate_logits_tap(const gate_logit_t logits[LOGITS_WORDS][LOGITS_BANKS][LOGITS_GROUP],

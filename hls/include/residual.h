@@ -31,21 +31,16 @@ res_loop:
 #pragma HLS PIPELINE II=1
         EM_ITER("res_loop", i);
         const int c0 = i * VEC_LANES;
-        const int word = c0 / X_LANES, sub = (c0 % X_LANES) / VEC_LANES;
-        act_t xw[X_LANES], xv[VEC_LANES], y[VEC_LANES] = {};
-#pragma HLS ARRAY_PARTITION variable=xw complete
+        act_t xv[VEC_LANES], y[VEC_LANES] = {};
 #pragma HLS ARRAY_PARTITION variable=xv complete
 #pragma HLS ARRAY_PARTITION variable=y complete
-        lw_read(x, x_word + word, xw);
-        lw_pick<VEC_LANES, X_LANES>(xw, sub, xv);
+        lw_get<VEC_LANES>(x, x_word, c0, xv);
     res_slots:
         for (int s = 0; s < TMP_PARTS; s++) {
             if (s < slots) {
-                act_t tw[TMP_LANES], tv[VEC_LANES];
-#pragma HLS ARRAY_PARTITION variable=tw complete
+                act_t tv[VEC_LANES];
 #pragma HLS ARRAY_PARTITION variable=tv complete
-                lw_read(tmp[s], t_word + word, tw);
-                lw_pick<VEC_LANES, TMP_LANES>(tw, sub, tv);
+                lw_get<VEC_LANES>(tmp[s], t_word, c0, tv);
             res_combine:
                 for (int l = 0; l < VEC_LANES; l++) {
                     y[l] = s == 0 ? tv[l] : act_t(y[l] + tv[l]);
@@ -56,8 +51,8 @@ res_loop:
         for (int l = 0; l < VEC_LANES; l++) {
             xv[l] = xv[l] + y[l];
         }
-        lw_write_part<VEC_LANES>(x, x_word + word, sub, xv);
-        if (slots > 1) lw_write_part<VEC_LANES>(tmp[0], t_word + word, sub, y);
+        lw_put<VEC_LANES>(x, x_word, c0, xv);
+        if (slots > 1) lw_put<VEC_LANES>(tmp[0], t_word, c0, y);
     }
 }
 
