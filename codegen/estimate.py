@@ -174,7 +174,9 @@ def schedule(spec, prec, design, bw: Bandwidth, routing=None) -> list:
         if key not in cycles_of:
             cycles_of[key] = engine_cycles(rows, n_tiles, engine_load_steps(tw, design.weight_ports, bw.weights), depth)
         cyc = cycles_of[key]
-        layers.append(Layer(name, unit, cyc, rows * ind * outd if macs is None else macs, n_tiles * tw * word_bytes,
+        # the fetch loop reads w_steps = n_tiles * ceil(tw / ports) words from every port (padding included)
+        read_words = n_tiles * -(-tw // design.weight_ports) * design.weight_ports
+        layers.append(Layer(name, unit, cyc, rows * ind * outd if macs is None else macs, read_words * word_bytes,
                             block, engine_slots=cyc * ei * eo))
         return layers[-1]
 
