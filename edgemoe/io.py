@@ -34,12 +34,20 @@ def atomic_path(path):
     """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds,
     so a failed run never leaves a half-written file that looks complete."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + path.suffix, dir=path.parent)
-    os.close(fd)
+    if path.is_dir():
+        raise EdgeMoeError(f"cannot write {path}: it is a folder (give a file name)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + path.suffix, dir=path.parent)
+        os.close(fd)
+    except OSError as e:
+        raise EdgeMoeError(f"cannot write {path}: {e.strerror or e}") from None
     try:
         yield Path(tmp)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as e:
+            raise EdgeMoeError(f"cannot write {path}: {e.strerror or e}") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -126,3 +126,18 @@ def test_onnx_round_trip_and_unsupported_operator(image, tmp_path):
     onnx.save(m, tmp_path / "bad.onnx")
     p = run("golden", "--onnx", tmp_path / "bad.onnx", "--task", "0", "--input", image, "--output", tmp_path / "z.npy")
     assert_one_line_error(p, "Celu", "my_celu")
+
+
+def test_atomic_output_onto_a_folder_or_under_a_file_is_one_line(tmp_path):
+    """Every command's output file goes through atomic_path: a folder in its place, or a file where its
+    folder should be, is a one-line error naming the path, and nothing is left behind."""
+    from edgemoe.errors import EdgeMoeError
+    from edgemoe.io import atomic_path
+    (tmp_path / "d").mkdir()
+    (tmp_path / "f").write_text("user's file")
+    for target, words in ((tmp_path / "d", "is a folder"), (tmp_path / "f" / "x.json", "cannot write")):
+        with pytest.raises(EdgeMoeError, match=words):
+            with atomic_path(target) as tmp:
+                tmp.write_text("{}")
+    assert (tmp_path / "f").read_text() == "user's file" and sorted(p.name for p in tmp_path.iterdir()) == ["d", "f"]
+    assert not list((tmp_path / "d").iterdir())
