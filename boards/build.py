@@ -15,7 +15,6 @@ missing, prints the exact commands to run on a machine that has them, and exits 
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shlex
@@ -27,6 +26,7 @@ import time
 from pathlib import Path
 
 from edgemoe.errors import EdgeMoeError, ToolMissingError
+from edgemoe.io import sha256_file
 
 from .vivado import BD_NAME, BD_TCL, HLS_IP_CFG, HLS_IP_TCL, VIVADO_DIR, kernel_interface, kernel_record, \
     read_manifest, write_vivado_files
@@ -38,14 +38,6 @@ UNTIL = ("hls", "bitstream")
 # what a finished build moves into DIR/build (replacing what an earlier build left there)
 BUILD_ITEMS = ("hls", "vivado", "reports", "logs", f"{BD_NAME}.bit", f"{BD_NAME}.hwh", f"{BD_NAME}.xsa")
 EXIT_MISSING = 2
-
-
-def sha256_file(path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _jobs() -> int:

@@ -12,7 +12,10 @@ It serves pynq 4.0's PYNQ.remote gRPC services (protocol in :mod:`edgemoe.boards
 * ap_start runs the generated kernel in C simulation (the same C++ and the same ctypes harness as
   ``edgemoe csim``) on the bytes found in emulated DDR at the pointer registers, with the scalar
   registers as arguments, then writes back what the kernel writes: ``out`` (unless a single-tap
-  debug run stopped it early) and, for debug runs, the tap regions of ``scratch``;
+  debug run stopped it early), for debug runs the tap regions of ``scratch``, and the output scalar
+  registers (kind "output": ``kernel_id``, the value the C-simulated kernel wrote, with its ap_vld
+  bit set in the control word after it, cleared on read). A call with n_images = 0 runs the kernel
+  too (it writes its ID and returns: the host's ID read). Output registers ignore writes;
 * any other address (PS registers pynq touches while downloading a bitstream, for instance) is a
   plain register store; a small in-memory file system answers the file RPCs (/proc/version says
   aarch64, /proc/device-tree/chosen/pynq_board the board), and a bitstream written to
@@ -225,8 +228,11 @@ class CsimKernel:
         c = self.ctypes
         n, task, reload, tap = args["n_images"], args["task"], args["reload"], args["tap_id"]
         info = dict(n_images=n, task=task, reload=reload, tap_id=tap)
-        if n <= 0:
-            return dict(info, note="n_images <= 0: nothing to do")
+        kid = c.c_uint32(0)
+        if n <= 0:  # the kernel writes its ID register and returns before touching a buffer
+            if self.lib.em_run(None, None, None, 0, task, reload, tap, c.byref(kid)) != 0:
+                raise KernelFault("the C-simulation kernel failed on n_images = 0")
+            return dict(info, note="n_images <= 0: ID read only", outputs=dict(kernel_id=int(kid.value)))
         wb = self.wb
         tap_stop = tap in self.taps           # a single-tap debug run stops after that stage
         scratch_regions = ([self.taps[tap]] if tap_stop else list(self.taps.values()) if tap == self.tap_all else [])
@@ -250,7 +256,7 @@ class CsimKernel:
             self._weights_sha = sha
         out = c.create_string_buffer(n * self.out_words * wb)
         scratch = c.create_string_buffer(self.scratch_words * wb)
-        rc = self.lib.em_run(pix, out, scratch, n, task, reload, tap)
+        rc = self.lib.em_run(pix, out, scratch, n, task, reload, tap, c.byref(kid))
         if rc != 0:
             raise KernelFault(f"the C-simulation kernel failed (rc {rc})")
         with lock:
@@ -259,7 +265,8 @@ class CsimKernel:
             for t in scratch_regions:
                 a, b = int(t["word_offset"]) * wb, (int(t["word_offset"]) + int(t["words"])) * wb
                 mem.write(args["scratch"] + a, scratch.raw[a:b], "scratch pointer")
-        return dict(info, out_written=not tap_stop, scratch_taps=len(scratch_regions))
+        return dict(info, out_written=not tap_stop, scratch_taps=len(scratch_regions),
+                    outputs=dict(kernel_id=int(kid.value)))
 
 
 # ---- the board ----------------------------------------------------------------------------------
@@ -272,7 +279,10 @@ class BoardEmulator:
         k = package_manifest["kernel"]
         self.kbase = int(k["base_address"], 16)
         self.krange = int(k["address_range"], 16)
-        self.args = {a["name"]: a for a in k["args"]}
+        self.args = {a["name"]: a for a in k["args"] if a.get("kind") != "output"}
+        self.outputs = {a["name"]: a for a in k["args"] if a.get("kind") == "output"}
+        self.readonly = {int(a["offset"]) for a in self.outputs.values()} | \
+            {int(a["offset"]) + 4 for a in self.outputs.values()}
         self.kernel = kernel
         self.latency = float(latency)
         self.log = log or (lambda *a: None)
@@ -316,7 +326,10 @@ class BoardEmulator:
             return self.ier
         if off == 0x0C:
             return self.isr
-        return self.regs.get(off, 0)
+        v = self.regs.get(off, 0)
+        if off in self.readonly and any(int(a["offset"]) + 4 == off for a in self.outputs.values()):
+            self.regs[off] = 0  # ap_vld: clear on read
+        return v
 
     def _reg_write(self, off: int, v: int) -> None:
         if off == 0x00:
@@ -330,6 +343,8 @@ class BoardEmulator:
             self.ier = v & 3
         elif off == 0x0C:
             self.isr ^= v & 3
+        elif off in self.readonly:
+            pass  # an output register (kernel_id): read-only, as in the RTL
         else:
             self.regs[off] = v
 
@@ -353,10 +368,16 @@ class BoardEmulator:
         t0 = time.perf_counter()
         try:
             info = self.kernel.run(self.ddr, self.lock, args)
-            left = self.latency - (time.perf_counter() - t0)
+            # --latency emulates a frame's time: an ID read (n_images = 0) returns at once, as on the board
+            left = (self.latency if args.get("n_images", 0) > 0 else 0.0) - (time.perf_counter() - t0)
             if left > 0:
                 time.sleep(left)
             with self.lock:
+                for name, value in info.pop("outputs", {}).items():  # what the kernel wrote to its output registers
+                    a = self.outputs.get(name)
+                    if a is not None:
+                        self.regs[int(a["offset"])] = int(value) & 0xFFFFFFFF
+                        self.regs[int(a["offset"]) + 4] = 1  # ap_vld
                 self.ctrl_busy, self.ctrl_done, self.ctrl_ready = False, True, True
                 if self.ier & 1:
                     self.isr |= 1
@@ -638,6 +659,12 @@ IMPLEMENTED = {
 }
 
 
+def _listen_error(host: str, port: int, why) -> str:
+    hint = (" (another emulator or program holds it: stop that one, or give --port N, 0 for any free port)"
+            if "in use" in str(why).lower() else "")
+    return f"cannot listen on {host}:{port}: {why}{hint}"
+
+
 class Emulator:
     """A running emulator: ``.port``, ``.board``, ``.stop()``."""
 
@@ -654,12 +681,14 @@ class Emulator:
         if not (pkg / "data" / "manifest.json").is_file():
             raise EdgeMoeError(f"{pkg}/data/manifest.json not found: the package is incomplete")
         pm = json.loads(pmf.read_text())
-        if int(port):  # fail before the kernel compiles, not after
+        from edgemoe.options import check_number
+        port = check_number("port", port)   # 0..65535, the message naming the range
+        if port:  # fail before the kernel compiles, not after
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
                 try:
-                    s.bind((host, int(port)))
+                    s.bind((host, port))
                 except OSError as e:
-                    raise EdgeMoeError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+                    raise EdgeMoeError(_listen_error(host, port, e.strerror)) from None
         self._tmp = None
         if workdir is None:
             self._tmp = tempfile.mkdtemp(prefix="edgemoe-emulate-")
@@ -679,7 +708,7 @@ class Emulator:
         except RuntimeError:
             bound = 0
         if not bound:
-            raise EdgeMoeError(f"cannot listen on {host}:{port} (in use?)")
+            raise EdgeMoeError(_listen_error(host, port, "in use, or not available"))
         self.host, self.port = host, bound
         self.server.start()
 

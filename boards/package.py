@@ -6,12 +6,20 @@
       data/                      weights.bin, manifest.json, golden inputs and outputs
       runtime/edgemoe/host/      the host runtime (the edgemoe.host package as it is installed here)
       run.sh                     `edgemoe-host run . "$@"` (falls back on runtime/)
-      package_manifest.json      board, kernel base address and register map, sha256 + size of every file
+      package_manifest.json      board, kernel base address and register map, the model's identity
+                                 (the kernel ID the host checks), sha256 + size of every file
+      .edgemoe                   edgemoe's marker (what wrote the folder): makes it replaceable with --force
 
 Without a bitstream the manifest says so, and records the address edgemoe's block design gives the
-kernel, so a bitstream built later (or elsewhere) can be dropped in and driven. The folder and the
-tarball are written under temporary names and renamed when complete; an existing PKG is refused
-unless ``force``.
+kernel, so a bitstream built later (or elsewhere) can be dropped in and driven.
+
+The project is checked first: every data file against the sha256 that ``edgemoe generate`` recorded
+(:func:`edgemoe.codegen.project.verify_data`), so an edited weights.bin is named here, not found as a
+mismatch on the board. The folder is written by :func:`edgemoe.io.output_dir` (temporary folder,
+renamed when complete; an existing PKG is replaced only with ``force`` and only when edgemoe made it),
+the tarball to a temporary file that replaces an existing PKG.tar.gz only with ``force`` and only
+when that is a tarball edgemoe made (every member under ``PKG/``, ``PKG/.edgemoe`` among them).
+Modes follow the umask (run.sh executable).
 """
 from __future__ import annotations
 
@@ -24,8 +32,9 @@ import time
 from pathlib import Path
 
 from edgemoe.errors import EdgeMoeError
+from edgemoe.io import MARKER, check_output_dir, output_dir, sha256_file
 
-from .build import BUILD_DIR, BUILD_INFO, finished_build, sha256_file
+from .build import BUILD_DIR, BUILD_INFO, finished_build
 from .vivado import BD_NAME, kernel_interface, kernel_record, read_manifest
 
 PACKAGE_MANIFEST = "package_manifest.json"
@@ -57,8 +66,11 @@ def _host_dir() -> Path:
 
 
 def _copy_runtime(dst: Path) -> list:
-    """The files of the edgemoe.host package (no caches), plus edgemoe/errors.py they import."""
+    """The files of the edgemoe.host package (no caches), plus the bottom-layer modules they import
+    (edgemoe/errors.py, edgemoe/io.py, edgemoe/options.py)."""
     import edgemoe.errors
+    import edgemoe.io
+    import edgemoe.options
     host = _host_dir()
     out = dst / RUNTIME_DIR / "edgemoe"
     copied = []
@@ -69,26 +81,77 @@ def _copy_runtime(dst: Path) -> list:
         (out / "host" / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(f, out / "host" / rel)
         copied.append(f"edgemoe/host/{rel.as_posix()}")
-    shutil.copy2(edgemoe.errors.__file__, out / "errors.py")
-    copied.append("edgemoe/errors.py")
+    for mod in (edgemoe.errors, edgemoe.io, edgemoe.options):
+        name = Path(mod.__file__).name
+        shutil.copy2(mod.__file__, out / name)
+        copied.append(f"edgemoe/{name}")
     return copied
 
 
-def _check_data(root: Path, manifest: dict) -> None:
+def _check_data(root: Path, manifest: dict) -> list:
+    """The project's data files, verified against data/manifest.json (one line naming a file that
+    differs); returns the names to package (the recorded ones and manifest.json)."""
+    from edgemoe.codegen.project import verify_data
     data = root / "data"
     wb = int(manifest.get("word_bytes") or manifest["axi_bits"] // 8)
     weights = data / "weights.bin"
+    names = verify_data(root, manifest)
     if not weights.is_file():
-        raise EdgeMoeError(f"{weights} not found: regenerate the project")
+        raise EdgeMoeError(f"data/weights.bin is missing from {root}: generate the project again")
     want = int(manifest["sizes"]["weight_words"]) * wb
     if weights.stat().st_size != want:
         raise EdgeMoeError(f"{weights} has {weights.stat().st_size} bytes, the manifest says {want}")
-    for f in manifest.get("files", []):
-        p = data / f["file"]
-        if not p.is_file():
-            raise EdgeMoeError(f"{p} not found (listed in data/manifest.json)")
-        if f.get("sha256") and sha256_file(p) != f["sha256"]:
-            raise EdgeMoeError(f"{p} does not match its sha256 in data/manifest.json (changed after generate?)")
+    if not isinstance(manifest.get("identity"), dict) or not manifest["identity"].get("config_hash"):
+        raise EdgeMoeError(f"{data / 'manifest.json'} records no model identity (a project of an older edgemoe): "
+                           f"generate it again")
+    if manifest["identity"].get("weights_sha256") not in (None, sha256_file(weights)):
+        raise EdgeMoeError("data/weights.bin is not the weights of the project's identity (sha256 differs): the "
+                           "project was edited after `edgemoe generate`; generate it again")
+    if not manifest.get("data_files"):  # an older project: every file of data/, as before
+        return sorted(f.name for f in data.iterdir() if f.is_file())
+    return sorted(set(names) | {"manifest.json"})
+
+
+def _is_own_tarball(path: Path, top: str) -> bool:
+    """True when ``path`` is a tarball ``edgemoe package`` made for the folder name ``top``: every member
+    under ``top/`` and ``top/.edgemoe`` among them."""
+    try:
+        with tarfile.open(path, "r:*") as tf:
+            names = tf.getnames()
+    except (tarfile.TarError, OSError, EOFError):
+        return False
+    return bool(names) and all(n == top or n.startswith(top + "/") for n in names) and f"{top}/{MARKER}" in names
+
+
+def _check_tarball(tarball: Path, top: str, force: bool) -> None:
+    """Refuse (one line) a PKG.tar.gz that may not be replaced: see the module docstring."""
+    if tarball.is_symlink() or (tarball.exists() and not tarball.is_file()):
+        raise EdgeMoeError(f"{tarball}: exists and is not a file; edgemoe replaces only tarballs it made")
+    if tarball.exists():
+        if not _is_own_tarball(tarball, top):
+            raise EdgeMoeError(f"{tarball}: exists and is not a package tarball edgemoe made (no {top}/{MARKER} "
+                               f"inside); it is left alone: name a new package")
+        if not force:
+            raise EdgeMoeError(f"{tarball}: exists (use --force to replace it)")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _tar_modes(mask: int):
+    """A tarfile filter: modes as the umask gives them (executables stay executable), no owner names."""
+    def f(ti: tarfile.TarInfo) -> tarfile.TarInfo:
+        if ti.isdir() or (ti.isfile() and ti.mode & 0o111):
+            ti.mode = 0o777 & ~mask
+        elif ti.isfile():
+            ti.mode = 0o666 & ~mask
+        ti.uid = ti.gid = 0
+        ti.uname = ti.gname = ""
+        return ti
+    return f
 
 
 def _bitstream(root: Path) -> tuple:
@@ -140,14 +203,13 @@ def package(project_dir, output, force: bool = False) -> dict:
     root = Path(project_dir)
     manifest = read_manifest(root)
     out = Path(output)
+    check_output_dir(out, force=force, option="-o")   # a user's folder or file, `.` or a parent: refused first
     tarball = out.with_name(out.name + ".tar.gz")
-    for p in (out, tarball):
-        if (p.exists() or p.is_symlink()) and not force:
-            raise EdgeMoeError(f"{p} exists (use --force to replace it)")
     data_dir = (root / "data").resolve()
     if out.resolve() in (root.resolve(), data_dir) or data_dir in out.resolve().parents:
         raise EdgeMoeError(f"the package {out} cannot be the project folder or inside its data folder")
-    _check_data(root, manifest)
+    _check_tarball(tarball, out.name, force)
+    data_files = _check_data(root, manifest)
     board = get_board(manifest["board"]["name"])
     iface = kernel_interface(root, manifest.get("top", "edgemoe_top"))
     kernel = kernel_record(board, iface)
@@ -159,51 +221,51 @@ def package(project_dir, output, force: bool = False) -> dict:
                              f"edgemoe's block design puts the kernel's control registers at "
                              f"{kernel['base_address']}, where the host drives it without a .hwh")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     tar_tmp = None
+    mask = _umask()
     try:
-        (stage / "data").mkdir()
-        for f in sorted((root / "data").iterdir()):
-            if f.is_file():
-                shutil.copy2(f, stage / "data" / f.name)
-        for f in bit_files:
-            shutil.copy2(f, stage / f.name)
-        runtime = _copy_runtime(stage)
-        (stage / RUN_SCRIPT).write_text(RUN_SH)
-        os.chmod(stage / RUN_SCRIPT, 0o755)
-        files = {}
-        for f in sorted(stage.rglob("*")):
-            if f.is_file():
-                rel = f.relative_to(stage).as_posix()
-                files[rel] = dict(sha256=sha256_file(f), size=f.stat().st_size)
-        spec = manifest.get("spec", {})
-        pm = dict(format=PACKAGE_FORMAT, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                  edgemoe=__import__("edgemoe").__version__,
-                  project=dict(path=str(root.resolve()), top=manifest.get("top"), model=spec.get("name"),
-                               precision=manifest.get("precision", {}).get("name"),
-                               design=manifest.get("design", {}).get("name"), clock_mhz=manifest.get("clock_mhz")),
-                  board=board.to_dict(), kernel=kernel, bitstream=bit_entry,
-                  data=dict(weights="data/weights.bin", manifest="data/manifest.json",
-                            golden=manifest.get("golden", {})),
-                  runtime=dict(dir=RUNTIME_DIR, files=runtime), run=f"./{RUN_SCRIPT}",
-                  files=files)
-        (stage / PACKAGE_MANIFEST).write_text(json.dumps(pm, indent=1))
-        fd, tar_tmp = tempfile.mkstemp(prefix=f".{tarball.name}.", suffix=".partial", dir=out.parent)
-        os.close(fd)
-        with tarfile.open(tar_tmp, "w:gz") as tf:
-            tf.add(stage, arcname=out.name)
-        for p in (out, tarball):
-            if p.is_dir() and not p.is_symlink():
-                shutil.rmtree(p)
-            elif p.exists() or p.is_symlink():
-                p.unlink()
-        os.replace(tar_tmp, tarball)
-        os.replace(stage, out)
+        with output_dir(out, force=force, command="package", option="-o") as stage:
+            (stage / "data").mkdir()
+            for name in data_files:
+                shutil.copy2(root / "data" / name, stage / "data" / name)
+            for f in bit_files:
+                shutil.copy2(f, stage / f.name)
+            runtime = _copy_runtime(stage)
+            (stage / RUN_SCRIPT).write_text(RUN_SH)
+            os.chmod(stage / RUN_SCRIPT, 0o777 & ~mask | 0o100)
+            files = {}
+            for f in sorted(stage.rglob("*")):
+                if f.is_file():
+                    rel = f.relative_to(stage).as_posix()
+                    files[rel] = dict(sha256=sha256_file(f), size=f.stat().st_size)
+            spec = manifest.get("spec", {})
+            pm = dict(format=PACKAGE_FORMAT, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                      edgemoe=__import__("edgemoe").__version__,
+                      project=dict(path=str(root.resolve()), top=manifest.get("top"), model=spec.get("name"),
+                                   precision=manifest.get("precision", {}).get("name"),
+                                   design=manifest.get("design", {}).get("name"), clock_mhz=manifest.get("clock_mhz")),
+                      identity=dict(manifest["identity"]),
+                      board=board.to_dict(), kernel=kernel, bitstream=bit_entry,
+                      data=dict(weights="data/weights.bin", manifest="data/manifest.json",
+                                golden=manifest.get("golden", {})),
+                      runtime=dict(dir=RUNTIME_DIR, files=runtime), run=f"./{RUN_SCRIPT}",
+                      files=files)
+            (stage / PACKAGE_MANIFEST).write_text(json.dumps(pm, indent=1))
+            # the marker goes into the tarball too (output_dir writes the folder's own when it renames)
+            (stage / MARKER).write_text(json.dumps(dict(tool="edgemoe", version=pm["edgemoe"], command="package",
+                                                        written=pm["created"])) + "\n")
+            fd, tar_tmp = tempfile.mkstemp(prefix=f".{tarball.name}.", suffix=".partial", dir=out.parent)
+            os.close(fd)
+            with tarfile.open(tar_tmp, "w:gz") as tf:
+                tf.add(stage, arcname=out.name, filter=_tar_modes(mask))
+            os.chmod(tar_tmp, 0o666 & ~mask)
+            _check_tarball(tarball, out.name, force)   # again: the run took a while
+        try:
+            os.replace(tar_tmp, tarball)
+        except OSError as e:
+            raise EdgeMoeError(f"cannot write {tarball}: {e.strerror or e}") from None
         return pm
     finally:
-        if stage.exists():
-            shutil.rmtree(stage, ignore_errors=True)
         if tar_tmp and os.path.exists(tar_tmp):
             os.unlink(tar_tmp)
 

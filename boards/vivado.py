@@ -39,7 +39,9 @@ def read_manifest(project_dir) -> dict:
 
 def kernel_interface(project_dir, top: str) -> dict:
     """The top kernel's arguments (in order, pointer or 32-bit scalar) and its m_axi bundles, read
-    from ``src/{top}.cpp`` (so the scripts follow the kernel, not a copy of its signature)."""
+    from ``src/{top}.cpp`` (so the scripts follow the kernel, not a copy of its signature). A pointer
+    without an m_axi bundle (``unsigned int *kernel_id``) is an output scalar on s_axilite: a
+    read-only register (``output``: True, ``pointer``: False)."""
     src = Path(project_dir) / "src" / f"{top}.cpp"
     if not src.is_file():
         raise EdgeMoeError(f"{src} not found: is {project_dir} a generated project?")
@@ -63,18 +65,22 @@ def kernel_interface(project_dir, top: str) -> dict:
         raise EdgeMoeError(f"{src}: no m_axi bundle found in the INTERFACE pragmas")
     for a in args:
         a["bundle"] = port_bundle.get(a["name"])
+        if a["pointer"] and a["bundle"] is None:
+            a.update(pointer=False, output=True)
     return dict(top=top, args=args, bundles=bundles)
 
 
 def register_map(args) -> list:
     """s_axilite offsets as Vitis HLS lays them out (control at 0x00..0x0C, arguments from 0x10; a
     64-bit pointer takes two data words plus a reserved one, a 32-bit scalar one plus a reserved
-    one). The .hwh of a build is the authority; this is what a package without one relies on."""
+    one, a 32-bit output scalar one plus its control word (bit 0 ap_vld): kind "output", read-only).
+    The .hwh of a build is the authority; this is what a package without one relies on."""
     off, regs = 0x10, []
     for a in args:
         words = 2 if a["pointer"] else 1
-        regs.append(dict(name=a["name"], offset=off, hex=f"0x{off:02X}", words=words,
-                         kind="pointer" if a["pointer"] else "int32", bundle=a.get("bundle")))
+        kind = "pointer" if a["pointer"] else "output" if a.get("output") else "int32"
+        regs.append(dict(name=a["name"], offset=off, hex=f"0x{off:02X}", words=words, kind=kind,
+                         bundle=a.get("bundle")))
         off += 4 * (words + 1)
     return regs
 

@@ -14,9 +14,19 @@ static wide type and casts with ap_fixed's own rounding/overflow.  ``RESCALE_SPA
 
 The three tensors that feed the linear engine (``ln_out``, ``attn_out``, ``hidden``) share one
 nominal type ``lin_in_t`` so that one engine serves every layer.
+
+Kernel identity: ``EDGEMOE_KERNEL_ID`` (the value of the kernel's read-only ``kernel_id`` register) is
+the first 8 hex digits of the *config hash*: sha256 of this header's text without its ID line, then
+of ``edgemoe_layout.h`` (:func:`config_hash`).  The two generated headers hold every size, type,
+table, scale offset and weight offset the kernel is compiled with; the other kernel sources are the
+same for every model of one edgemoe version.  The board, the clock and the weights' values are not
+in it (they do not change what the kernel computes on given weights); the project manifest's
+``identity`` records them beside the hash.
 """
 from __future__ import annotations
 
+import hashlib
+import re
 
 from edgemoe.errors import EdgeMoeError
 from edgemoe.golden.apfixed import FixedType
@@ -274,13 +284,50 @@ def config_context(spec, prec: Precision, design: Design) -> dict:
         rescale_sites=rescale_sites(spec, prec))
 
 
-def render_config(spec, prec: Precision, design: Design | None = None) -> str:
-    """Text of ``edgemoe_config.h`` for ``spec`` / ``prec`` / ``design`` (default: Edge-MoE point)."""
+KERNEL_ID_MACRO = "EDGEMOE_KERNEL_ID"
+_ID_LINE = re.compile(r"^#define " + KERNEL_ID_MACRO + r"\b.*\n", re.M)
+_ID_VALUE = re.compile(r"^#define " + KERNEL_ID_MACRO + r"\s+0x([0-9A-Fa-f]{8})u\b", re.M)
+_ID_PLACEHOLDER = "@EDGEMOE_KERNEL_ID@"
+
+
+def layout_header(spec, prec: Precision, design: Design, layout=None) -> str:
+    """Text of ``edgemoe_layout.h`` (weight, pixel, output and tap offsets of :class:`~.pack.Layout`)."""
+    from .pack import Layout
+    layout = layout or Layout(spec, prec, design)
+    return render_template("edgemoe_layout.h.j2", spec=spec, prec=prec, **layout.layout_context())
+
+
+def config_hash(config_text: str, layout_text: str) -> str:
+    """16 hex digits: sha256 of ``edgemoe_config.h`` without its EDGEMOE_KERNEL_ID line, then of
+    ``edgemoe_layout.h``. Its first 8 digits are the kernel ID (:func:`kernel_id_of`)."""
+    h = hashlib.sha256(_ID_LINE.sub("", config_text).encode())
+    h.update(b"\0" + layout_text.encode())
+    return h.hexdigest()[:16]
+
+
+def kernel_id_of(hash16: str) -> int:
+    """The 32-bit kernel ID of a config hash (its first 8 hex digits)."""
+    return int(str(hash16)[:8], 16)
+
+
+def read_kernel_id(config_text: str) -> int | None:
+    """EDGEMOE_KERNEL_ID as written in an ``edgemoe_config.h`` (None when it has none)."""
+    m = _ID_VALUE.search(config_text)
+    return int(m.group(1), 16) if m else None
+
+
+def render_config(spec, prec: Precision, design: Design | None = None, layout=None) -> str:
+    """Text of ``edgemoe_config.h`` for ``spec`` / ``prec`` / ``design`` (default: Edge-MoE point),
+    with its EDGEMOE_KERNEL_ID (see the module docstring)."""
     if design is None:
         from .design import get_design, DEFAULT_DESIGN
         design = get_design(DEFAULT_DESIGN)
-    return render_template("edgemoe_config.h.j2", **config_context(spec, prec, design))
+    text = render_template("edgemoe_config.h.j2", kernel_id=_ID_PLACEHOLDER,
+                           **config_context(spec, prec, design))
+    h = config_hash(text, layout_header(spec, prec, design, layout))
+    return text.replace(_ID_PLACEHOLDER, f"0x{kernel_id_of(h):08X}u").replace("@CONFIG_HASH@", h)
 
 
 __all__ = ["CONFIG_NAME", "render_config", "config_context", "block_types", "scale_deltas",
-           "rescale_sites", "rescale_span", "DELTA_TABLES"]
+           "rescale_sites", "rescale_span", "DELTA_TABLES", "layout_header", "config_hash", "kernel_id_of",
+           "read_kernel_id", "KERNEL_ID_MACRO"]

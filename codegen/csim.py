@@ -7,6 +7,7 @@ Any bit mismatch makes the command exit 1.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -36,12 +37,13 @@ def run_csim(project_dir, task=0, input_path=None, output_path=None, taps: str |
     every image's output compared with its fixed golden (this runs a batched kernel's batches)."""
     from edgemoe.io import load_image_npy, save_npy
     from .pack import unpack_raw
-    from .project import Project
+    from .project import Project, verify_data
     if taps not in (None, "all"):
         raise EdgeMoeError(f"--taps takes 'all', not {taps!r}")
     if not 1 <= int(images) <= MAX_IMAGES:
         raise EdgeMoeError(f"--images must be 1..{MAX_IMAGES} (images per kernel call), not {images}")
     project = Project(project_dir)
+    verify_data(project.path, project.manifest)   # an edited data file is named here, not found as mismatches
     spec = project.spec
     task = spec.task_index(task)
     project.compile()
@@ -62,8 +64,10 @@ def run_csim(project_dir, task=0, input_path=None, output_path=None, taps: str |
         gdata = (project.path / "data" / f"golden_out_task{task}.bin").read_bytes()
         g_out = unpack_raw(gdata, project.layout.act_t, spec.tokens * spec.embed).reshape(spec.tokens, spec.embed)
         g_taps = {}
+        rng = project.golden_range(task)  # generate's record for the project's input
     else:
         g_out, g_taps = project.golden_fixed(image, task, with_taps=taps == "all")
+        rng = project.fixed_model().range_counts
         g_taps = g_taps or {}
     rows = []
     total_bad = 0
@@ -101,7 +105,7 @@ def run_csim(project_dir, task=0, input_path=None, output_path=None, taps: str |
         "batch": project.design.batch,
         "taps_compared": len(rows), "mismatches": total_bad, "cosine_vs_float": cos,
         "max_abs_err_vs_float": mae, "seconds": seconds, "compile_seconds": project.compile_seconds,
-        "taps": rows,
+        "taps": rows, "range": range_result(rng),
     }
     if output_path is not None:
         save_npy(output_path, y)
@@ -111,7 +115,14 @@ def run_csim(project_dir, task=0, input_path=None, output_path=None, taps: str |
             Path(tmp).write_text(json.dumps(result, indent=1))
     if not quiet:
         print(format_table(result))
+        print(result["range"]["summary"], file=sys.stderr)
     return result
+
+
+def range_result(counts: dict) -> dict:
+    """The fixed golden's activations out of range: {"out_of_range": n, "summary": line, "stages": counts}."""
+    from edgemoe.golden.range_counts import range_summary, range_total
+    return {"out_of_range": range_total(counts), "summary": range_summary(counts), "stages": counts}
 
 
 def format_table(result: dict) -> str:

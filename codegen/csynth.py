@@ -64,7 +64,7 @@ def parse_csynth(path, with_modules: bool = True) -> CsynthReport:
     """Parse one ``*_csynth.xml``; a missing or malformed file is a one-line error naming it."""
     p = Path(path)
     if not p.is_file():
-        raise EdgeMoeError(f"csynth report {p}: not found (run Vitis synthesis first: `edgemoe build --step hls`)")
+        raise EdgeMoeError(f"csynth report {p}: not found (run Vitis synthesis first: `edgemoe build PROJECT --until hls`)")
     try:
         root = ET.parse(p).getroot()
     except ET.ParseError as e:

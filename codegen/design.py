@@ -10,10 +10,10 @@ from dataclasses import asdict, dataclass, field, replace
 from math import lcm
 
 from edgemoe.errors import EdgeMoeError
+from edgemoe.options import MAX_BATCH, check_clock
 
 AXI_WIDTHS = (32, 64, 128, 256, 512)
 MAX_WEIGHT_PORTS = 4
-MAX_BATCH = 8              # frames whose activations the kernel holds on chip at once
 # the kernel's on-chip buffers that may be bound to UltraRAM (the activations and the biases)
 URAM_CANDIDATES = ("g_x", "g_lnb", "g_qkv", "g_att", "g_tmp", "g_hid", "g_pos", "g_bias")
 
@@ -63,11 +63,12 @@ class Design:
     uram_buffers: tuple = ()
     batch: int = 1
     description: str = field(default="", compare=False)
+    base: str = field(default="", compare=False)   # the design point a design file started from
 
     def __post_init__(self):
         for field_name in ("engine_in", "engine_out", "attn_rows", "attn_lanes", "vec_lanes", "weight_ports", "batch"):
             v = getattr(self, field_name)
-            if not isinstance(v, int) or v < 1:
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise EdgeMoeError(f"design {self.name!r}: {field_name} must be a positive integer, got {v!r}")
         if self.axi_bits not in AXI_WIDTHS:
             raise EdgeMoeError(f"design {self.name!r}: axi_bits {self.axi_bits} is not one of "
@@ -77,13 +78,15 @@ class Design:
                                f"(the PS slave ports left after activations and scratch), got {self.weight_ports}")
         if self.batch > MAX_BATCH:
             raise EdgeMoeError(f"design {self.name!r}: batch must be 1..{MAX_BATCH} frames, got {self.batch}")
+        if isinstance(self.uram_buffers, str) or not all(isinstance(b, str) for b in self.uram_buffers):
+            raise EdgeMoeError(f"design {self.name!r}: uram_buffers must be a list of buffer names, got "
+                               f"{self.uram_buffers!r}")
         object.__setattr__(self, "uram_buffers", tuple(self.uram_buffers))
         unknown = [b for b in self.uram_buffers if b not in URAM_CANDIDATES]
         if unknown:
             raise EdgeMoeError(f"design {self.name!r}: uram_buffers {unknown} are not activation buffers "
                                f"(known: {', '.join(URAM_CANDIDATES)})")
-        if self.clock_mhz <= 0:
-            raise EdgeMoeError(f"design {self.name!r}: clock_mhz must be positive")
+        object.__setattr__(self, "clock_mhz", check_clock(self.clock_mhz, f"design {self.name!r}: clock_mhz"))
 
     @property
     def act_partition(self) -> int:
@@ -103,17 +106,38 @@ class Design:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Design":
+    def from_dict(cls, d: dict, where: str = "design") -> "Design":
+        """A design from its fields: every field present (``description`` optional), or ``"base": NAME``
+        (a known design point) that the given fields override; nothing is filled in silently."""
+        if not isinstance(d, dict):
+            raise EdgeMoeError(f"{where}: expected an object with the design's fields, got {type(d).__name__}")
+        d = dict(d)
         known = {f for f in cls.__dataclass_fields__}
         extra = sorted(set(d) - known)
         if extra:
-            raise EdgeMoeError(f"design: unknown field(s) {', '.join(extra)} (known: {', '.join(sorted(known))})")
-        return cls(**{k: (tuple(v) if k == "uram_buffers" else v) for k, v in d.items()})
+            raise EdgeMoeError(f"{where}: unknown field(s) {', '.join(extra)} (known: {', '.join(sorted(known))})")
+        base = d.pop("base", None) or None
+        if base is not None:
+            if base not in DESIGNS:
+                raise EdgeMoeError(f"{where}: base {base!r} is not a design point (known: {', '.join(DESIGNS)})")
+            d = {**DESIGNS[base].to_dict(), "description": "", **d, "base": base}
+            if d["name"] == base and d != {**DESIGNS[base].to_dict(), "description": d["description"], "base": base}:
+                d["name"] = f"{base}+custom"   # a changed point never passes for its base
+        else:
+            missing = sorted(known - set(d) - {"description", "base"})
+            if missing:
+                raise EdgeMoeError(f"{where}: missing field(s) {', '.join(missing)}; give every field, or "
+                                   f"\"base\": \"<design>\" (one of {', '.join(DESIGNS)}) with the fields to change")
+        return cls(**{k: (tuple(v) if k == "uram_buffers" and isinstance(v, list) else v) for k, v in d.items()})
 
     def summary(self) -> str:
         s = (f"{self.engine_in}x{self.engine_out} MACs, {self.attn_rows} attention rows x {self.attn_lanes} lanes, "
              f"{self.vec_lanes} vector lanes, {self.axi_bits}-bit AXI, {self.weight_ports} weight port(s)")
         s += f", URAM: {' '.join(self.uram_buffers)}" if self.uram_buffers else ""
+        if self.base in DESIGNS:
+            ref = DESIGNS[self.base].to_dict()
+            changed = [f"{k}={v}" for k, v in self.to_dict().items() if k not in ("name", "description", "base") and ref[k] != v]
+            s += f" (base {self.base}{': ' + ', '.join(changed) if changed else ', unchanged'})"
         return s + (f", {self.batch} frames per expert weight load" if self.batch > 1 else "")
 
     def validate(self, spec) -> "Design":
@@ -181,9 +205,7 @@ def get_design(name: str) -> Design:
         from edgemoe.io import read_json
         d = read_json(name, "design file")
         d = d.get("design", d) if isinstance(d, dict) else d
-        if not isinstance(d, dict):
-            raise EdgeMoeError(f"design file {name}: expected an object with the design's fields")
-        return Design.from_dict(d)
+        return Design.from_dict(d, where=f"design file {name}")
     raise EdgeMoeError(f"unknown design point {name!r} (known: {', '.join(DESIGNS)}, or a design .json "
                        f"from `edgemoe explore --json`)")
 

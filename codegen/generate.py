@@ -25,8 +25,9 @@ import numpy as np
 
 from edgemoe.errors import EdgeMoeError
 
-from .config_header import CONFIG_NAME, render_config
-from edgemoe.io import atomic_dir
+from .config_header import CONFIG_NAME, layout_header, render_config
+from edgemoe.io import check_output_dir, output_dir
+from edgemoe.options import check_clock
 
 from .design import Design, board_default, get_design
 from .render import HLS_DIR, INCLUDE_DIR, render_template
@@ -53,9 +54,7 @@ def resolve_design(board: str, design: str | None, clock: float | None, batch: i
     from edgemoe.boards.boards import get_board
     b = get_board(board)
     d = get_design(design) if design else board_default(b.name)
-    mhz = float(clock) if clock is not None else b.clock_mhz
-    if mhz <= 0 or mhz > 1000:
-        raise EdgeMoeError(f"clock {mhz:g} MHz is outside 1..1000")
+    mhz = check_clock(clock) if clock is not None else b.clock_mhz
     d = d.with_(clock_mhz=mhz)
     return b, d if batch is None else d.with_(batch=batch)
 
@@ -71,8 +70,12 @@ def load_source_model(preset=None, checkpoint=None, onnx=None, seed: int = 0):
 
 def generate(out_dir, preset: str | None = None, checkpoint=None, onnx=None, board: str = "zcu104",
              precision: str = "w16a32", design: str | None = None, clock: float | None = None,
-             force: bool = False, seed: int = 0, model=None, quiet: bool = True, batch: int | None = None):
+             force: bool = False, seed: int = 0, model=None, quiet: bool = True, batch: int | None = None,
+             saturate_params: bool = False):
     """Write the project folder ``out_dir`` and return its :class:`~edgemoe.codegen.project.Project`.
+
+    A parameter that does not fit its fixed-point type is an error; ``saturate_params`` clamps such
+    values to the type's min / max instead (one warning line; recorded as manifest["saturate"]).
 
     The model comes from ``preset`` (seeded weights), ``preset`` + ``checkpoint``, ``onnx``, or an
     already built ``model`` (:class:`edgemoe.golden.model.M3ViT`, e.g. of a custom spec).
@@ -83,10 +86,7 @@ def generate(out_dir, preset: str | None = None, checkpoint=None, onnx=None, boa
     out_dir = Path(out_dir)
     base_precision(precision)  # unknown precision: one line before anything is built
     b, des = resolve_design(board, design, clock, batch)
-    if out_dir.exists() and not force:
-        raise EdgeMoeError(f"output folder {out_dir} exists (use --force to replace it)")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise EdgeMoeError(f"output path {out_dir} exists and is not a folder")
+    check_output_dir(out_dir, force=force)   # a user's folder is refused before anything is built
     if model is None:
         if preset is not None and onnx is None:
             from edgemoe.spec import get_preset
@@ -97,8 +97,8 @@ def generate(out_dir, preset: str | None = None, checkpoint=None, onnx=None, boa
     source = dict(preset=None if onnx else (preset or spec.name), seed=seed,
                   checkpoint=str(Path(checkpoint).resolve()) if checkpoint else None,
                   onnx=str(Path(onnx).resolve()) if onnx else None)
-    with atomic_dir(out_dir) as tmp:
-        _write_project(tmp, model, spec, precision, des, b, source, out_dir.resolve())
+    with output_dir(out_dir, force=force, command="generate") as tmp:
+        _write_project(tmp, model, spec, precision, des, b, source, out_dir.resolve(), saturate_params)
     if not quiet:
         print(f"generated {out_dir} ({spec.name}, {precision}, {des.name}, {b.name} {des.clock_mhz:g} MHz) "
               f"in {time.perf_counter() - t0:.1f} s")
@@ -126,9 +126,8 @@ def write_kernel_sources(root: Path, spec, prec, design: Design, board_name: str
     for sub in ("src", "csim", "compat"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     src = root / "src"
-    (src / CONFIG_NAME).write_text(render_config(spec, prec, design))
-    (src / LAYOUT_NAME).write_text(render_template("edgemoe_layout.h.j2", spec=spec, prec=prec,
-                                                   **layout.layout_context()))
+    (src / CONFIG_NAME).write_text(render_config(spec, prec, design, layout))   # with EDGEMOE_KERNEL_ID
+    (src / LAYOUT_NAME).write_text(layout_header(spec, prec, design, layout))
     (src / f"{TOP}.cpp").write_text(render_template("edgemoe_top.cpp.j2", **ctx))
     for f in UNIT_FILES:
         shutil.copyfile(INCLUDE_DIR / f, src / f)
@@ -139,7 +138,7 @@ def write_kernel_sources(root: Path, spec, prec, design: Design, board_name: str
 
 
 def _write_project(root: Path, model, spec, precision: str, design: Design, board, source: dict,
-                   final_dir: Path) -> None:
+                   final_dir: Path, saturate_params: bool = False) -> None:
     from edgemoe.golden.apfixed import Fx
     from edgemoe.golden.calibrate import precision_for
     from edgemoe.golden.fixed_model import FixedM3ViT
@@ -150,7 +149,8 @@ def _write_project(root: Path, model, spec, precision: str, design: Design, boar
     params = params_numpy(model)
     prec = precision_for(precision, spec, model, params)
     layout = Layout(spec, prec, design)
-    layout.fill(params)
+    fixed = FixedM3ViT(spec, prec, params, attn_rows=design.attn_rows, saturate_params=saturate_params)
+    layout.fill(params, quantized=fixed.q)  # the fixed golden's own codes: parameters checked (or clamped) once
     for sub in ("tb", "data"):
         (root / sub).mkdir()
     data = root / "data"
@@ -163,9 +163,10 @@ def _write_project(root: Path, model, spec, precision: str, design: Design, boar
     (data / "input_pixels.bin").write_bytes(pix_bytes)
     files = [dict(name="input_pixels", file="input_pixels.bin", shape=[spec.num_patches, spec.patch_dim],
                   type=layout.pix_t.cpp, byte_offset=0, size=len(pix_bytes), sha256=_sha(pix_bytes))]
-    fixed = FixedM3ViT(spec, prec, params, attn_rows=design.attn_rows)
+    ranges = {}
     for t in range(spec.num_tasks):
         y = fixed.encode(image, t)
+        ranges[str(t)] = fixed.range_counts  # activations out of range per stage (csim reports them)
         np.save(data / f"golden_fixed_task{t}.npy", y.to_float().astype(np.float32))
         ob = pack_raw(y.raw, layout.act_t, design.axi_bits)
         (data / f"golden_out_task{t}.bin").write_bytes(ob)
@@ -192,9 +193,14 @@ def _write_project(root: Path, model, spec, precision: str, design: Design, boar
         golden=dict(input="input.npy", fixed=[f"golden_fixed_task{t}.npy" for t in range(spec.num_tasks)],
                     float=[f"golden_float_task{t}.npy" for t in range(spec.num_tasks)],
                     out=[f"golden_out_task{t}.bin" for t in range(spec.num_tasks)]))
+    manifest["saturate"] = bool(saturate_params)  # the project's golden rebuilds the same fixed model
+    manifest["range"] = ranges
+    from .project import project_identity, record_data_files
+    manifest["identity"] = project_identity(root, manifest)  # model, precision, design, board, config hash, weights
     (data / "manifest.json").write_text(json.dumps(manifest, indent=1))
     from edgemoe.host.pack_heads import write_heads
     write_heads(root, data / "heads.npz", model=model)  # the task heads the board runs on its CPU
+    record_data_files(root)  # data_files: sha256 + size of every data file (package and csim verify them)
     from edgemoe.boards.vivado import write_vivado_files
     write_vivado_files(root)  # vivado/build_bd.tcl, vivado/hls_ip.tcl, hls_config_ip.cfg (`edgemoe build`)
 

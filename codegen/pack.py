@@ -327,10 +327,13 @@ class Layout:
                      type=r["type"].cpp, word_offset=r["word_offset"], words=r["words"]) for r in self.taps]
 
     # --- packing -----------------------------------------------------------------------------
-    def fill(self, params: dict) -> None:
-        """Raw codes of every buffer from the float state_dict (quantised like the golden model)."""
+    def fill(self, params: dict, saturate_params: bool = False, quantized: dict | None = None) -> None:
+        """Raw codes of every buffer from the float state_dict, quantised by the golden model's own
+        :func:`~edgemoe.golden.fixed_model.quantize_params` (a parameter out of its type's range is an
+        error, or with ``saturate_params`` clamped to the type's min / max: the packed codes are
+        exactly the fixed golden's). ``quantized``: that function's result, when already at hand."""
         spec = self.spec
-        q = quantize_params(spec, self.prec, params)
+        q = quantized if quantized is not None else quantize_params(spec, self.prec, params, saturate_params)
         raw = lambda name: q[name].raw  # noqa: E731
         B = self.buffers
         B["patch_b"].raw = raw("patch_b")

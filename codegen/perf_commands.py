@@ -6,8 +6,7 @@ import sys
 from pathlib import Path
 
 from edgemoe.errors import EdgeMoeError
-
-CLOCK_RANGE_MHZ = (50.0, 450.0)   # PL clocks a ZynqMP fabric design can be built for
+from edgemoe.options import check_clock
 
 
 def resolve_target(project=None, preset=None, board=None, precision=None, design=None, clock=None, batch=None):
@@ -36,12 +35,7 @@ def resolve_target(project=None, preset=None, board=None, precision=None, design
         b = get_board(board)
         prec = base_precision(precision or "w16a32")
         des = get_design(design) if design else board_default(b.name)
-    clk = float(clock) if clock is not None else float(des.clock_mhz or b.clock_mhz)
-    lo, hi = CLOCK_RANGE_MHZ
-    if not lo <= clk <= hi:
-        raise EdgeMoeError(f"clock {clk:g} MHz is not a clock the ZynqMP fabric runs this kernel at "
-                           f"({lo:g}..{hi:g} MHz; board defaults: "
-                           f"{', '.join(f'{n} {x.clock_mhz:g}' for n, x in BOARDS.items())})")
+    clk = check_clock(clock) if clock is not None else float(des.clock_mhz or b.clock_mhz)
     if clock is not None:
         des = des.with_(clock_mhz=clk)
     if batch is not None:

@@ -108,8 +108,9 @@ def run_project_probe(project_dir) -> dict:
     lib = ProbeLib(_project_library(prj, manifest))
     compile_s = time.perf_counter() - t0
     k = lib.lib
+    # the last argument: where the harness puts the kernel's ID register (None: not asked for)
     k.em_run.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int,
-                         ctypes.c_int]
+                         ctypes.c_int, ctypes.POINTER(ctypes.c_uint32)]
     sizes = manifest["sizes"]
     wb = int(manifest["axi_bits"]) // 8
     weights = (prj / "data" / "weights.bin").read_bytes()
@@ -122,13 +123,13 @@ def run_project_probe(project_dir) -> dict:
     scratch = ctypes.create_string_buffer(sizes["scratch_words"] * wb)
     lib.reset()
     t1 = time.perf_counter()
-    if k.em_run(pix, out, scratch, n, 0, 1, TAP_NONE) != 0:
+    if k.em_run(pix, out, scratch, n, 0, 1, TAP_NONE, None) != 0:
         raise EdgeMoeError("the probed kernel run failed")
     runs = [f"{n} image(s), task 0, no taps"]
     if manifest.get("taps"):
         # a second call dumping every stage (the debug taps' loops) on the other task's gates
         task = 1 if len(manifest.get("spec", {}).get("tasks", [])) > 1 else 0
-        if k.em_run(pix, out, scratch, 1, task, 0, TAP_ALL) != 0:
+        if k.em_run(pix, out, scratch, 1, task, 0, TAP_ALL, None) != 0:
             raise EdgeMoeError("the probed kernel run with every tap failed")
         runs.append(f"1 image, task {task}, every tap")
     seconds = time.perf_counter() - t1

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from edgemoe.errors import EdgeMoeError
+from edgemoe.io import atomic_path, check_image, read_json, sha256_file
 
 from .aptypes import compile_cpp, find_ap_types, find_cxx
 
@@ -107,7 +108,7 @@ class Project:
             if int(v) != int(want):
                 raise EdgeMoeError(f"compiled kernel has {k} = {v}, the manifest says {want}")
         self._lib.em_run.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int,
-                                     ctypes.c_int, ctypes.c_int, ctypes.c_int]
+                                     ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.POINTER(ctypes.c_uint32)]
 
     def _ensure(self):
         if self._lib is None:
@@ -127,10 +128,7 @@ class Project:
     def pixels_raw(self, image) -> np.ndarray:
         from edgemoe.golden.apfixed import Fx
         from edgemoe.golden.units.patch_embed import patchify
-        image = np.asarray(image)
-        if image.shape != self.spec.input_shape:
-            raise EdgeMoeError(f"image has shape {tuple(image.shape)}; {self.spec.name} expects "
-                               f"{self.spec.input_shape}")
+        image = check_image(image, self.spec.input_shape, where=f"{self.spec.name} input")
         return Fx.from_float(patchify(image.astype(np.float64), self.spec.patch), self.prec.t("pixel")).raw
 
     def run(self, images, task: int = 0, tap_id: int = -1):
@@ -146,15 +144,26 @@ class Project:
         wb = self.design.axi_bits // 8
         out = ctypes.create_string_buffer(n * self.layout.out_words * wb)
         scratch = ctypes.create_string_buffer(self.layout.scratch_words * wb)
-        rc = self._lib.em_run(pix, out, scratch, n, task, int(self._reload), int(tap_id))
+        kid = ctypes.c_uint32(0)
+        rc = self._lib.em_run(pix, out, scratch, n, task, int(self._reload), int(tap_id), ctypes.byref(kid))
         if rc != 0:
             raise EdgeMoeError("the C-simulation kernel run failed")
         self._reload = False
+        self.last_kernel_id = int(kid.value)   # what the kernel wrote to its ID register
         T, d = self.spec.tokens, self.spec.embed
         per_img = self.layout.out_words * wb
         raw = np.stack([unpack_raw(out.raw[i * per_img:(i + 1) * per_img], self.layout.act_t, T * d).reshape(T, d)
                         for i in range(n)])
         return raw, scratch.raw
+
+    def kernel_id(self) -> int:
+        """The kernel's ID register after a call with n_images = 0 (the kernel writes it and returns)."""
+        if self._lib is None:
+            self.compile()
+        kid = ctypes.c_uint32(0)
+        if self._lib.em_run(None, None, None, 0, 0, 0, -1, ctypes.byref(kid)) != 0:
+            raise EdgeMoeError("the C-simulation kernel's ID read failed")
+        return int(kid.value)
 
     def predict(self, x, task: int = 0) -> np.ndarray:
         """Encoder output of the C-simulated kernel: (tokens, embed) float32, or (N, tokens, embed)."""
@@ -191,8 +200,20 @@ class Project:
     def fixed_model(self):
         if self._fixed is None:
             from edgemoe.golden.fixed_model import FixedM3ViT
-            self._fixed = FixedM3ViT(self.spec, self.prec, self.golden_params(), attn_rows=self.design.attn_rows)
+            # the parameters come from weights.bin (already in range); "saturate" as generate had it
+            self._fixed = FixedM3ViT(self.spec, self.prec, self.golden_params(), attn_rows=self.design.attn_rows,
+                                     saturate_params=bool(self.manifest.get("saturate", False)))
         return self._fixed
+
+    def golden_range(self, task: int = 0) -> dict:
+        """Activations out of range per stage of the fixed golden on the project's input
+        (``{stage: {"saturated", "wrapped", "values"}}``): generate's record, else a golden run."""
+        task = self.spec.task_index(task)
+        rec = self.manifest.get("range", {}).get(str(task))
+        if rec is not None:
+            return rec
+        self.golden_fixed(self.input_image(), task)
+        return self.fixed_model().range_counts
 
     def golden_fixed(self, image, task: int = 0, with_taps: bool = False):
         """The fixed-point golden: (output raw [T, d], {tap name: raw} in the kernel's layout or None)."""
@@ -253,4 +274,75 @@ def kernel_taps(spec, g: dict) -> dict:
     return out
 
 
-__all__ = ["Project", "kernel_taps", "STRICT_FLAGS", "STRICT_CHECK_FLAGS", "CSIM_FLAGS"]
+# ---- data integrity and identity ------------------------------------------------------------------
+MANIFEST_NAME = "manifest.json"
+
+
+def _write_manifest(data_dir: Path, manifest: dict) -> None:
+    with atomic_path(data_dir / MANIFEST_NAME) as tmp:
+        Path(tmp).write_text(json.dumps(manifest, indent=1))
+
+
+def record_data_files(project_dir, names=None) -> dict:
+    """Record sha256 and size of the files of PROJECT/data (every file but manifest.json, or only
+    ``names``) in data/manifest.json's ``data_files``; returns that dict. ``edgemoe generate`` records
+    every file; a tool that rewrites one of them on purpose (write_heads) records that one again."""
+    data = Path(project_dir) / "data"
+    manifest = json.loads((data / MANIFEST_NAME).read_text())
+    rec = dict(manifest.get("data_files") or {}) if names is not None else {}
+    files = [data / n for n in names] if names is not None else \
+        sorted(f for f in data.iterdir() if f.is_file() and f.name != MANIFEST_NAME and not f.name.startswith("."))
+    for f in files:
+        rec[f.name] = dict(sha256=sha256_file(f), size=f.stat().st_size)
+    manifest["data_files"] = dict(sorted(rec.items()))
+    _write_manifest(data, manifest)
+    return manifest["data_files"]
+
+
+def verify_data(project_dir, manifest: dict | None = None) -> list:
+    """Check every data file of a generated project against data/manifest.json (sha256 and size, as
+    ``edgemoe generate`` recorded them); returns the names checked. A file that is missing or differs
+    is a one-line error naming it: ``package`` and ``csim`` call this first, so an edited file is named
+    as the cause instead of surfacing as bit mismatches."""
+    root = Path(project_dir)
+    data = root / "data"
+    if manifest is None:
+        manifest = read_json(data / MANIFEST_NAME, "project manifest")
+    records = manifest.get("data_files")
+    if not isinstance(records, dict) or not records:
+        # a project of an older edgemoe: what its manifest records (per-file sha256 of the packed inputs
+        # and golden outputs) is checked, the rest cannot be
+        records = {f["file"]: dict(sha256=f["sha256"], size=f.get("size")) for f in manifest.get("files", [])
+                   if f.get("sha256") and f.get("byte_offset", 0) == 0}
+    for name, rec in sorted(records.items()):
+        p = data / name
+        rel = f"data/{name}"
+        if not p.is_file():
+            raise EdgeMoeError(f"{rel} is missing from {root} (listed in the project's manifest): generate the "
+                               f"project again")
+        got = sha256_file(p)
+        if got != rec["sha256"] or (rec.get("size") is not None and p.stat().st_size != int(rec["size"])):
+            raise EdgeMoeError(f"{rel} differs from the project's manifest (sha256 {got[:16]}..., manifest "
+                               f"{rec['sha256'][:16]}...): the project was edited after `edgemoe generate`; "
+                               f"generate it again")
+    return sorted(records)
+
+
+def project_identity(project_dir, manifest: dict) -> dict:
+    """The model's identity as ``edgemoe generate`` records it (manifest key ``identity``): model,
+    precision, design and board names, the config hash of the kernel's generated headers (its first
+    8 hex digits are the kernel's ID register, EDGEMOE_KERNEL_ID) and the sha256 of data/weights.bin."""
+    from .config_header import CONFIG_NAME, config_hash, kernel_id_of, read_kernel_id
+    root = Path(project_dir)
+    config = (root / "src" / CONFIG_NAME).read_text()
+    h = config_hash(config, (root / "src" / "edgemoe_layout.h").read_text())
+    if read_kernel_id(config) != kernel_id_of(h):
+        raise EdgeMoeError(f"{root / 'src' / CONFIG_NAME}: its EDGEMOE_KERNEL_ID is not its config hash's "
+                           f"0x{kernel_id_of(h):08X} (edited after generation?)")
+    return dict(model=manifest["spec"]["name"], precision=manifest["precision"]["name"],
+                design=manifest["design"]["name"], board=manifest["board"]["name"], config_hash=h,
+                weights_sha256=sha256_file(root / "data" / "weights.bin"))
+
+
+__all__ = ["Project", "kernel_taps", "STRICT_FLAGS", "STRICT_CHECK_FLAGS", "CSIM_FLAGS", "verify_data",
+           "record_data_files", "project_identity"]

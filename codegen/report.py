@@ -3,6 +3,13 @@
 Sections: the spec; resources against the board; latency per layer (the estimate); the accuracy
 ladder float -> fixed -> csim -> RTL -> board with error histograms; the Vitis reports when a run
 exists. Pictures are embedded in the HTML (one self-contained file) and written beside the markdown.
+
+Result files (--sim-json, --board-json, and csim results) are checked against the schema of the
+command that writes them (edgemoe.codegen.results_schema) and against the project: a board run of
+another model (its package's identity) or RTL / csim results at another precision are refused, in one
+line. A board run on `edgemoe emulate` is shown as emulation (C simulation) seconds, never as board
+latency. The report folder is written by edgemoe.io.output_dir: DIR/report is edgemoe's own and is
+replaced; an explicit --output that exists needs --force and edgemoe's marker.
 """
 from __future__ import annotations
 
@@ -15,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemoe.io import read_json
+from edgemoe.errors import EdgeMoeError
 
 UNIT_COLOURS = {"linear": "#1f77b4", "attention": "#ff7f0e", "layernorm": "#2ca02c", "moe_route": "#d62728",
                 "residual": "#9467bd", "patch_embed": "#8c564b", "io": "#7f7f7f"}
@@ -88,8 +95,88 @@ def plot_errors(rungs: list, path) -> None:
     plt.close(fig)
 
 
-def accuracy_ladder(project, run_csim: bool, sim_json=None, board_json=None, say=print) -> list:
-    """Rungs float / fixed / csim / RTL / board: what was compared, mismatches, errors vs float."""
+def read_results(project, sim_json=None, board_json=None, csim_json=None) -> dict:
+    """The result files given to the report, each checked against the schema of the command that writes
+    it and against the project (model identity, precision): {"sim", "board", "csim"} (csim: a list)."""
+    from .results_schema import check_identity, check_precision, describe, load_results, project_identity
+    ours = project_identity(project.manifest)
+    out = dict(sim=None, board=None, csim=[])
+    if sim_json:
+        sim = load_results(sim_json, "sim")
+        check_precision(sim["config"]["precision"], ours.get("precision"), sim_json, "--sim-json")
+        out["sim"] = sim
+    if board_json:
+        b = load_results(board_json, "board")
+        check_identity(b["identity"], ours, board_json)
+        out["board"] = b
+    if isinstance(csim_json, (str, Path)):
+        csim_json = [csim_json]
+    tasks = len(project.manifest["spec"].get("tasks", []))
+    for j in csim_json or []:
+        c = load_results(j, "csim")
+        if c["model"] != ours.get("model"):
+            raise EdgeMoeError(f"--csim-json {j}: results of model {c['model']}, not of this project "
+                               f"({describe(ours)})")
+        check_precision(c["precision"], ours.get("precision"), j, "--csim-json")
+        if c["task"] >= tasks:
+            raise EdgeMoeError(f"--csim-json {j}: task {c['task']}, but the project has {tasks} task(s)")
+        out["csim"].append(c)
+    return out
+
+
+def _csim_rung(docs: list, task_names: list) -> dict:
+    """The csim rung from `edgemoe csim --json` results (one per task run)."""
+    names = ", ".join(task_names[c["task"]] if c["task"] < len(task_names) else str(c["task"]) for c in docs)
+    taps = sum(c["taps_compared"] for c in docs)
+    secs = sum(c["seconds"] for c in docs)
+    ranged = [c["range"]["out_of_range"] for c in docs if "range" in c]
+    rng = f"; {sum(ranged)} fixed-golden activations out of range" if ranged else ""
+    return dict(rung="csim", what=f"generated C++ under g++ (`edgemoe csim`, task(s) {names}: {taps} tensors "
+                f"compared, {secs:.1f} s{rng})", mismatches=sum(c["mismatches"] for c in docs), errors=None,
+                out_of_range=sum(ranged) if ranged else None,
+                tensors=taps, max_abs_error=max(c["max_abs_err_vs_float"] for c in docs),
+                cosine=min(c["cosine_vs_float"] for c in docs), tasks=[c["task"] for c in docs])
+
+
+def _rtl_rung(sim: dict) -> dict:
+    units = sim["units"]
+    ran = {n: u for n, u in units.items() if "error" not in u}
+    failed = [n for n, u in units.items() if "error" in u]
+    vec = sum(int(u["vectors"]) for u in ran.values())
+    cfg = sim["config"]
+    what = (f"cocotb unit benches ({', '.join(sim['simulators'])}; preset {cfg['preset']}, {cfg['precision']}): "
+            f"{', '.join(ran) or 'none ran'} ({vec} vectors)" + (f"; FAILED: {', '.join(failed)}" if failed else ""))
+    return dict(rung="RTL", what=what, mismatches=sum(int(u["mismatches"]) for u in ran.values()) if ran else None,
+                errors=None, units=units, failed=failed)
+
+
+def board_timing(b: dict) -> str:
+    """The board results' time per frame, labelled by where it ran: an emulator's time is emulation
+    (the kernel in C simulation), never board latency."""
+    if b.get("target") == "emulator":
+        return f"emulation (C simulation) {b['latency_ms'] / 1e3:.3f} s/frame, not board latency"
+    return f"{b['latency_ms']:.3f} ms per frame on the board"
+
+
+def _board_rung(b: dict) -> dict:
+    emulated = b["target"] == "emulator"
+    where = ("emulated board (`edgemoe emulate`, the kernel in C simulation)" if emulated
+             else f"board ({b.get('device', 'edgemoe-host run')})")
+    energy = b.get("energy_mj_per_frame")
+    what = (f"{where}, `edgemoe-host run`: {b['frames']} frames, {board_timing(b)}"
+            + (f", {energy:.3f} mJ per frame" if energy is not None and not emulated else ""))
+    return dict(rung="board", what=what, mismatches=b["mismatches"], errors=None, target=b["target"],
+                latency_ms=None if emulated else b["latency_ms"],
+                emulation_s_per_frame=b["latency_ms"] / 1e3 if emulated else None,
+                energy_mj_per_frame=None if emulated else energy, identity=b["identity"])
+
+
+def accuracy_ladder(project, run_csim: bool, sim_json=None, board_json=None, say=print, csim_json=None,
+                    results: dict | None = None) -> list:
+    """Rungs float / fixed / csim / RTL / board: what was compared, mismatches, errors vs float.
+    ``results``: :func:`read_results` already called (else it is called here on the files given)."""
+    if results is None:
+        results = read_results(project, sim_json, board_json, csim_json)
     data = project.path / "data"
     man = project.manifest
     rungs = [dict(rung="float", what="PyTorch float golden (reference)", mismatches=None, errors=None)]
@@ -99,7 +186,9 @@ def accuracy_ladder(project, run_csim: bool, sim_json=None, board_json=None, say
     cos = [float(a.ravel() @ b.ravel() / np.linalg.norm(a) / np.linalg.norm(b)) for a, b in zip(fixed, flt)]
     rungs.append(dict(rung="fixed", what="numpy fixed-point golden, every task", mismatches=None, errors=err,
                       max_abs_error=float(np.abs(err).max()), cosine=min(cos)))
-    if run_csim:
+    if results["csim"]:
+        rungs.append(_csim_rung(results["csim"], [t.name for t in project.spec.tasks]))
+    elif run_csim:
         say("  csim: compiling and running the kernel on the golden input, every task")
         project.compile()
         image = project.input_image()
@@ -114,25 +203,43 @@ def accuracy_ladder(project, run_csim: bool, sim_json=None, board_json=None, say
                           mismatches=bad, values=int(e.size), errors=e, max_abs_error=float(np.abs(e).max())))
     else:
         rungs.append(dict(rung="csim", what="not run (--no-csim)", mismatches=None, errors=None))
-    if sim_json:
-        sim = read_json(sim_json, "RTL results")
-        units = sim.get("units", {})
-        mm = sum(int(u.get("mismatches", 0)) for u in units.values())
-        vec = sum(int(u.get("vectors", 0)) for u in units.values())
-        rungs.append(dict(rung="RTL", what=f"cocotb unit benches: {', '.join(units)} ({vec} vectors)",
-                          mismatches=mm, errors=None, units=units))
+    if results["sim"] is not None:
+        rungs.append(_rtl_rung(results["sim"]))
     else:
         rungs.append(dict(rung="RTL", what="no results given (`edgemoe sim --json J`, then --sim-json J)",
                           mismatches=None, errors=None))
-    if board_json:
-        b = read_json(board_json, "board results")
-        rungs.append(dict(rung="board", what=f"edgemoe-host run: {b.get('frames')} frames, "
-                          f"{b.get('latency_ms', 0):.3f} ms per frame", mismatches=b.get("mismatches"), errors=None,
-                          latency_ms=b.get("latency_ms"), energy_mj_per_frame=b.get("energy_mj_per_frame")))
+    if results["board"] is not None:
+        rungs.append(_board_rung(results["board"]))
     else:
         rungs.append(dict(rung="board", what="no results given (`edgemoe-host run PKG --json J`, then --board-json J)",
                           mismatches=None, errors=None))
     return rungs
+
+
+REPORT_FILES = {"report.html", "report.md", "report.json", "resources.png", "layers.png", "errors.png"}
+
+
+def _check_report_dir(out_dir: Path, project_dir: Path, inputs, force: bool, own: bool) -> str:
+    """The option name to use in messages; refuses a report folder that holds the project or an input.
+    The default DIR/report written before edgemoe marked its folders (only the report's own files in
+    it) is taken as edgemoe's: it gets the marker, so that it is replaced."""
+    from edgemoe.io import MARKER, check_output_dir, made_by_edgemoe
+    option = "--output (default)" if own else "--output"
+    full = out_dir.resolve()
+    proj = project_dir.resolve()
+    if full == proj or full in proj.parents:
+        raise EdgeMoeError(f"{option} {out_dir}: is the project folder or holds it; name another folder")
+    for i in inputs:
+        if i and (full in Path(i).resolve().parents):
+            raise EdgeMoeError(f"{option} {out_dir}: holds the input {i}, which writing the report would remove; "
+                               f"name another folder")
+    if own and out_dir.is_dir() and not out_dir.is_symlink() and not made_by_edgemoe(out_dir):
+        names = {p.name for p in out_dir.iterdir()}
+        if names and names <= REPORT_FILES and {"report.html", "report.md"} <= names:
+            (out_dir / MARKER).write_text(json.dumps(dict(tool="edgemoe", command="report",
+                                                          written="before markers")) + "\n")
+    check_output_dir(out_dir, force=force, option=option)
+    return option
 
 
 def _md_table(header, rows) -> str:
@@ -148,8 +255,11 @@ def _html_table(header, rows) -> str:
 
 
 def write_report(project_dir, out_dir=None, run_csim: bool = True, sim_json=None, board_json=None,
-                 say=print) -> Path:
-    from edgemoe.io import atomic_dir
+                 say=print, csim_json=None, force: bool = False) -> Path:
+    """Write the report folder (default DIR/report, edgemoe's own: replaced when it carries edgemoe's
+    marker). An explicit ``out_dir`` that exists is replaced only with ``force`` and only if edgemoe made
+    it; a folder of the user's is refused. The result files are checked before any work."""
+    from edgemoe.io import output_dir
 
     from .csynth import compare, find_csynth, parse_csynth
     from .estimate import estimate
@@ -159,11 +269,16 @@ def write_report(project_dir, out_dir=None, run_csim: bool = True, sim_json=None
     project_dir = Path(project_dir)
     spec, prec, des, board, clock = resolve_target(str(project_dir))
     project = Project(project_dir)
-    out_dir = Path(out_dir) if out_dir else project_dir / "report"
+    results = read_results(project, sim_json, board_json, csim_json)
+    default = project_dir / "report"
+    out_dir = Path(out_dir) if out_dir else default
+    own = out_dir.resolve() == default.resolve()
+    inputs = [sim_json, board_json] + ([csim_json] if isinstance(csim_json, (str, Path)) else list(csim_json or []))
+    option = _check_report_dir(out_dir, project_dir, inputs, force=True if own else force, own=own)
     say(f"[1/4] estimate: {spec.name} {prec.name}, design {des.name}, {board.name}")
     est = estimate(spec, prec, des, board, clock)
     say("[2/4] accuracy ladder")
-    rungs = accuracy_ladder(project, run_csim, sim_json, board_json, say)
+    rungs = accuracy_ladder(project, run_csim, say=say, results=results)
     csyn_path = find_csynth(project_dir, TOP)
     csyn = parse_csynth(csyn_path) if csyn_path else None
     say("[3/4] plots")
@@ -180,7 +295,7 @@ def write_report(project_dir, out_dir=None, run_csim: bool = True, sim_json=None
     frame = est.cycles // est.batch
     lat_rows = [(u, f"{c:,}", f"{c / (clock * 1e3):.3f}", f"{c / frame:.1%}") for u, c in est.frame_cycles_by_unit()]
     lat_rows.append(("total", f"{frame:,}", f"{est.latency_ms:.3f}", ""))
-    with atomic_dir(out_dir) as tmp:
+    with output_dir(out_dir, force=True if own else force, command="report", option=option) as tmp:
         tmp = Path(tmp)
         plot_resources(est, tmp / "resources.png")
         plot_layers(est, tmp / "layers.png")
@@ -248,9 +363,11 @@ def write_report(project_dir, out_dir=None, run_csim: bool = True, sim_json=None
 
 
 def report_command(args) -> int:
-    write_report(args.project, args.output, run_csim=not args.no_csim, sim_json=args.sim_json,
-                 board_json=args.board_json, say=lambda m: print(m, file=sys.stdout, flush=True))
+    csim_json = getattr(args, "csim_json", None)
+    write_report(args.project, args.output, run_csim=not args.no_csim and not csim_json, sim_json=args.sim_json,
+                 board_json=args.board_json, csim_json=csim_json, force=bool(getattr(args, "force", False)),
+                 say=lambda m: print(m, file=sys.stdout, flush=True))
     return 0
 
 
-__all__ = ["write_report", "report_command", "accuracy_ladder"]
+__all__ = ["write_report", "report_command", "accuracy_ladder", "read_results", "board_timing"]

@@ -12,6 +12,8 @@ import sys
 from .errors import EdgeMoeError
 
 EXIT_ERROR = 2
+SATURATE_HELP = ("clamp model parameters that do not fit their fixed-point type to the type's min/max (with a "
+                 "warning) instead of failing")
 
 
 def _lazy(module: str, function: str):
@@ -55,7 +57,7 @@ def _cmd_generate(args) -> int:
         raise EdgeMoeError("give --preset P, --checkpoint PATH --preset P, or --onnx FILE")
     generate(args.output, preset=args.preset, checkpoint=args.checkpoint, onnx=args.onnx, board=args.board,
              precision=args.precision, design=args.design, clock=args.clock, force=args.force, seed=args.seed,
-             quiet=False, batch=args.batch)
+             quiet=False, batch=args.batch, saturate_params=args.saturate)
     return 0
 
 
@@ -75,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("golden", help="run the float or fixed-point golden model on one image",
                        description="Run the golden M3ViT encoder (float PyTorch, or the bit-accurate "
                        "fixed-point model with --fixed) on one image and write the last block's output.")
-    p.add_argument("--preset", default=DEFAULT_PRESET, help=f"model preset (default {DEFAULT_PRESET}; see `edgemoe presets`)")
+    p.add_argument("--preset", help=f"model preset (default {DEFAULT_PRESET}; see `edgemoe presets`)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--checkpoint", metavar="DIR_OR_PTH", help="M3ViT checkpoint: folder of {rank}.pth or one .pth")
     src.add_argument("--onnx", metavar="FILE", help="an encoder exported by edgemoe (spec read from the file)")
@@ -86,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, metavar="X.npy", help="one image, float32, shape (3, H, W), values in [0, 1]")
     p.add_argument("--output", required=True, metavar="Y.npy", help="last block's output, float32, (tokens, embed)")
     p.add_argument("--heads", metavar="OUT_DIR", help="also write the task output (.npy and .png) here")
+    p.add_argument("--saturate", action="store_true", help=SATURATE_HELP)
     p.set_defaults(func=_lazy("edgemoe.golden.run", "golden_command"))
 
     p = sub.add_parser("export-onnx", help="export the encoder to ONNX (loads back with --onnx)",
@@ -121,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights when no checkpoint is given")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="project folder to write")
     p.add_argument("--force", action="store_true", help="replace DIR if it exists")
+    p.add_argument("--saturate", action="store_true", help=SATURATE_HELP)
     p.set_defaults(func=_cmd_generate)
 
     p = sub.add_parser("csim", help="C-simulate a generated project and compare it with the goldens",
@@ -218,9 +222,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "board with error histograms, and the Vitis reports when a run exists.")
     p.add_argument("project", metavar="DIR", help="a folder written by `edgemoe generate`")
     p.add_argument("--output", metavar="OUT", help="report folder (default DIR/report)")
+    p.add_argument("--force", action="store_true", help="replace an existing --output folder that edgemoe wrote")
     p.add_argument("--no-csim", action="store_true", help="do not run the C simulation rung")
     p.add_argument("--sim-json", metavar="J", help="results of `edgemoe sim --json J` (the RTL rung)")
     p.add_argument("--board-json", metavar="J", help="results of `edgemoe-host run PKG --json J` (the board rung)")
+    p.add_argument("--csim-json", nargs="+", metavar="J", help="results of `edgemoe csim DIR --json J` (one per task) "
+                   "as the C-simulation rung, instead of running it")
     p.set_defaults(func=_lazy("edgemoe.codegen.report", "report_command"))
 
     p = sub.add_parser("build", help="run Vitis HLS and Vivado on a generated project (bitstream + hwh)",
@@ -252,7 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "every file.")
     p.add_argument("project", metavar="DIR", help="a folder written by `edgemoe generate`")
     p.add_argument("-o", "--output", required=True, metavar="PKG", help="package folder to write (and PKG.tar.gz)")
-    p.add_argument("--force", action="store_true", help="replace PKG and PKG.tar.gz if they exist")
+    p.add_argument("--force", action="store_true", help="replace PKG and PKG.tar.gz when edgemoe made them "
+                   "(a folder or file of yours is never replaced)")
     p.set_defaults(func=_lazy("edgemoe.boards.package", "package_command"))
 
     p = sub.add_parser("emulate", help="a board stand-in for pynq: PYNQ.remote on 127.0.0.1, kernel in C simulation",
@@ -272,10 +280,27 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+FILE_OUTPUTS = {"json": "--json", "plot": "--plot"}
+OUTPUT_IS_FILE = ("golden", "export-onnx", "csim")   # their --output / -o names a file (elsewhere a folder)
+
+
+def _check_file_outputs(args) -> None:
+    """Every file output is checked before the command computes anything (never after minutes of work)."""
+    from .io import check_output_file
+    for dest, option in FILE_OUTPUTS.items():
+        if getattr(args, dest, None):
+            check_output_file(getattr(args, dest), option)
+    if args.command in OUTPUT_IS_FILE and getattr(args, "output", None):
+        check_output_file(args.output, "--output")
+
+
 def main(argv=None) -> int:
     ap = build_parser()
     args = ap.parse_args(argv)
     try:
+        from .options import check_args
+        check_args(args)   # every numeric option against its one range, before any work
+        _check_file_outputs(args)
         return args.func(args) or 0
     except EdgeMoeError as e:
         if os.environ.get("EDGEMOE_DEBUG"):
@@ -289,6 +314,13 @@ def main(argv=None) -> int:
         # the reader (`| head`) went away: stop quietly, as a Unix filter does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except OSError as e:
+        # a file-system failure no command foresaw (read-only, full, permission): still one line
+        if os.environ.get("EDGEMOE_DEBUG"):
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"edgemoe: error: {where}{e.strerror or e}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,6 +6,15 @@ and compared tap by tap with the fixed golden, and checked against Vitis's rules
 the RTL units in cocotb; the board package run on the
 emulated board (`edgemoe emulate`) by the host runtime through the real pynq client; and a summary.
 Each later capability (generate, csim, RTL sim, package, emulated board, estimate) adds its step.
+
+The report (report/) gets the demo's own results: csim_<task>.json (`edgemoe csim --json`),
+rtl_sim.json (as `edgemoe sim --json` writes it) and board_run.json (`edgemoe-host run --json`, on the
+emulator: its time is emulation seconds, never board latency), so report and summary agree.
+
+The output folder (--out) is written by edgemoe.io.output_dir: the steps write into a temporary
+folder beside it (named when the demo starts), which replaces --out when the demo completes. --out
+may be new, empty, or the demo's own earlier output (replaced without a flag); another command's
+output, a user's folder or a file is refused in one line before any work.
 """
 from __future__ import annotations
 
@@ -31,28 +40,42 @@ def cosine(a, b) -> float:
 
 
 def _rtl_units(out: Path) -> dict:
-    """Each RTL unit's bench on Verilator (a short run; `edgemoe sim` runs the full 10,000 vectors)."""
+    """Each RTL unit's bench on Verilator (a short run; `edgemoe sim` runs the full 10,000 vectors).
+    Writes ``out``/rtl_sim.json as `edgemoe sim --json` does (the report's RTL rung reads it)."""
     from edgemoe.errors import EdgeMoeError
-    from edgemoe.sim.runner import run_unit
+    from edgemoe.sim.cli_sim import sim_document
+    from edgemoe.sim.runner import resolve_config, run_unit
+    from edgemoe.sim.tools import find_simulators
     from edgemoe.sim.units import UNITS
-    res = {}
+    vectors, seed = 1000, 0
+    cfg = resolve_config(None)
+    res, rows = {}, []
     for name, unit in UNITS.items():
         try:
-            r = run_unit(name, "verilator", vectors=1000)
+            r = run_unit(name, "verilator", vectors=vectors, seed=seed, config=cfg)
             res[name] = {k: r.get(k) for k in ("vectors", "mismatches", "cycles", "items_per_cycle")}
             res[name]["design_rate"] = unit.design_rate
         except EdgeMoeError as e:
+            r = dict(vectors=vectors, design_rate=float(unit.design_rate), error=str(e))
             res[name] = {"error": str(e)}
+        rows.append(dict(r, unit=name, simulator="verilator"))
         print(f"    {name}: {res[name]}", flush=True)
+    version = next((r["simulator_version"] for r in rows if r.get("simulator_version")), None)
+    if version is None:
+        sim = find_simulators().get("verilator")
+        version = getattr(sim, "version", None)
+    doc = sim_document(rows, cfg, vectors, seed, {"verilator": version})
+    with atomic_path(out / "rtl_sim.json") as tmp:
+        tmp.write_text(json.dumps(doc, indent=1))
     return res
 
 
 def _emulated_board(project: Path, out: Path) -> dict:
-    """`edgemoe package`, then `edgemoe emulate` and `edgemoe-host run` (the PYNQ env) against it."""
+    """`edgemoe package`, then `edgemoe emulate` and `edgemoe-host run` (the PYNQ env) against it; the
+    host's results go to ``out``/board_run.json (the report's board rung reads it)."""
     import os
     import subprocess
     import sys
-    import tempfile
 
     from edgemoe.boards.package import package
     pkg = out / "board_package"
@@ -68,15 +91,14 @@ def _emulated_board(project: Path, out: Path) -> dict:
         if "127.0.0.1:" not in line:
             return {"error": f"the emulator did not start: {line.strip() or emu.stderr.read().strip()}"}
         port = line.split("127.0.0.1:")[1].split()[0]
-        with tempfile.TemporaryDirectory() as d:
-            j = Path(d) / "run.json"
-            r = subprocess.run([str(host), "run", str(pkg), "--images", "2", "--json", str(j), "--timeout", "120"],
-                               capture_output=True, text=True, timeout=600,
-                               env=dict(os.environ, PYNQ_REMOTE_DEVICES="127.0.0.1", EDGEMOE_PYNQ_PORT=port))
-            if not j.exists():
-                return {"error": (r.stderr or r.stdout).strip().splitlines()[-1]}
-            res = json.loads(j.read_text())
-        return {k: res[k] for k in ("frames", "mismatches", "latency_ms")}
+        j = out / "board_run.json"
+        r = subprocess.run([str(host), "run", str(pkg), "--images", "2", "--json", str(j), "--timeout", "120"],
+                           capture_output=True, text=True, timeout=600,
+                           env=dict(os.environ, PYNQ_REMOTE_DEVICES="127.0.0.1", EDGEMOE_PYNQ_PORT=port))
+        if not j.exists():
+            return {"error": ((r.stderr or r.stdout).strip().splitlines() or ["edgemoe-host run wrote no results"])[-1]}
+        res = json.loads(j.read_text())
+        return {k: res.get(k) for k in ("frames", "mismatches", "latency_ms", "target", "device")}
     finally:
         emu.terminate()
         try:
@@ -85,7 +107,52 @@ def _emulated_board(project: Path, out: Path) -> dict:
             emu.kill()
 
 
+def _legacy_demo_output(out: Path) -> bool:
+    """True for a demo output written before edgemoe marked its folders (no marker, but the demo's
+    own summary files); it is marked as the demo's then, so that rerunning the demo replaces it."""
+    md, js = out / "summary.md", out / "summary.json"
+    try:
+        return (md.is_file() and md.read_text().startswith("# edgemoe demo:") and js.is_file()
+                and {"preset", "tasks"} <= set(json.loads(js.read_text())) and (out / "hls_project").is_dir())
+    except (OSError, ValueError):
+        return False
+
+
+def _check_out(out: Path) -> None:
+    """--out may be new, empty, or the demo's own earlier output (replaced without a flag); another
+    command's output, a user's folder or a file is refused in one line, before any work."""
+    from .errors import EdgeMoeError
+    from .io import MARKER, check_output_dir, made_by_edgemoe
+    if out.is_dir() and not out.is_symlink():
+        if made_by_edgemoe(out):
+            try:
+                command = json.loads((out / MARKER).read_text()).get("command")
+            except (OSError, ValueError, AttributeError):
+                command = None
+            if command != "demo":
+                raise EdgeMoeError(f"--out {out}: folder was written by `edgemoe {command or '?'}`, not by the demo; "
+                                   f"it is left alone: name a new folder")
+        elif _legacy_demo_output(out):
+            (out / MARKER).write_text(json.dumps(dict(tool="edgemoe", command="demo", written="before markers")) + "\n")
+    check_output_dir(out, force=True, option="--out")
+
+
 def run_demo(args) -> int:
+    """The demo into a temporary folder beside --out that replaces --out when the demo completes
+    (edgemoe.io.output_dir: a failed run leaves nothing that looks complete); the steps print as
+    they run, and the folder being written is named at the start."""
+    from .io import output_dir
+    out = Path(args.out)
+    _check_out(out)
+    with output_dir(out, force=True, command="demo", option="--out") as work:
+        print(f"writing into {work} (it becomes {out} when the demo completes)", flush=True)
+        rc, last = _run(args, Path(work), out)
+    print(last)
+    return rc
+
+
+def _run(args, out: Path, final: Path) -> tuple:
+    """The demo's steps, writing into ``out`` (the folder that becomes ``final``): (exit code, last line)."""
     from edgemoe.golden.calibrate import precision_for
     from edgemoe.golden.fixed_model import run_fixed
     from edgemoe.golden.model import build_model, params_numpy, run_golden, sample_image
@@ -93,8 +160,6 @@ def run_demo(args) -> int:
     from edgemoe.golden.run import task_output
 
     spec = get_preset(args.preset)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     total = 10
     t0 = _step(1, total, f"building {spec.name} (seed {args.seed}): {spec.summary()}")
     model = build_model(spec, seed=args.seed)
@@ -139,8 +204,10 @@ def run_demo(args) -> int:
                        seed=args.seed, force=True, quiet=True)
     _step(6, total, "C simulation of the generated kernel (g++), every tap against the fixed golden")
     summary["csim"] = {}
+    csim_json = []
     for task, t in enumerate(spec.tasks):
-        res = run_csim(project.path, task=task, taps="all", quiet=True)
+        csim_json.append(out / f"csim_{t.name}.json")
+        res = run_csim(project.path, task=task, taps="all", quiet=True, json_path=csim_json[-1])
         summary["csim"][t.name] = {k: res[k] for k in ("taps_compared", "mismatches", "cosine_vs_float",
                                                       "max_abs_err_vs_float", "seconds")}
     _step(7, total, "the kernel against Vitis's rules (edgemoe hls-check: instances, bursts, banks, ROM ports)")
@@ -159,10 +226,12 @@ def run_demo(args) -> int:
     _step(10, total, "estimate latency and resources of the kernel on zcu104, and write the report")
     from edgemoe.codegen.estimate import estimate
     from edgemoe.codegen.perf_commands import resolve_target
-    from edgemoe.codegen.report import write_report
+    from edgemoe.codegen.report import board_timing, write_report
     est = estimate(*resolve_target(str(project.path))[:4])
     summary["estimate"] = {k: v for k, v in est.to_dict().items() if k not in ("layers", "by_unit_resources")}
-    write_report(project.path, out / "report", run_csim=False, say=lambda m: None)
+    board_json = out / "board_run.json"
+    write_report(project.path, out / "report", run_csim=False, csim_json=csim_json, sim_json=out / "rtl_sim.json",
+                 board_json=board_json if board_json.exists() else None, say=lambda m: None)
     save_overview(out / "overview.png", panels, f"{spec.name}: task outputs (random weights, seed {args.seed})")
     with atomic_path(out / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=1))
@@ -188,25 +257,25 @@ def run_demo(args) -> int:
                      f"{r.get('design_rate')} |" if "error" not in r else f"| {name} | - | - | - | {r['error']} |")
     b = summary["board"]
     lines += ["", "Emulated board (edgemoe emulate + edgemoe-host run in .venv-pynq, real pynq client): "
-              + (f"{b['frames']} frames, {b['mismatches']} bit mismatches, {b['latency_ms']:.1f} ms/frame "
-                 "(C simulation, not board latency)" if "error" not in b else b["error"])]
+              + (f"{b['frames']} frames, {b['mismatches']} bit mismatches, {board_timing(b)}"
+                 if "error" not in b else b["error"])]
     e = summary["estimate"]
     lines += ["", f"Estimate of the generated kernel on {e['board']} at {e['clock_mhz']:g} MHz (`edgemoe estimate`): "
               f"{e['latency_ms']:.2f} ms per frame, {e['gops']:.1f} GOPS, DSP {e['dsp']}, BRAM36 {e['bram36']}, "
               f"URAM {e['uram']}, LUT {e['lut']}, FF {e['ff']} ({'fits' if e['fits'] else 'does NOT fit'}); "
               "report: report/report.html"]
+    lines += ["", "Results the report reads (checked against their writers' schemas): "
+              + ", ".join(f"csim_{t.name}.json" for t in spec.tasks) + ", rtl_sim.json"
+              + (", board_run.json" if board_json.exists() else "")]
     lines += ["", "Pictures: overview.png, input.png, " + ", ".join(f"{t.name}.png" for t in spec.tasks)]
     with atomic_path(out / "summary.md") as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     print("\n".join(lines[4:-2]))
     if any(r.get("mismatches") for r in summary["rtl"].values()) or summary["board"].get("mismatches"):
-        print("RTL or emulated board does NOT match bit for bit")
-        return 1
+        return 1, "RTL or emulated board does NOT match bit for bit"
     if any(r["mismatches"] for r in summary["csim"].values()):
-        print("C simulation does NOT match the fixed-point golden bit for bit")
-        return 1
+        return 1, "C simulation does NOT match the fixed-point golden bit for bit"
     if summary["hls_check"]["violations"]:
-        print(f"the kernel breaks Vitis's rules: see {out}/hls_check.json (`edgemoe hls-check {out}/hls_project`)")
-        return 1
-    print(f"done in {time.time() - t0:.1f} s; outputs in {out}/ (overview.png, summary.md)")
-    return 0
+        return 1, (f"the kernel breaks Vitis's rules: see {final}/hls_check.json "
+                   f"(`edgemoe hls-check {final}/hls_project`)")
+    return 0, f"done in {time.time() - t0:.1f} s; outputs in {final}/ (overview.png, summary.md, report/report.html)"

@@ -8,6 +8,10 @@ target type's quantisation and overflow modes, exactly as an assignment in C++ w
 
 Widths are limited to 64 bits, which is what the kernel uses: int64 arithmetic wraps modulo 2**64,
 so a wrapped W <= 64 result is exact even when an intermediate sum overflowed int64.
+
+Range monitoring: inside :func:`edgemoe.golden.range_counts.count_range`, every cast of a value into
+a type (:meth:`Fx.cast`, :meth:`FixedType.overflow`, the accumulators of :func:`fx_matmul`) counts
+the values that lie outside the target type's range after quantisation (see that module).
 """
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
+
+from .range_counts import active_counts
 
 QUANT_MODES = ("AP_TRN", "AP_TRN_ZERO", "AP_RND", "AP_RND_ZERO", "AP_RND_MIN_INF",
                "AP_RND_INF", "AP_RND_CONV")
@@ -86,8 +92,8 @@ class FixedType:
         return FixedType(self.W, self.I, self.signed, Q or self.Q, O or self.O)
 
     # -- conversion --------------------------------------------------------------------------
-    def quantize(self, x) -> np.ndarray:
-        """Raw integers of float values ``x`` as ``T(x)`` in C++ would give (double input)."""
+    def _rounded(self, x) -> np.ndarray:
+        """Float ``x`` at this type's scale, rounded with its quantisation mode (integer valued)."""
         x = np.asarray(x, dtype=np.float64)
         if not np.all(np.isfinite(x)):
             raise ValueError("cannot convert NaN or infinity to fixed point")
@@ -102,10 +108,18 @@ class FixedType:
         mid = fl + 0.5
         half = ~exact & (v == mid)
         above = ~exact & (v > mid)
-        q = _round_from_parts(fl, exact, half, above, v < 0, self.Q)
+        return _round_from_parts(fl, exact, half, above, v < 0, self.Q)
+
+    def quantize(self, x, record: bool = False) -> np.ndarray:
+        """Raw integers of float values ``x`` as ``T(x)`` in C++ would give (double input).
+        ``record``: count the values out of range in the active :func:`count_range` (an input cast)."""
+        q = self._rounded(x)
         big = (q >= 2.0 ** 63) | (q < -(2.0 ** 63))  # also +-inf: beyond 2**1024
+        if record and active_counts() is not None:
+            tol = self._edge_tolerance
+            self._record_count(int(np.count_nonzero((q > self.max_raw + tol) | (q < self.min_raw - tol))), q.size)
         if not np.any(big):
-            return self.overflow(q.astype(np.int64))
+            return self._overflow(q.astype(np.int64))
         if self.O == "AP_WRAP":
             # |q| >= 2**63 is a multiple of 2**11 (53-bit mantissa): fmod by 2**64 is exact
             m = np.fmod(np.where(np.isinf(q), 0.0, q), 2.0 ** 64)
@@ -114,12 +128,83 @@ class FixedType:
         raw = np.where(big, 0.0, q).astype(np.int64)
         return self._overflow(raw, big & (q > 0), big & (q < 0))
 
+    @property
+    def _hi_f(self) -> float:
+        """max_raw + 1 as a float (exact: a power of two)."""
+        return float(self.max_raw + 1)
+
+    @property
+    def _lo_f(self) -> float:
+        return float(self.min_raw)
+
+    def quantize_clamped(self, x):
+        """(raw, out of range) of float values ``x``: rounded with this type's quantisation mode and
+        clamped to its min / max (never wrapped, whatever the overflow mode), and the boolean mask of
+        the values that did not fit (that were clamped)."""
+        q = self._rounded(x)
+        over_hi = q >= self._hi_f
+        over_lo = q < self._lo_f
+        raw = np.where(over_hi | over_lo, 0.0, q).astype(np.int64)
+        raw = np.where(over_hi, np.int64(self.max_raw), np.where(over_lo, np.int64(self.min_raw), raw))
+        return raw.astype(np.int64), over_hi | over_lo
+
+    @property
+    def range_text(self) -> str:
+        """``[min, max]`` of the representable values, as text."""
+        return f"[{self.to_float(self.min_raw):.6g}, {self.to_float(self.max_raw):.6g}]"
+
+    @property
+    def storage_cpp(self) -> str:
+        """The type without its modes, e.g. ``ap_fixed<16,5>`` (how a stored parameter is declared)."""
+        return f"{'ap_fixed' if self.signed else 'ap_ufixed'}<{self.W},{self.I}>"
+
     def to_float(self, raw) -> np.ndarray:
         return np.asarray(raw, dtype=np.int64).astype(np.float64) * self.lsb
 
-    def overflow(self, raw) -> np.ndarray:
-        """Apply this type's overflow mode to integers already at this type's scale."""
-        return self._overflow(np.asarray(raw, dtype=np.int64))
+    def overflow(self, raw, record: bool = True) -> np.ndarray:
+        """Apply this type's overflow mode to integers already at this type's scale (a cast: the
+        values out of range are counted in the active :func:`count_range` unless ``record`` is False)."""
+        raw = np.asarray(raw, dtype=np.int64)
+        if record:
+            self.record(raw)
+        return self._overflow(raw)
+
+    def record(self, raw, too_big=None, too_small=None) -> None:
+        """Count the values of ``raw`` (this type's scale) outside its range in the active
+        :func:`count_range`; ``too_big`` / ``too_small``: masks of values beyond int64."""
+        if active_counts() is None:
+            return
+        raw = np.asarray(raw)
+        if not raw.size:
+            return
+        tol = self._edge_tolerance
+        if self.W < 64:  # two reductions decide the usual case (everything fits)
+            beyond = raw.max() > self.max_raw + tol or raw.min() < self.min_raw - tol
+        else:  # int64 holds every signed 64-bit value; unsigned: the negative ones do not fit
+            beyond = not self.signed and raw.min() < 0
+        extra = too_big is not None and bool(too_big.any() or too_small.any())
+        n = 0
+        if beyond or extra:
+            if self.W < 64:
+                out = (raw > self.max_raw + tol) | (raw < self.min_raw - tol)
+            else:
+                out = (raw < 0) if not self.signed else np.zeros(raw.shape, dtype=bool)
+            if extra:
+                out = out | too_big | too_small
+            n = int(np.count_nonzero(out))
+        self._record_count(n, raw.size)
+
+    @property
+    def _edge_tolerance(self) -> int:
+        """LSBs beyond the range that a saturating cast does not count: a value rounded onto the edge
+        (1.0 into ap_ufixed<8,0> becomes 255/256) is off by one LSB, a rounding error, not an overflow.
+        A wrapping type counts every value beyond: one LSB past the top wraps to the bottom."""
+        return 0 if self.O == "AP_WRAP" else 1
+
+    def _record_count(self, n_out: int, n: int) -> None:
+        c = active_counts()
+        if c is not None:
+            c.add(self.O, n_out, n)
 
     def _overflow(self, raw, too_big=None, too_small=None) -> np.ndarray:
         """:meth:`overflow`, with extra masks of values known to lie beyond int64 (above/below)."""
@@ -148,6 +233,7 @@ class FixedType:
         shift = src.F - self.F
         if shift <= 0:
             shifted, too_big, too_small = _shl_checked(raw, -shift, src)
+            self.record(shifted, too_big, too_small)
             return self._overflow(shifted, too_big, too_small)
         return self.overflow(shift_right_round(raw, shift, self.Q))
 
@@ -380,4 +466,5 @@ def fx_matmul(a: Fx, b: Fx, acc: FixedType) -> Fx:
     if acc.O != "AP_WRAP":
         raise ValueError("accumulators wrap; saturating accumulation is order dependent")
     s = exact_int_matmul(a.raw, b.raw, a.t.W, b.t.W)
+    acc.record(s)
     return Fx(wrap(s, acc.W, acc.signed), acc)

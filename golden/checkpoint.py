@@ -87,10 +87,32 @@ def assign(model: M3ViT, tensors: dict, prefix: str, source, optional=()) -> Non
         raise EdgeMoeError(f"{source}: {len(unexpected)} unexpected keys: {_listing(unexpected)}")
     for k, v in given.items():
         if tuple(v.shape) != tuple(own[k].shape):
-            raise EdgeMoeError(f"{source}: {k}: expected {tuple(own[k].shape)}, found {tuple(v.shape)}")
+            raise EdgeMoeError(f"{source}: {k}: expected {tuple(own[k].shape)}, found {tuple(v.shape)}"
+                               + _rank_hint(k, v, own[k], source))
+        if v.is_floating_point():
+            bad = int((~torch.isfinite(v)).sum())
+            if bad:
+                raise EdgeMoeError(f"{source}: {k} holds {bad} NaN or infinite value(s) of {v.numel()}; "
+                                   f"a model with them computes nothing meaningful")
     with torch.no_grad():
         for k, v in given.items():
             own[k].copy_(v.to(own[k].dtype))
+
+
+def _rank_hint(key: str, found, want, source) -> str:
+    """Why an expert tensor is short: a rank folder whose last rank files are missing."""
+    if EXPERT_KEY not in key or not found.dim() or not want.dim():
+        return ""
+    have, need = found.shape[0], want.shape[0]
+    if have >= need or need % have or not Path(source).is_dir():
+        return ""
+    ranks = len([f for f in Path(source).iterdir() if re.fullmatch(r"\d+\.pth", f.name)])
+    per = have // max(ranks, 1)
+    if not per or need % per:
+        return ""
+    missing = ", ".join(f"{r}.pth" for r in range(ranks, need // per))
+    return (f": the folder holds {ranks} rank file(s) with {have} of {need} experts; rank file(s) {missing} "
+            f"missing?")
 
 
 def _decoder_keys(sd: dict, model: M3ViT) -> dict:

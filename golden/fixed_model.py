@@ -7,13 +7,17 @@ compared with the float model, the generated C++ (csim) and the RTL.
 """
 from __future__ import annotations
 
+import sys
+from dataclasses import dataclass
+
 import numpy as np
 
 from edgemoe.errors import EdgeMoeError
 from edgemoe.spec import ModelSpec
 
-from .apfixed import Fx
+from .apfixed import FixedType, Fx
 from .precision import Precision
+from .range_counts import count_range, range_prefix, range_stage
 from .units.attention import attention_fixed, split_heads
 from .units.gelu import gelu_fixed, gelu_table
 from .units.layernorm import layernorm_fixed
@@ -28,51 +32,126 @@ def block_key(i: int, name: str) -> str:
     return f"backbone.blocks.{i}.{name}"
 
 
-def quantize_params(spec: ModelSpec, prec: Precision, params: dict) -> dict:
-    """Float state_dict -> {name: Fx} in the storage types the kernel reads."""
+SATURATE_HINT = "pass --saturate (saturate_params=True) to clamp them to the type's range instead"
+
+
+@dataclass
+class ParamRange:
+    """A parameter tensor with values outside its fixed-point type."""
+    name: str        # checkpoint-style name, e.g. backbone.blocks.3.norm1.weight
+    t: FixedType
+    lo: float        # the tensor's smallest and largest float value
+    hi: float
+    count: int       # values out of the type's range
+    size: int
+
+    def describe(self) -> str:
+        return (f"{self.name}: values in [{self.lo:.6g}, {self.hi:.6g}], {self.count} of {self.size} outside "
+                f"{self.t.storage_cpp}'s range {self.t.range_text}")
+
+
+def param_range_message(bad: list) -> str:
+    """The one-line error for parameters that do not fit their types."""
+    first = bad[0]
+    msg = (f"parameter {first.name} does not fit its fixed-point type: values in [{first.lo:.6g}, {first.hi:.6g}], "
+           f"{first.count} of {first.size} values outside {first.t.storage_cpp}'s range {first.t.range_text}")
+    if len(bad) > 1:
+        rest = bad[1:]
+        names = ", ".join(b.name for b in rest[:3]) + (", ..." if len(rest) > 3 else "")
+        n = sum(b.count for b in rest)
+        msg += (f"; {len(rest)} more tensor{'s' if len(rest) > 1 else ''} with {n} value{'s' if n != 1 else ''} "
+                f"out of range: {names}")
+    return f"{msg}; {SATURATE_HINT}"
+
+
+def param_saturation_warning(bad: list) -> str:
+    """The one-line warning when out-of-range parameters are clamped (saturate_params)."""
+    n = sum(b.count for b in bad)
+    worst = sorted(bad, key=lambda b: -b.count)
+    parts = "; ".join(b.describe() for b in worst[:3]) + ("; ..." if len(worst) > 3 else "")
+    return (f"edgemoe: warning: {n} parameter value{'s' if n != 1 else ''} in {len(bad)} tensor"
+            f"{'s' if len(bad) != 1 else ''} saturate (clamped to their fixed-point type's min/max): {parts}")
+
+
+def quantize_params(spec: ModelSpec, prec: Precision, params: dict, saturate_params: bool = False,
+                    report: list | None = None, warn: bool = True) -> dict:
+    """Float state_dict -> {name: Fx} in the storage types the kernel reads.
+
+    Every tensor is checked against its type: a value that does not fit (after rounding) is an
+    :class:`EdgeMoeError` naming the tensor, unless ``saturate_params``, which clamps such values
+    to the type's min / max (never wraps) and prints one warning line on stderr (``warn``).
+    ``report``: a list that receives a :class:`ParamRange` per tensor that does not fit.
+    The packer (:meth:`edgemoe.codegen.pack.Layout.fill`) quantises through this function too.
+    """
+    bad = []
+
     def get(name):
         try:
             return np.asarray(params[name], dtype=np.float64)
         except KeyError:
             raise EdgeMoeError(f"parameter {name} missing from the model's weights") from None
 
+    def fx(name: str, t, x=None) -> Fx:
+        x = get(name) if x is None else x
+        raw, out = t.quantize_clamped(x)
+        n = int(np.count_nonzero(out))
+        if n:
+            bad.append(ParamRange(name, t, float(x.min()), float(x.max()), n, int(x.size)))
+        return Fx(raw, t)
+
     q = {}
     d = spec.embed
-    q["patch_w"] = Fx.from_float(get("backbone.patch_embed.proj.weight").reshape(d, -1), prec.t("patch_w"))
-    q["patch_b"] = Fx.from_float(get("backbone.patch_embed.proj.bias"), prec.t("bias"))
-    q["cls"] = Fx.from_float(get("backbone.cls_token").reshape(d), prec.t("bias"))
-    q["pos"] = Fx.from_float(get("backbone.pos_embed").reshape(spec.tokens, d), prec.t("bias"))
+    pw = "backbone.patch_embed.proj.weight"
+    q["patch_w"] = fx(pw, prec.t("patch_w"), get(pw).reshape(d, -1))
+    q["patch_b"] = fx("backbone.patch_embed.proj.bias", prec.t("bias"))
+    q["cls"] = fx("backbone.cls_token", prec.t("bias"), get("backbone.cls_token").reshape(d))
+    q["pos"] = fx("backbone.pos_embed", prec.t("bias"), get("backbone.pos_embed").reshape(spec.tokens, d))
     for i in range(spec.depth):
         k = lambda n, i=i: block_key(i, n)
         for n in ("norm1", "norm2"):
-            q[k(n + ".weight")] = Fx.from_float(get(k(n + ".weight")), prec.t("ln_param"))
-            q[k(n + ".bias")] = Fx.from_float(get(k(n + ".bias")), prec.t("ln_param"))
-        q[k("attn.qkv.weight")] = Fx.from_float(get(k("attn.qkv.weight")), prec.t("w", tensor=k("attn.qkv")))
-        q[k("attn.qkv.bias")] = Fx.from_float(get(k("attn.qkv.bias")), prec.t("qkv_b"))
-        q[k("attn.proj.weight")] = Fx.from_float(get(k("attn.proj.weight")), prec.t("w", tensor=k("attn.proj")))
-        q[k("attn.proj.bias")] = Fx.from_float(get(k("attn.proj.bias")), prec.t("b"))
+            q[k(n + ".weight")] = fx(k(n + ".weight"), prec.t("ln_param"))
+            q[k(n + ".bias")] = fx(k(n + ".bias"), prec.t("ln_param"))
+        q[k("attn.qkv.weight")] = fx(k("attn.qkv.weight"), prec.t("w", tensor=k("attn.qkv")))
+        q[k("attn.qkv.bias")] = fx(k("attn.qkv.bias"), prec.t("qkv_b"))
+        q[k("attn.proj.weight")] = fx(k("attn.proj.weight"), prec.t("w", tensor=k("attn.proj")))
+        q[k("attn.proj.bias")] = fx(k("attn.proj.bias"), prec.t("b"))
         if spec.is_moe(i):
             for n in ("htoh4", "h4toh"):
                 base = k(f"mlp.experts.{n}")
-                q[base + ".weight"] = Fx.from_float(get(base + ".weight"), prec.t("w", tensor=base))
-                q[base + ".bias"] = Fx.from_float(get(base + ".bias"), prec.t("b"))
+                q[base + ".weight"] = fx(base + ".weight", prec.t("w", tensor=base))
+                q[base + ".bias"] = fx(base + ".bias", prec.t("b"))
             for t in range(spec.num_tasks):
                 g = k(f"mlp.gate.{t}.w_gate")
-                q[g] = Fx.from_float(get(g).T, prec.t("gate_w", tensor=k("mlp.gate")))  # [E, d]
+                q[g] = fx(g, prec.t("gate_w", tensor=k("mlp.gate")), get(g).T)  # [E, d]
         else:
             for n in ("fc1", "fc2"):
                 base = k(f"mlp.{n}")
-                q[base + ".weight"] = Fx.from_float(get(base + ".weight"), prec.t("w", tensor=base))
-                q[base + ".bias"] = Fx.from_float(get(base + ".bias"), prec.t("b"))
+                q[base + ".weight"] = fx(base + ".weight", prec.t("w", tensor=base))
+                q[base + ".bias"] = fx(base + ".bias", prec.t("b"))
+    if report is not None:
+        report.extend(bad)
+    if bad and not saturate_params:
+        raise EdgeMoeError(param_range_message(bad))
+    if bad and warn:
+        print(param_saturation_warning(bad), file=sys.stderr)
     return q
 
 
 class FixedM3ViT:
-    """``encode(image, task)`` -> the last block's output (tokens, embed) as :class:`Fx`."""
+    """``encode(image, task)`` -> the last block's output (tokens, embed) as :class:`Fx`.
 
-    def __init__(self, spec: ModelSpec, prec: Precision, params: dict, attn_rows: int = DEFAULT_ATTN_ROWS):
+    Building it checks every parameter against its type (:func:`quantize_params`;
+    ``saturate_params`` clamps instead of failing, :attr:`param_range` lists the tensors clamped).
+    After each ``encode``, :attr:`range_counts` holds, per stage, the activation values that did
+    not fit the type they were cast into: ``{stage: {"saturated": n, "wrapped": n, "values": n}}``.
+    """
+
+    def __init__(self, spec: ModelSpec, prec: Precision, params: dict, attn_rows: int = DEFAULT_ATTN_ROWS,
+                 saturate_params: bool = False, warn: bool = True):
         self.spec, self.prec, self.attn_rows = spec, prec, attn_rows
-        self.q = quantize_params(spec, prec, params)
+        self.param_range = []
+        self.q = quantize_params(spec, prec, params, saturate_params, self.param_range, warn)
+        self.range_counts = {}
         self.gelu_tab = gelu_table(prec)
         self.scale_raw = int(prec.t("scale").quantize(spec.scale))
 
@@ -81,22 +160,38 @@ class FixedM3ViT:
         if image.shape != self.spec.input_shape:
             raise EdgeMoeError(f"image has shape {tuple(image.shape)}; {self.spec.name} expects "
                                f"{self.spec.input_shape}")
-        return Fx.from_float(patchify(image.astype(np.float64), self.spec.patch), self.prec.t("pixel"))
+        t = self.prec.t("pixel")
+        return Fx(t.quantize(patchify(image.astype(np.float64), self.spec.patch), record=True), t)
 
-    def encode(self, image, task: int, taps: dict | None = None) -> Fx:
+    def encode(self, image, task: int, taps: dict | None = None, range_counts: dict | None = None) -> Fx:
+        """The encoder on one image; ``range_counts``: a dict that receives :attr:`range_counts`."""
+        task = self.spec.task_index(task)
+        with count_range() as rc:
+            y = self._encode(image, task, taps)
+        self.range_counts = rc.stages
+        if range_counts is not None:
+            range_counts.update(rc.stages)
+        return y
+
+    def _encode(self, image, task: int, taps: dict | None) -> Fx:
         spec, prec, q = self.spec, self.prec, self.q
-        task = spec.task_index(task)
         act = prec.t("act")
         tap = (lambda name, v: taps.__setitem__(name, v)) if taps is not None else (lambda name, v: None)
-        x = patch_embed_fixed(self.quantize_image(image), q["patch_w"], q["patch_b"], q["cls"], q["pos"], prec)
+        range_stage("pixels")
+        pix = self.quantize_image(image)
+        range_stage("patch_embed")
+        x = patch_embed_fixed(pix, q["patch_w"], q["patch_b"], q["cls"], q["pos"], prec)
         tap("patch_embed", x)
         for i in range(spec.depth):
             k = lambda n, i=i: block_key(i, n)
             p = f"blocks.{i}."
+            range_prefix(p)
+            range_stage("ln1")
             ln1 = layernorm_fixed(x, q[k("norm1.weight")], q[k("norm1.bias")], prec, spec.ln_eps,
                                   out_t=prec.t("ln_out", tensor=k("ln1")))
             tap(p + "ln1", ln1)
             qkv_t = prec.t("qkv", tensor=k("attn"))
+            range_stage("qkv")
             qkv = linear_fixed(ln1, q[k("attn.qkv.weight")], q[k("attn.qkv.bias")], prec, qkv_t)
             d = spec.embed
             qh, kh, vh = (split_heads(qkv[:, j * d:(j + 1) * d], spec.heads) for j in range(3))
@@ -106,20 +201,26 @@ class FixedM3ViT:
                                    out_t=prec.t("attn_out", tensor=k("attn_out")),
                                    prob_t=prec.t("prob", tensor=k("attn")))
             tap(p + "scores", at["scores"]), tap(p + "attn_probs", at["attn_probs"]), tap(p + "attn_out", attn)
+            range_stage("proj")
             proj = linear_fixed(attn, q[k("attn.proj.weight")], q[k("attn.proj.bias")], prec, act)
             tap(p + "proj", proj)
+            range_stage("res1")
             x = (x + proj).cast(act)
             tap(p + "res1", x)
+            range_stage("ln2")
             ln2 = layernorm_fixed(x, q[k("norm2.weight")], q[k("norm2.bias")], prec, spec.ln_eps,
                                   out_t=prec.t("ln_out", tensor=k("ln2")))
             tap(p + "ln2", ln2)
             if spec.is_moe(i):
                 y = self._moe(i, ln2, task, tap, p)
             else:
+                range_stage("fc1")
                 h = self._fc1_gelu(ln2, k("mlp.fc1"), q[k("mlp.fc1.weight")], q[k("mlp.fc1.bias")])
                 tap(p + "fc1", h)
+                range_stage("mlp_out")
                 y = linear_fixed(h, q[k("mlp.fc2.weight")], q[k("mlp.fc2.bias")], prec, act)
             tap(p + "mlp_out", y)
+            range_stage("out")
             x = (x + y).cast(act)
             tap(p + "out", x)
         return x
@@ -143,7 +244,9 @@ class FixedM3ViT:
         for e, (tok, score) in enumerate(route.queues):
             if len(tok) == 0:
                 continue  # an expert without tokens is skipped (and not fetched)
+            range_stage("fc1")
             h = self._fc1_gelu(ln2[tok], k("mlp.experts.htoh4"), w1[e], b1[e])
+            range_stage("mlp_out")
             y = linear_fixed(h, w2[e], b2[e], prec, act)
             contrib = (Fx(score.raw[:, None], score.t) * y).cast(act)
             out.raw[tok] = (out[tok] + contrib).cast(act).raw
@@ -152,6 +255,9 @@ class FixedM3ViT:
 
 
 def run_fixed(spec: ModelSpec, prec: Precision, params: dict, image, task: int,
-              attn_rows: int = DEFAULT_ATTN_ROWS, taps: dict | None = None) -> np.ndarray:
-    """Float32 (tokens, embed) output of the fixed-point encoder."""
-    return FixedM3ViT(spec, prec, params, attn_rows).encode(image, task, taps).to_float().astype(np.float32)
+              attn_rows: int = DEFAULT_ATTN_ROWS, taps: dict | None = None, saturate_params: bool = False,
+              range_counts: dict | None = None) -> np.ndarray:
+    """Float32 (tokens, embed) output of the fixed-point encoder (``range_counts``: see
+    :meth:`FixedM3ViT.encode`)."""
+    model = FixedM3ViT(spec, prec, params, attn_rows, saturate_params=saturate_params)
+    return model.encode(image, task, taps, range_counts).to_float().astype(np.float32)

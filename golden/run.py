@@ -1,6 +1,7 @@
 """The ``edgemoe golden`` command: float or fixed-point encoder output (and task output) of one image."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +18,11 @@ def load_golden_model(preset: str, checkpoint=None, onnx=None, seed: int = 0):
 
 
 def encoder_output(model, spec, image: np.ndarray, task: int, fixed: bool, precision: str = "w16a32",
-                   taps: dict | None = None) -> np.ndarray:
-    """(tokens, embed) float32 output of the float model, or of the fixed model when ``fixed``."""
+                   taps: dict | None = None, saturate_params: bool = False,
+                   range_counts: dict | None = None) -> np.ndarray:
+    """(tokens, embed) float32 output of the float model, or of the fixed model when ``fixed``
+    (``saturate_params``: clamp parameters that do not fit their types instead of failing;
+    ``range_counts``: receives the activations out of range per stage, see FixedM3ViT.encode)."""
     from .model import params_numpy, run_golden
     if not fixed:
         return run_golden(model, image, task)
@@ -26,7 +30,8 @@ def encoder_output(model, spec, image: np.ndarray, task: int, fixed: bool, preci
     from .fixed_model import run_fixed
     params = params_numpy(model)
     prec = precision_for(precision, spec, model, params)
-    return run_fixed(spec, prec, params, image, task, taps=taps)
+    return run_fixed(spec, prec, params, image, task, taps=taps, saturate_params=saturate_params,
+                     range_counts=range_counts)
 
 
 def task_output(model, tokens: np.ndarray, task: int) -> np.ndarray:
@@ -48,16 +53,32 @@ def write_heads(out_dir, spec, model, tokens, task: int) -> list:
 
 def golden_command(args) -> int:
     from .precision import base_precision
+    from edgemoe.errors import EdgeMoeError
+    from edgemoe.io import refuse_inputs
+    from edgemoe.spec import DEFAULT_PRESET
     base_precision(args.precision)  # reject an unknown precision before the model is built
+    if args.onnx and args.preset:
+        raise EdgeMoeError("give either --preset (optionally with --checkpoint) or --onnx (the spec is read "
+                           "from the file), not both")
+    preset = args.preset or DEFAULT_PRESET
     if not args.onnx:
-        get_preset(args.preset)     # unknown preset: one line listing the known ones
-    spec, model = load_golden_model(args.preset, args.checkpoint, args.onnx, args.seed)
+        get_preset(preset)          # unknown preset: one line listing the known ones
+    refuse_inputs(args.output, (args.input, args.checkpoint, args.onnx), "--output")
+    if args.heads and Path(args.heads).exists() and not Path(args.heads).is_dir():
+        raise EdgeMoeError(f"--heads {args.heads}: exists and is not a folder (the task outputs go into a folder)")
+    spec, model = load_golden_model(preset, args.checkpoint, args.onnx, args.seed)
     image = load_image_npy(args.input, spec.input_shape)
     task = spec.task_index(args.task)
-    y = encoder_output(model, spec, image, task, args.fixed, args.precision)
+    counts = {}
+    saturate = bool(getattr(args, "saturate", False))
+    y = encoder_output(model, spec, image, task, args.fixed, args.precision, saturate_params=saturate,
+                       range_counts=counts)
     save_npy(args.output, y.astype(np.float32))
     kind = f"fixed-point {args.precision}" if args.fixed else "float"
     print(f"{spec.name} task {task} ({spec.tasks[task].name}), {kind}: wrote {args.output} {y.shape}")
+    if args.fixed:
+        from .range_counts import range_summary
+        print(range_summary(counts), file=sys.stderr)
     if args.heads:
         for f in write_heads(args.heads, spec, model, y, task):
             print(f"  wrote {f}")

@@ -2,6 +2,12 @@
 
     edgemoe-host run PKG [--task T] [--images N] [--json J] [--timeout S] [--no-program]
 
+--json J: frames, mismatches, latency_ms (per frame, wall clock), energy, one row per task, notes, and
+"target": "emulator" (`edgemoe emulate`: the kernel in C simulation, so the times are emulation
+seconds, not board latency) or "board", "device", and "identity" (the package's model: model,
+precision, design, board, config_hash, weights_sha256 as recorded). `edgemoe report --board-json J`
+checks it against the schema in edgemoe.codegen.results_schema (BOARD) and against its project.
+
 Exit codes: 0 all frames match the golden outputs, 1 a mismatch, 2 an error (one line on stderr;
 EDGEMOE_DEBUG=1 shows the traceback), 130 interrupted.
 """
@@ -37,12 +43,92 @@ def _fmt(v, spec="{:.3f}"):
     return "-" if v is None else spec.format(v)
 
 
+EMULATOR_SIGNATURE = "(edgemoe emulate)"   # in /proc/version of `edgemoe emulate`'s board (boards/emulator.py)
+IDENTITY_KEYS = ("model", "precision", "design", "board", "config_hash", "weights_sha256")
+
+
+def _loopback(host: str) -> bool:
+    h = host.strip().strip("[]").lower()
+    return h == "localhost" or h == "::1" or h.startswith("127.")
+
+
+def run_target(pynq) -> tuple:
+    """("emulator" | "board", the device described) for where the kernel ran.
+
+    A PYNQ.remote device is asked for its /proc/version: `edgemoe emulate` answers with
+    EMULATOR_SIGNATURE. If that cannot be read, a remote device on this machine (PYNQ_REMOTE_DEVICES
+    a loopback address) counts as the emulator, so an emulated time is never taken for board latency;
+    a local pynq device (the kernel on this board) is the board."""
+    dev = None
+    try:
+        dev = pynq.Device.active_device if pynq is not None else None
+    except Exception:  # noqa: BLE001 -- a pynq without devices (or a stand-in): decided below
+        dev = None
+    remote = [h.strip() for h in os.environ.get("PYNQ_REMOTE_DEVICES", "").split(",") if h.strip()]
+    if dev is not None and (getattr(dev, "capabilities", None) or {}).get("REMOTE"):
+        where = f"PYNQ.remote {getattr(dev, 'ip_addr', '?')}:{getattr(dev, 'port', '?')}"
+        try:
+            version = bytes(dev.read_file("/proc/version")).decode(errors="replace")
+        except Exception:  # noqa: BLE001 -- the device went away after the run: decide by its address
+            version = None
+        if version is not None:
+            if EMULATOR_SIGNATURE in version:
+                return "emulator", f"{where} (edgemoe emulate: the kernel in C simulation)"
+            return "board", f"{where} ({getattr(dev, 'name', None) or 'remote board'})"
+        host = str(getattr(dev, "ip_addr", "") or "")
+        return ("emulator" if _loopback(host) else "board"), where
+    if remote:
+        return ("emulator" if _loopback(remote[0]) else "board"), f"PYNQ.remote {remote[0]}"
+    name = getattr(dev, "name", None) if dev is not None else None
+    return "board", f"local pynq device{' ' + str(name) if name else ''}"
+
+
+def package_identity(pm: dict, manifest: dict) -> dict:
+    """The package's model identity: package_manifest.json "identity" (else data/manifest.json's),
+    else what its project / board entries name (packages made before the identity was recorded)."""
+    ident = pm.get("identity") or manifest.get("identity")
+    if isinstance(ident, dict) and ident:
+        return {k: ident[k] for k in IDENTITY_KEYS if ident.get(k) is not None}
+    proj = pm.get("project") or {}
+    out = dict(model=proj.get("model") or manifest.get("spec", {}).get("name"),
+               precision=proj.get("precision") or manifest.get("precision", {}).get("name"),
+               design=proj.get("design") or manifest.get("design", {}).get("name"),
+               board=(pm.get("board") or {}).get("name") or manifest.get("board", {}).get("name"))
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _write_json(path, doc) -> None:
+    """``doc`` to ``path`` through a temporary file renamed when complete (no half-written results)."""
+    import tempfile
+    path = os.path.abspath(path)
+    if os.path.isdir(path):
+        raise EdgeMoeError(f"--json {path}: is a folder (give a file name)")
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".part", dir=os.path.dirname(path))
+    except OSError as e:
+        raise EdgeMoeError(f"--json {path}: cannot write ({e.strerror or e})") from None
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(doc, f, indent=1)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise EdgeMoeError(f"--json {path}: cannot write ({e.strerror or e})") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def cmd_run(args) -> int:
     from .runtime import MAX_IMAGES, EdgeMoeRuntime
-    if args.images < 1:
-        raise EdgeMoeError("--images must be at least 1")
-    if args.timeout <= 0:
-        raise EdgeMoeError("--timeout must be positive")
+    from edgemoe.options import check_number   # the one range of every numeric option (shipped with the host)
+    args.timeout = check_number("timeout", args.timeout)
+    args.images = check_number("frames", args.images, "--images")
+    if args.json and os.path.isdir(args.json):
+        raise EdgeMoeError(f"--json {args.json}: is a folder (give a file name)")
     rt = EdgeMoeRuntime(args.package, timeout_s=args.timeout)
     batch = int(rt.manifest.get("design", {}).get("batch", 1))
     if batch > 1 and args.images % batch:
@@ -81,6 +167,7 @@ def cmd_run(args) -> int:
             total_bad += bad_frames
             lat += t_lat
             energy += t_en
+        target, device = run_target(rt._pynq)
     finally:
         rt.close()
 
@@ -90,6 +177,9 @@ def cmd_run(args) -> int:
         head = "x".join(map(str, r["head_output"])) + f" ({r['head_ms']:.1f} ms)" if r["head_output"] else "-"
         print(f"{str(r['task']) + ' ' + r['name']:<14}{r['frames']:>7}{r['mismatches']:>10}{r['mismatched_values']:>8}"
               f"{r['max_abs_error']:>10.3g}{r['latency_ms']:>10.3f}{_fmt(r['energy_mj_per_frame']):>10}  {head}")
+    if target == "emulator":
+        rt.notes.append(f"the kernel ran on {device}: the times are emulation (C simulation) seconds, "
+                        f"not board latency")
     notes = list(dict.fromkeys(rt.notes))
     for n in notes:
         print(f"note: {n}")
@@ -100,9 +190,9 @@ def cmd_run(args) -> int:
         summary = dict(package=os.path.abspath(args.package), frames=total_frames, mismatches=total_bad,
                        latency_ms=float(np.mean(lat)) * 1e3,
                        energy_mj_per_frame=float(np.mean(energy)) * 1e3 if energy else None,
-                       task=tasks[0] if len(tasks) == 1 else tasks, tasks=rows, notes=notes, ok=total_bad == 0)
-        with open(args.json, "w") as f:
-            json.dump(summary, f, indent=1)
+                       task=tasks[0] if len(tasks) == 1 else tasks, tasks=rows, notes=notes, ok=total_bad == 0,
+                       target=target, device=device, identity=package_identity(rt.pm, rt.manifest))
+        _write_json(args.json, summary)
     return 0 if total_bad == 0 else EXIT_MISMATCH
 
 

@@ -69,6 +69,10 @@ def write_heads(project_dir, out=None, model=None) -> Path:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    if manifest.get("data_files") and out.resolve() == (root / "data" / HEADS_NPZ).resolve():
+        # the project's own heads rewritten on purpose: its record in data/manifest.json follows
+        from edgemoe.codegen.project import record_data_files
+        record_data_files(root, [HEADS_NPZ])
     return out
 
 

@@ -20,11 +20,18 @@ Register protocol (Vitis s_axilite): argument registers from the package's regis
 pointer as two 32-bit words (low word first); ``reload`` = 1 on the first run only; start = write
 1 to the control register (bit 0, ap_start); done = bit 1 of the control register, polled until
 ``timeout_s``.
+
+Kernel identity: ``open()`` first starts the kernel with ``n_images`` = 0, which writes its ID to the
+read-only ``kernel_id`` register and returns without touching memory, reads that register and refuses
+(one line) a kernel whose ID is not the package's (package_manifest.json "identity": the first 8 hex
+digits of its config_hash), before any buffer is allocated or written.
+
+Alongside: host/package_files.py (the manifest, the sha256 of every file, the identity, heads.npz),
+host/remote.py (a remote board or emulator: the TCP probe, every pynq call under a deadline),
+host/power.py (PMBus rails for the energy), host/heads.py (the task heads on the CPU).
 """
 from __future__ import annotations
 
-import hashlib
-import os
 import json
 import re
 import time
@@ -36,90 +43,20 @@ import numpy as np
 from edgemoe.errors import EdgeMoeError, ToolMissingError
 
 from .fixed import FixedFormat
+from .heads import HeadSpec, run_head
+from .package_files import PACKAGE_MANIFEST, expected_kernel_id, load_heads, read_package_manifest, verify_files
+from .power import BoardPower
+from .remote import check_remote, device_call, select_remote_port
 
-PACKAGE_MANIFEST = "package_manifest.json"
-HEADS_FILES = ("heads.npz", "data/heads.npz")
 POINTER_ARGS = ("pixels", "weights", "scratch", "out")
 SCALAR_ARGS = ("n_images", "task", "reload", "tap_id")
+ID_ARG = "kernel_id"     # the kernel's read-only ID register (an output scalar on s_axilite)
 TAP_NONE = -1
 MAX_IMAGES = 64  # images per kernel call; generated into the kernel's edgemoe_config.h (codegen/config_header.py)
-BOARD_INPUT_RAILS = ("12V", "VCC12", "VIN", "12V_IN", "VCC_12V", "PSU")
-
-
-def sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _int(v) -> int:
     return int(v, 0) if isinstance(v, str) else int(v)
-
-
-def verify_files(pkg: Path, pm: dict) -> None:
-    """Raise (one line, naming the file) unless every file matches its size and sha256."""
-    files = pm.get("files")
-    if not isinstance(files, dict) or not files:
-        raise EdgeMoeError(f"{pkg / PACKAGE_MANIFEST} lists no files: not an edgemoe package")
-    for rel, rec in sorted(files.items()):
-        p = pkg / rel
-        if not p.is_file():
-            raise EdgeMoeError(f"{p} is missing (listed in {PACKAGE_MANIFEST}); refusing to touch the device")
-        if p.stat().st_size != int(rec["size"]) or sha256_file(p) != rec["sha256"]:
-            raise EdgeMoeError(f"{p} does not match its sha256 in {PACKAGE_MANIFEST} (changed or corrupted "
-                               f"after packaging); refusing to touch the device")
-
-
-def _device_call(what: str, fn, *args, **kwargs):
-    """A pynq call whose failure becomes one line (pynq raises RuntimeError("No Devices Found") off a board)."""
-    try:
-        return fn(*args, **kwargs)
-    except Exception as e:  # noqa: BLE001 -- pynq raises plain exceptions; one line for the user
-        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if callable(getattr(e, "code", None)) and callable(getattr(e, "details", None)):  # a gRPC error (PYNQ.remote)
-            why = f"connection to the board lost ({e.code().name}: {e.details()})"
-        hint = (" (no PYNQ board here: run on the board, or set PYNQ_REMOTE_DEVICES=<board ip> to drive one "
-                "over the network)") if "no devices" in why.lower() else ""
-        raise ToolMissingError(f"{what} failed: {why}{hint}") from None
-
-
-class HeadSpec:
-    """The few model facts :func:`edgemoe.host.heads.run_head` needs, from data/manifest.json's spec
-    (edgemoe.spec is not part of the package)."""
-
-    def __init__(self, d: dict):
-        self.name = d["name"]
-        self.img_h, self.img_w, self.patch = int(d["img_h"]), int(d["img_w"]), int(d["patch"])
-        self.embed = int(d["embed"])
-        self.ln_eps = float(d.get("ln_eps", 1e-6))
-        self.tasks = tuple(SimpleNamespace(name=t["name"], channels=int(t["channels"]), kind=t.get("kind"))
-                           for t in d["tasks"])
-
-    @property
-    def grid(self) -> tuple:
-        return (self.img_h // self.patch, self.img_w // self.patch)
-
-    @property
-    def tokens(self) -> int:
-        return self.grid[0] * self.grid[1] + 1
-
-    @property
-    def output_shape(self) -> tuple:
-        return (self.tokens, self.embed)
-
-    def task_index(self, task) -> int:
-        names = [t.name for t in self.tasks]
-        if isinstance(task, str) and not task.lstrip("-").isdigit():
-            if task in names:
-                return names.index(task)
-        else:
-            i = int(task)
-            if 0 <= i < len(names):
-                return i
-        known = ", ".join(f"{i}={n}" for i, n in enumerate(names))
-        raise EdgeMoeError(f"unknown task {task!r} for {self.name} (known: {known})")
 
 
 class RunResult(SimpleNamespace):
@@ -129,28 +66,10 @@ class RunResult(SimpleNamespace):
     ``call_s``, ``energy_j`` (per frame or None), ``power_w``, ``notes``."""
 
 
-def _remote_port(pynq) -> None:
-    """PYNQ.remote always dials port 7967; EDGEMOE_PYNQ_PORT points it at another one (an emulator on
-    a free port, several boards behind one host) by making that device the active one."""
-    port = os.environ.get("EDGEMOE_PYNQ_PORT")
-    host = os.environ.get("PYNQ_REMOTE_DEVICES")
-    if not port or not host:
-        return
-    from pynq.pl_server.remote_device import RemoteDevice
-    pynq.Device.active_device = RemoteDevice(0, host.split(",")[0].strip(), port=int(port))
-
-
 class EdgeMoeRuntime:
     def __init__(self, pkg_dir, *, timeout_s: float = 10, verify: bool = True):
         self.pkg = Path(pkg_dir)
-        pm_path = self.pkg / PACKAGE_MANIFEST
-        if not pm_path.is_file():
-            raise EdgeMoeError(f"{pm_path} not found: {self.pkg} is not an edgemoe package (make one with "
-                               f"`edgemoe package PROJECT -o PKG`)")
-        try:
-            self.pm = json.loads(pm_path.read_text())
-        except ValueError as e:
-            raise EdgeMoeError(f"{pm_path} is not valid JSON ({e})") from None
+        self.pm = read_package_manifest(self.pkg)
         if verify:
             verify_files(self.pkg, self.pm)
         self.timeout_s = float(timeout_s)
@@ -163,7 +82,8 @@ class EdgeMoeRuntime:
         self.act = FixedFormat.parse(m["types"]["act"])
         self.num_tasks = len(self.spec.tasks)
         self._parse_kernel(self.pm["kernel"])
-        self.heads = self._load_heads()
+        self.identity, self.kernel_id_expected = expected_kernel_id(self.pkg, self.pm)
+        self.heads = load_heads(self.pkg, self.pm, self.notes)
         self.overlay = None
         self.mmio = None
         self.buffers = {}
@@ -172,7 +92,7 @@ class EdgeMoeRuntime:
         self._regs = {}          # offset -> last value written (only changes are written again)
         self._reload = True      # the first run loads the one-time parameters
         self._pixels_loaded = None
-        self._rails = None
+        self._power = None      # BoardPower, on the first run
 
     # ---- package --------------------------------------------------------------------------------
     def _parse_kernel(self, k: dict) -> None:
@@ -187,26 +107,10 @@ class EdgeMoeRuntime:
         self.args = {a["name"]: a for a in k.get("args", [])}
         self.extra_weight_ports = [n for n, a in self.args.items()
                                    if re.fullmatch(r"weights\d+", n) and a.get("kind", "pointer") == "pointer"]
-        missing = [n for n in POINTER_ARGS + SCALAR_ARGS if n not in self.args]
+        missing = [n for n in POINTER_ARGS + SCALAR_ARGS + (ID_ARG,) if n not in self.args]
         if missing:
             raise EdgeMoeError(f"the register map in {PACKAGE_MANIFEST} lacks argument(s) {', '.join(missing)} "
-                               f"(has {', '.join(self.args) or 'none'})")
-
-    def _load_heads(self):
-        listed = [f for f in HEADS_FILES if f in self.pm["files"]]
-        if not listed:
-            unlisted = [f for f in HEADS_FILES if (self.pkg / f).is_file()]
-            self.notes.append(f"{unlisted[0]} is not covered by {PACKAGE_MANIFEST}: ignored; " if unlisted else
-                              "the package has no task-head weights (heads.npz): the runtime returns the encoder's "
-                              "tokens only, no task outputs")
-            return None
-        heads = {}
-        with np.load(self.pkg / listed[0], allow_pickle=False) as z:
-            for key in z.files:  # "heads.{t}.{param}"
-                parts = key.split(".", 2)
-                if len(parts) == 3 and parts[0] == "heads" and parts[1].isdigit():
-                    heads.setdefault(int(parts[1]), {})[parts[2]] = np.asarray(z[key], dtype=np.float32)
-        return heads
+                               f"(has {', '.join(self.args) or 'none'}): package the project again with this edgemoe")
 
     @property
     def has_bitstream(self) -> bool:
@@ -228,12 +132,13 @@ class EdgeMoeRuntime:
     # ---- device ---------------------------------------------------------------------------------
     def _import_pynq(self):
         if self._pynq is None:
+            check_remote(self.pkg)   # no board or emulator at PYNQ_REMOTE_DEVICES: one line at once
             try:
                 import pynq
             except ImportError as e:
                 raise ToolMissingError(f"pynq is not importable ({e}); the host runtime needs it: pip install pynq "
                                        f"(on a PYNQ image it is installed already)") from None
-            _remote_port(pynq)
+            device_call("connecting to the remote board", select_remote_port, pynq, deadline_s=30)
             self._pynq = pynq
         return self._pynq
 
@@ -246,7 +151,7 @@ class EdgeMoeRuntime:
             return None
         pynq = self._import_pynq()
         bit = self.pkg / self.pm["bitstream"].get("bit", "edgemoe.bit")
-        ol = _device_call(f"pynq.Overlay({bit.name})", pynq.Overlay, str(bit))
+        ol = device_call(f"pynq.Overlay({bit.name})", pynq.Overlay, str(bit))
         self.overlay = ol
         self._check_overlay(getattr(ol, "ip_dict", {}) or {})
         return ol
@@ -277,15 +182,20 @@ class EdgeMoeRuntime:
         if not 1 <= max_images <= MAX_IMAGES:
             raise EdgeMoeError(f"images per kernel call must be 1..{MAX_IMAGES}, not {max_images}")
         if self.mmio is None:
-            self.mmio = _device_call(f"pynq.MMIO({self.base_address:#x}, {self.address_range:#x})", pynq.MMIO,
-                                     self.base_address, self.address_range)
+            self.mmio = device_call(f"pynq.MMIO({self.base_address:#x}, {self.address_range:#x})", pynq.MMIO,
+                                    self.base_address, self.address_range)
+            try:
+                self.check_kernel_id()   # before any buffer is allocated or written
+            except BaseException:
+                self.mmio = None
+                raise
         self._free()
         wb = self.word_bytes
         sizes = dict(pixels=max_images * self.sizes["pix_words"] * wb, weights=self.sizes["weight_words"] * wb,
                      scratch=max(self.sizes["scratch_words"], 1) * wb, out=max_images * self.sizes["out_words"] * wb)
         for name, n in sizes.items():
-            self.buffers[name] = _device_call(f"pynq.allocate({n} bytes for {name})", pynq.allocate,
-                                              shape=(n,), dtype=np.uint8)
+            self.buffers[name] = device_call(f"pynq.allocate({n} bytes for {name})", pynq.allocate,
+                                             shape=(n,), dtype=np.uint8)
         weights = np.fromfile(str(self.pkg / self.pm.get("data", {}).get("weights", "data/weights.bin")), dtype=np.uint8)
         if weights.size != sizes["weights"]:
             raise EdgeMoeError(f"data/weights.bin has {weights.size} bytes; the manifest says {sizes['weights']}")
@@ -304,6 +214,27 @@ class EdgeMoeRuntime:
             self._write_arg(name, int(self.buffers["weights"].physical_address))
         self._reload = True  # fresh weights buffer: load the one-time parameters again
         return self
+
+    def read_kernel_id(self) -> int:
+        """The kernel's ID register, after a call with n_images = 0 (the kernel writes the ID and returns
+        without touching memory, so no buffer or pointer is needed)."""
+        if self.mmio is None:
+            self.open()
+        self._write_arg("n_images", 0)
+        self._start_and_wait()
+        off = _int(self.args[ID_ARG]["offset"])
+        return int(device_call(f"reading the kernel's ID register ({ID_ARG} at {off:#x})", self.mmio.read, off,
+                               deadline_s=max(self.timeout_s, 5.0))) & 0xFFFFFFFF
+
+    def check_kernel_id(self) -> int:
+        """Refuse (one line) a kernel whose ID is not the package's identity; returns the ID."""
+        got, want = self.read_kernel_id(), self.kernel_id_expected
+        if got != want:
+            i = self.identity
+            raise EdgeMoeError(f"the kernel on the board has ID 0x{got:08X}, this package was built for 0x{want:08X} "
+                               f"(model {i.get('model')}, precision {i.get('precision')}, design {i.get('design')}): "
+                               f"program the package's bitstream or package the project the kernel was built from")
+        return got
 
     def _free(self):
         for b in self.buffers.values():
@@ -328,7 +259,8 @@ class EdgeMoeRuntime:
         value = int(value) & 0xFFFFFFFF
         if self._regs.get(offset) == value:
             return
-        self.mmio.write(offset, value)
+        device_call(f"writing the kernel's register {offset:#x}", self.mmio.write, offset, value,
+                    deadline_s=max(self.timeout_s, 5.0))
         self._regs[offset] = value
 
     def _write_arg(self, name: str, value: int) -> None:
@@ -347,34 +279,12 @@ class EdgeMoeRuntime:
         return t
 
     # ---- power ----------------------------------------------------------------------------------
-    def _power_rails(self):
-        """(rails to sum, note): the board's input rail when PMBus shows one, else every rail with power."""
-        if self._rails is None:
-            get_rails = getattr(self._pynq, "get_rails", None)
-            rails, note = {}, None
-            if get_rails is None:
-                note = "energy: pynq.get_rails is not available here (remote device or no PMBus support)"
-            else:
-                try:
-                    rails = {k: r for k, r in (get_rails() or {}).items() if getattr(r, "power", None) is not None}
-                except Exception as e:  # noqa: BLE001 -- no sensors is not an error
-                    note = f"energy: pynq.get_rails() failed ({type(e).__name__}: {e})"
-                if not rails and note is None:
-                    note = "energy: pynq.get_rails() found no power rails on this board"
-            pick = {k: r for k, r in rails.items() if k.upper() in BOARD_INPUT_RAILS}
-            self._rails = (pick or rails, note)
-            if note:
-                self.notes.append(note)
-        return self._rails[0]
-
     def _power_w(self):
-        rails = self._power_rails()
-        if not rails:
-            return None
-        try:
-            return float(sum(float(r.power.value) for r in rails.values()))
-        except Exception:  # noqa: BLE001
-            return None
+        if self._power is None:
+            self._power = BoardPower(self._pynq)
+            if self._power.note:
+                self.notes.append(self._power.note)
+        return self._power.watts()
 
     # ---- run ------------------------------------------------------------------------------------
     def _start_and_wait(self) -> float:
@@ -382,12 +292,15 @@ class EdgeMoeRuntime:
         mmio = self.mmio
         deadline_s = self.timeout_s
         t0 = time.perf_counter()
-        _device_call("starting the kernel (MMIO write of ap_start)", mmio.write, ctrl, self.bit_start)
+        poll_deadline = max(self.timeout_s, 5.0)   # a remote board that stops answering mid-call
+        device_call("starting the kernel (MMIO write of ap_start)", mmio.write, ctrl, self.bit_start,
+                    deadline_s=poll_deadline)
         status = 0
         pause = 0.0
         while True:
             # a board (or emulator) that goes away mid-run must end the run with one line, not a trace
-            status = int(_device_call("waiting for ap_done (MMIO read of the control register)", mmio.read, ctrl))
+            status = int(device_call("waiting for ap_done (MMIO read of the control register)", mmio.read, ctrl,
+                                     deadline_s=poll_deadline))
             now = time.perf_counter()
             if status & self.bit_done:
                 return now - t0
@@ -444,7 +357,6 @@ class EdgeMoeRuntime:
 
     def run_heads(self, tokens: np.ndarray, task):
         """Task outputs [C, H, W] per frame on the CPU (host/heads.py); (outputs, seconds per frame)."""
-        from .heads import run_head
         t = self.spec.task_index(task)
         if self.heads is None or t not in self.heads:
             raise EdgeMoeError(f"the package has no head weights for task {t} ({self.spec.tasks[t].name})")
@@ -453,4 +365,4 @@ class EdgeMoeRuntime:
         return outs, (time.perf_counter() - t0) / max(len(outs), 1)
 
 
-__all__ = ["EdgeMoeRuntime", "RunResult", "HeadSpec", "verify_files", "sha256_file", "PACKAGE_MANIFEST"]
+__all__ = ["EdgeMoeRuntime", "RunResult", "HeadSpec", "verify_files", "PACKAGE_MANIFEST", "MAX_IMAGES"]

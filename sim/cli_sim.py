@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from edgemoe.errors import EdgeMoeError, ToolMissingError
+from edgemoe.io import atomic_path
 
 from .runner import check_rtl_dir, get_unit, load_units, resolve_config, run_unit
 from .tools import INSTALL_HINTS, SIMULATORS, find_simulators, require_simulator
@@ -88,7 +89,28 @@ def format_table(rows: list) -> str:
     return "\n".join([fmt(head), fmt(["-" * w for w in widths])] + [fmt(b) for b in body])
 
 
+def sim_document(rows: list, cfg: dict, vectors: int, seed: int, simulators: dict, rtl_dir=None) -> dict:
+    """What ``edgemoe sim --json`` writes (schema: edgemoe.codegen.results_schema.SIM, which `edgemoe
+    report --sim-json` checks): ``rows`` are :func:`run_unit` results (or {"unit","simulator","error",...}
+    for a bench that failed); each unit appears under the first simulator that ran it without error."""
+    by_sim: dict = {s: {} for s in simulators}
+    for r in rows:
+        by_sim.setdefault(r["simulator"], {})[r["unit"]] = {k: r[k] for k in SUMMARY_KEYS + ("error",) if k in r}
+    units_out = {}
+    for r in rows:
+        name = r["unit"]
+        if name in units_out:
+            continue
+        cands = [by_sim[s][name] for s in by_sim if name in by_sim[s] and "error" not in by_sim[s][name]]
+        units_out[name] = cands[0] if cands else next(by_sim[s][name] for s in by_sim if name in by_sim[s])
+    ok = all("error" not in r and not r.get("mismatches") for r in rows)
+    return dict(units=units_out, units_by_simulator=by_sim, config=dict(cfg), vectors=int(vectors), seed=int(seed),
+                simulators=dict(simulators), rtl_dir=str(rtl_dir) if rtl_dir else None, ok=ok)
+
+
 def sim_command(args) -> int:
+    if getattr(args, "json", None) and Path(args.json).is_dir():   # before minutes of simulation
+        raise EdgeMoeError(f"--json {args.json}: is a folder (give a file name)")
     sims = select_simulators(getattr(args, "simulator", None))
     units = select_units(getattr(args, "unit", "all") or "all")
     vectors = int(getattr(args, "vectors", 10000))
@@ -97,7 +119,6 @@ def sim_command(args) -> int:
     rtl = check_rtl_dir(rtl_dir, [u.top for u in units.values()]) if rtl_dir else {}
     cfg = sim_config(args)
     rows, errors = [], []
-    by_sim: dict = {s: {} for s in sims}
     for name, unit in units.items():
         for s in sims:
             try:
@@ -107,23 +128,16 @@ def sim_command(args) -> int:
                 r = dict(unit=name, simulator=s, vectors=vectors, design_rate=float(unit.design_rate), error=str(e))
                 errors.append(str(e))
             r.setdefault("unit", name)
+            r.setdefault("simulator", s)
             rows.append(r)
-            by_sim[s][name] = {k: r[k] for k in SUMMARY_KEYS + ("error",) if k in r}
     blk = f" (block {cfg['block'] if cfg['block'] is not None else 'nominal'})" if "block" in cfg else ""
     print(f"preset {cfg['preset']}, precision {cfg['precision']}{blk}, design {cfg['design']}")
     print(format_table(rows))
     mismatched = [f"{r['unit']}/{r['simulator']}" for r in rows if r.get("mismatches")]
     if getattr(args, "json", None):
-        first = next(iter(sims))
-        units_out = {}
-        for name in units:   # each unit under the first simulator that ran it without error, else the first
-            cands = [by_sim[s][name] for s in sims if "error" not in by_sim[s][name]] or [by_sim[first][name]]
-            units_out[name] = cands[0]
-        doc = dict(units=units_out, units_by_simulator=by_sim, config=cfg, vectors=vectors, seed=seed,
-                   simulators={s: i.version for s, i in sims.items()}, rtl_dir=str(rtl_dir) if rtl_dir else None,
-                   ok=not errors and not mismatched)
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(doc, indent=1))
+        doc = sim_document(rows, cfg, vectors, seed, {s: i.version for s, i in sims.items()}, rtl_dir)
+        with atomic_path(args.json) as tmp:
+            tmp.write_text(json.dumps(doc, indent=1))
     if errors:
         raise EdgeMoeError("; ".join(errors))
     if mismatched:
@@ -132,4 +146,4 @@ def sim_command(args) -> int:
     return 0
 
 
-__all__ = ["sim_command", "sim_config", "format_table", "select_units", "select_simulators"]
+__all__ = ["sim_command", "sim_document", "sim_config", "format_table", "select_units", "select_simulators"]

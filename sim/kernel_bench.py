@@ -25,7 +25,8 @@ from pathlib import Path
 
 from edgemoe.errors import EdgeMoeError
 
-from .runner import DEFAULT_TIMEOUT, _log_tail, check_rtl_dir, default_build_root, read_xunit, run_bench
+from .build_cache import default_build_root
+from .runner import DEFAULT_TIMEOUT, _log_tail, check_rtl_dir, read_xunit, run_bench
 from .tools import require_simulator
 
 BENCH_MODULE = "edgemoe.sim.benches.kernel_top"
@@ -45,6 +46,7 @@ class RegisterMap:
     isr: int
     args: dict                      # name (lower case) -> (offset, bits)
     header: str = ""
+    outputs: frozenset = frozenset()  # output scalars (read-only data register + ap_vld control word)
 
     def regs(self) -> dict:
         return dict(ap_ctrl=self.ap_ctrl, gie=self.gie, ier=self.ier, isr=self.isr)
@@ -54,7 +56,8 @@ _DEFINE = re.compile(r"^\s*#\s*define\s+(\w+)\s+(0[xX][0-9a-fA-F]+|\d+)\b", re.M
 
 
 def parse_register_map(header, top: str | None = None, bundle: str = "control") -> RegisterMap:
-    """Parse ``#define X<TOP>_<BUNDLE>_ADDR_<ARG>_DATA 0x10`` / ``..._BITS_<ARG>_DATA 64`` lines."""
+    """Parse ``#define X<TOP>_<BUNDLE>_ADDR_<ARG>_DATA 0x10`` / ``..._BITS_<ARG>_DATA 64`` lines; an argument
+    with an ``..._ADDR_<ARG>_CTRL`` word too is an output scalar (its data register is read-only)."""
     header = Path(header)
     try:
         text = header.read_text(errors="replace")
@@ -70,14 +73,17 @@ def parse_register_map(header, top: str | None = None, bundle: str = "control") 
     if "ADDR_AP_CTRL" not in defs:
         found = sorted({k.rsplit("_ADDR_", 1)[0] for k, _ in _DEFINE.findall(text) if "_ADDR_" in k})
         raise EdgeMoeError(f"{header}: no {prefix}ADDR_AP_CTRL (defines found for: {', '.join(found) or 'nothing'})")
-    args = {}
+    args, outputs = {}, set()
     for k, off in defs.items():
         m = re.fullmatch(r"ADDR_(\w+)_DATA", k)
         if m:
             name = m.group(1)
             args[name.lower()] = (off, defs.get(f"BITS_{name}_DATA", 32))
+            if f"ADDR_{name}_CTRL" in defs:
+                outputs.add(name.lower())
     return RegisterMap(top=top, bundle=bundle, ap_ctrl=defs["ADDR_AP_CTRL"], gie=defs.get("ADDR_GIE", 0x04),
-                       ier=defs.get("ADDR_IER", 0x08), isr=defs.get("ADDR_ISR", 0x0C), args=args, header=str(header))
+                       ier=defs.get("ADDR_IER", 0x08), isr=defs.get("ADDR_ISR", 0x0C), args=args, header=str(header),
+                       outputs=frozenset(outputs))
 
 
 def find_driver_header(rtl_dir, top: str) -> Path:
@@ -209,7 +215,8 @@ def run_kernel(top: str, simulator: str, *, rtl_dir=None, sources=None, header=N
     sources: its Verilog files (default: the folder under ``rtl_dir`` that defines ``top``).
     header: x<top>_hw.h (default: found near ``rtl_dir``, or beside the sources).
     buffers: :class:`Buffer` per pointer argument; scalars: {argument: int}. Every argument in the
-    header must be given. A kernel that does not finish in ``cycle_limit`` cycles raises EdgeMoeError.
+    header must be given but the output scalars, which are read after ap_done ("outputs_read": {name: int}).
+    A kernel that does not finish in ``cycle_limit`` cycles raises EdgeMoeError.
     """
     info = require_simulator(simulator)
     if sources is None:
@@ -229,7 +236,7 @@ def run_kernel(top: str, simulator: str, *, rtl_dir=None, sources=None, header=N
     buffers = list(buffers)
     given = [b.arg.lower() for b in buffers] + [k.lower() for k in scalars]
     unknown = [a for a in given if a not in regmap.args]
-    missing = [a for a in regmap.args if a not in given]
+    missing = [a for a in regmap.args if a not in given and a not in regmap.outputs]
     if unknown or missing:
         raise EdgeMoeError(f"{top}: arguments do not match the driver header {header} "
                            f"(header has {', '.join(regmap.args) or 'none'}; "
@@ -260,8 +267,10 @@ def run_kernel(top: str, simulator: str, *, rtl_dir=None, sources=None, header=N
         for k, v in scalars.items():
             off, bits = regmap.args[k.lower()]
             args.append(dict(name=k.lower(), offset=off, bits=bits, value=int(v) & ((1 << bits) - 1)))
+        reads = [dict(name=n, offset=regmap.args[n][0]) for n in sorted(regmap.outputs) if n not in scalars]
         job = dict(top=top, control=f"s_axi_{bundle}", bundles=bundles, regs=regmap.regs(), args=args, loads=loads,
-                   fills=fills, dumps=dumps, cycle_limit=int(cycle_limit), poll_cycles=int(poll_cycles), clock_ns=10)
+                   fills=fills, dumps=dumps, reads=reads, cycle_limit=int(cycle_limit), poll_cycles=int(poll_cycles),
+                   clock_ns=10)
         job_file = stage / "kernel_job.json"
         job_file.write_text(json.dumps(job, indent=1))
         env = dict(EDGEMOE_KERNEL_JOB=str(job_file), EDGEMOE_KERNEL_OUT="{run}", EDGEMOE_RESULT="{run}/result.json")
@@ -290,7 +299,8 @@ def run_kernel(top: str, simulator: str, *, rtl_dir=None, sources=None, header=N
                     simulator=info.name, simulator_version=info.version, seconds=round(seconds, 3),
                     build_cached=cached, args={a["name"]: a["value"] for a in args}, bundles=bundles,
                     header=str(header), register_map={k: v[0] for k, v in regmap.args.items()},
-                    idle_after=bool(res.get("ctrl_after", 0) & 0x4), log=str(run / "sim.log"))
+                    idle_after=bool(res.get("ctrl_after", 0) & 0x4), log=str(run / "sim.log"),
+                    outputs_read=dict(res.get("reads", {})))
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 
@@ -298,9 +308,16 @@ def run_kernel(top: str, simulator: str, *, rtl_dir=None, sources=None, header=N
 def run_project_kernel(project_dir, rtl_dir, simulator: str, task: int = 0, **kw) -> dict:
     """One image through a generated project's kernel RTL (Vitis output in ``rtl_dir``), compared with
     the project's golden_out_task{task}.bin."""
+    from edgemoe.codegen.config_header import CONFIG_NAME, read_kernel_id
     m = json.loads((Path(project_dir) / "data" / "manifest.json").read_text())
     buffers, scalars = project_kernel_inputs(project_dir, task)
-    return run_kernel(m.get("top", "edgemoe_top"), simulator, rtl_dir=rtl_dir, buffers=buffers, scalars=scalars, **kw)
+    r = run_kernel(m.get("top", "edgemoe_top"), simulator, rtl_dir=rtl_dir, buffers=buffers, scalars=scalars, **kw)
+    if "kernel_id" in r["outputs_read"]:  # the ID register after the run: the one the project's header says
+        want = read_kernel_id((Path(project_dir) / "src" / CONFIG_NAME).read_text())
+        r["kernel_id"] = dict(read=f"0x{r['outputs_read']['kernel_id']:08X}", expected=f"0x{want or 0:08X}",
+                              ok=r["outputs_read"]["kernel_id"] == want)
+        r["mismatches"] += 0 if r["kernel_id"]["ok"] else 1
+    return r
 
 
 __all__ = ["RegisterMap", "parse_register_map", "find_driver_header", "find_bundles", "Buffer", "run_kernel",

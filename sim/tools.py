@@ -9,7 +9,9 @@
 :func:`find_simulators` lists the usable ones; :func:`require_simulator` returns one or raises
 :class:`~edgemoe.errors.ToolMissingError` with a one-line message that says how to install it.
 ``SimulatorInfo.env`` is the environment (``os.environ`` plus what the simulator needs) for the
-process that builds and runs a cocotb bench.
+process that builds and runs a cocotb bench. :func:`toolchain_fingerprint` is what a cocotb build
+depends on besides its sources (simulator and cocotb, their versions and paths, the Python): the RTL
+build cache (edgemoe.sim.build_cache) keys its builds by it.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,6 +132,29 @@ def _probe_icarus() -> tuple:
     return SimulatorInfo("icarus", m.group(1), iverilog, "PATH", {}), ""
 
 
+def _resolved(path) -> str | None:
+    return str(Path(path).resolve()) if path else None
+
+
+def toolchain_fingerprint(info: SimulatorInfo) -> dict:
+    """What a cocotb build with simulator ``info`` depends on besides its sources: the simulator's name,
+    version and resolved executable (Verilator: also its VERILATOR_ROOT; Icarus: also vvp), cocotb's version
+    and the resolved paths of its package and of the folders with libcocotbvpi_* and verilator.cpp, and the
+    Python (executable, prefix, version). Two checkouts (venvs) never share a key, nor does a reinstall in
+    another place."""
+    import cocotb
+    import cocotb_tools.config as cocotb_config
+    fp = dict(sim=info.name, version=info.version, origin=info.origin, executable=_resolved(info.executable))
+    if info.name == "verilator":
+        fp["root"] = _resolved(info.env.get("VERILATOR_ROOT"))
+    elif info.name == "icarus":
+        fp["vvp"] = _resolved(shutil.which("vvp", path=info.env.get("PATH")))
+    fp["cocotb"] = dict(version=cocotb.__version__, package=_resolved(Path(cocotb.__file__).parent),
+                        libs=_resolved(cocotb_config.libs_dir), share=_resolved(cocotb_config.share_dir))
+    fp["python"] = dict(executable=sys.executable, prefix=sys.prefix, version=sys.version)
+    return fp
+
+
 _PROBES = {"verilator": _probe_verilator, "icarus": _probe_icarus}
 
 
@@ -158,4 +184,4 @@ def require_simulator(name: str) -> SimulatorInfo:
 
 
 __all__ = ["SIMULATORS", "SimulatorInfo", "find_simulators", "require_simulator", "probe_simulator",
-           "INSTALL_HINTS", "VERILATOR_PIN"]
+           "toolchain_fingerprint", "INSTALL_HINTS", "VERILATOR_PIN"]

@@ -134,12 +134,14 @@ def test_kernel_interface_and_register_map(project):
     # zcu104's default design has four weight ports: weights1..3 come last, each on its own bundle
     assert iface["bundles"] == ["gmem_act", "gmem_scratch", "gmem_w", "gmem_w1", "gmem_w2", "gmem_w3"]
     names = [a["name"] for a in iface["args"]]
-    assert names == ["pixels", "weights", "scratch", "out", "n_images", "task", "reload", "tap_id",
+    assert names == ["pixels", "weights", "scratch", "out", "n_images", "task", "reload", "tap_id", "kernel_id",
                      "weights1", "weights2", "weights3"]
     regs = {r["name"]: r["offset"] for r in register_map(iface["args"])}
-    # Vitis HLS layout: pointers 0x10/0x14 + reserved 0x18, scalars data + reserved
+    # Vitis HLS layout: pointers 0x10/0x14 + reserved 0x18, scalars data + reserved, the output
+    # scalar kernel_id data + its ap_vld control word
     assert regs == dict(pixels=0x10, weights=0x1C, scratch=0x28, out=0x34, n_images=0x40, task=0x48,
-                        reload=0x50, tap_id=0x58, weights1=0x60, weights2=0x6C, weights3=0x78)
+                        reload=0x50, tap_id=0x58, kernel_id=0x60, weights1=0x68, weights2=0x74, weights3=0x80)
+    assert {r["name"]: r["kind"] for r in register_map(iface["args"])}["kernel_id"] == "output"
     rec = kernel_record(get_board("zcu104"), iface)
     assert rec["base_address"] == "0xA0000000" and rec["control"]["ap_ctrl"] == "0x00"
     assert rec["bundles"] == PORTS

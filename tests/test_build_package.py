@@ -240,11 +240,24 @@ def test_package_without_bitstream(proj, tmp_path, capsys):
     files = pm["files"]
     for f in ("data/weights.bin", "data/manifest.json", "data/input.npy", "data/input_pixels.bin",
               "data/golden_out_task0.bin", "data/golden_fixed_task0.npy", "data/golden_float_task1.npy",
-              "run.sh", "runtime/edgemoe/host/__init__.py", "runtime/edgemoe/errors.py"):
+              "run.sh", "runtime/edgemoe/host/__init__.py", "runtime/edgemoe/host/remote.py",
+              "runtime/edgemoe/errors.py", "runtime/edgemoe/io.py", "runtime/edgemoe/options.py"):
         assert f in files, f
     assert "package_manifest.json" not in files and "edgemoe.bit" not in files
     on_disk = sorted(p.relative_to(pkg).as_posix() for p in pkg.rglob("*") if p.is_file())
-    assert on_disk == sorted(list(files) + ["package_manifest.json"])
+    assert on_disk == sorted(list(files) + ["package_manifest.json", ".edgemoe"])   # + edgemoe's marker
+    # the model's identity, copied from the project manifest
+    assert pm["identity"] == json.loads((proj / "data" / "manifest.json").read_text())["identity"]
+    assert pm["identity"]["weights_sha256"] == _sha(proj / "data" / "weights.bin")
+    kid = next(a for a in pm["kernel"]["args"] if a["name"] == "kernel_id")
+    assert kid["kind"] == "output" and kid["hex"] == "0x60" and kid["words"] == 1
+    # modes follow the umask (022 here): readable by all, run.sh executable
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(pkg.stat().st_mode) == 0o777 & ~mask
+    assert stat.S_IMODE((pkg / "data" / "weights.bin").stat().st_mode) == 0o666 & ~mask
+    assert stat.S_IMODE((pkg / "run.sh").stat().st_mode) == 0o777 & ~mask
+    assert stat.S_IMODE(tgz.stat().st_mode) == 0o666 & ~mask
     for rel, rec in files.items():
         assert _sha(pkg / rel) == rec["sha256"] and (pkg / rel).stat().st_size == rec["size"], rel
     assert _sha(pkg / "data" / "weights.bin") == _sha(proj / "data" / "weights.bin")
@@ -260,7 +273,9 @@ def test_package_without_bitstream(proj, tmp_path, capsys):
     ex = tmp_path / "extract"
     with tarfile.open(tgz) as tf:
         names = tf.getnames()
-        assert all(n == "pkg" or n.startswith("pkg/") for n in names)
+        assert all(n == "pkg" or n.startswith("pkg/") for n in names) and "pkg/.edgemoe" in names
+        assert tf.getmember("pkg/run.sh").mode == 0o777 & ~mask
+        assert tf.getmember("pkg/data/weights.bin").mode == 0o666 & ~mask
         tf.extractall(ex)
     assert verify_package(ex / "pkg") == []
     assert (ex / "pkg" / "package_manifest.json").read_bytes() == (pkg / "package_manifest.json").read_bytes()
@@ -269,30 +284,106 @@ def test_package_without_bitstream(proj, tmp_path, capsys):
     assert verify_package(pkg) == ["data/weights.bin"]
 
 
+def _err_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
 def test_package_refuses_existing(proj, tmp_path, capsys):
     pkg = tmp_path / "pkg"
+    tgz = tmp_path / "pkg.tar.gz"
     pkg.mkdir()
     (pkg / "keep.txt").write_text("mine")
-    assert main(["package", str(proj), "-o", str(pkg)]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "exists" in err and "--force" in err
-    assert (pkg / "keep.txt").exists() and not (tmp_path / "pkg.tar.gz").exists()
-    # an existing tarball alone is refused too
+    # a user's folder: refused, with --force too, and left as it was
+    for force in ([], ["--force"]):
+        assert main(["package", str(proj), "-o", str(pkg), *force]) == 2
+        err = _err_line(capsys)
+        assert f"-o {pkg}" in err and "not made by edgemoe" in err, err
+        assert sorted(p.name for p in pkg.iterdir()) == ["keep.txt"] and (pkg / "keep.txt").read_text() == "mine"
+        assert not tgz.exists()
+    # a user's file in the folder's place: refused, with --force too
     shutil.rmtree(pkg)
-    (tmp_path / "pkg.tar.gz").write_bytes(b"old")
+    pkg.write_text("my notes")
+    assert main(["package", str(proj), "-o", str(pkg), "--force"]) == 2
+    assert "not a folder" in _err_line(capsys) and pkg.read_text() == "my notes"
+    pkg.unlink()
+    # a tarball edgemoe did not make, in the tarball's place: refused, with --force too
+    tgz.write_bytes(b"old")
+    for force in ([], ["--force"]):
+        assert main(["package", str(proj), "-o", str(pkg), *force]) == 2
+        assert f"{tgz}: exists and is not a package tarball edgemoe made" in _err_line(capsys)
+        assert not pkg.exists() and tgz.read_bytes() == b"old"
+    # a tarball of other folders (members outside pkg/): refused as well
+    tgz.unlink()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / ".edgemoe").write_text("{}")
+    with tarfile.open(tgz, "w:gz") as tf:
+        tf.add(other, arcname="pkg")
+        tf.add(other / ".edgemoe", arcname="elsewhere/.edgemoe")
+    mine = tgz.read_bytes()
+    assert main(["package", str(proj), "-o", str(pkg), "--force"]) == 2
+    assert "not a package tarball edgemoe made" in _err_line(capsys) and tgz.read_bytes() == mine
+    tgz.unlink()
+    # its own package: without --force refused, with --force replaced (folder and tarball)
+    assert main(["package", str(proj), "-o", str(pkg)]) == 0
+    first = json.loads((pkg / "package_manifest.json").read_text())["created"]
+    (pkg / "extra.txt").write_text("stale")
     assert main(["package", str(proj), "-o", str(pkg)]) == 2
-    assert not pkg.exists()
+    assert "--force" in _err_line(capsys)
     assert main(["package", str(proj), "-o", str(pkg), "--force"]) == 0
-    assert verify_package(pkg) == [] and tarfile.is_tarfile(tmp_path / "pkg.tar.gz")
+    assert verify_package(pkg) == [] and tarfile.is_tarfile(tgz) and not (pkg / "extra.txt").exists()
+    assert json.loads((pkg / "package_manifest.json").read_text())["created"] >= first
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith((".pkg", "pkg"))) == ["pkg", "pkg.tar.gz"]
+    # a package folder alone (its tarball removed) is replaced; a tarball alone (folder removed) too
+    tgz.unlink()
+    assert main(["package", str(proj), "-o", str(pkg), "--force"]) == 0 and tgz.is_file()
+    shutil.rmtree(pkg)
+    assert main(["package", str(proj), "-o", str(pkg), "--force"]) == 0 and verify_package(pkg) == []
 
 
-def test_package_checks_project(proj, tmp_path):
+def test_package_checks_project(proj, tmp_path, capsys):
     assert main(["package", str(tmp_path / "nothing"), "-o", str(tmp_path / "p1")]) == 2
     (proj / "data" / "golden_out_task0.bin").write_bytes(b"changed")
     assert main(["package", str(proj), "-o", str(tmp_path / "p2")]) == 2
+    assert "data/golden_out_task0.bin differs from the project's manifest" in capsys.readouterr().err
     assert not (tmp_path / "p2").exists() and not (tmp_path / "p2.tar.gz").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
+
+
+@pytest.mark.parametrize("name", ["weights.bin", "heads.npz", "input.npy"])
+def test_package_names_an_edited_data_file(proj, tmp_path, capsys, name):
+    """Every data file is checked against the sha256 `generate` recorded: one byte changed in one of
+    them is named, with both hashes, and nothing is written."""
+    f = proj / "data" / name
+    want = _sha(f)
+    b = bytearray(f.read_bytes())
+    b[len(b) // 2] ^= 0x01   # same size, other bytes
+    f.write_bytes(bytes(b))
+    assert main(["package", str(proj), "-o", str(tmp_path / "pkg")]) == 2
+    err = _err_line(capsys)
+    assert f"data/{name} differs from the project's manifest (sha256 {_sha(f)[:16]}..., manifest {want[:16]}...)" \
+        in err and "generate it again" in err, err
+    assert not (tmp_path / "pkg").exists() and not (tmp_path / "pkg.tar.gz").exists()
+    f.unlink()
+    assert main(["package", str(proj), "-o", str(tmp_path / "pkg")]) == 2
+    assert f"data/{name} is missing" in _err_line(capsys)
+
+
+def test_project_data_files_are_recorded(proj):
+    """generate records sha256 + size of every data file (manifest.json aside); write_heads of the
+    project's own heads.npz records the new file (a sanctioned rewrite), an edit by hand does not."""
+    from edgemoe.codegen.project import verify_data
+    from edgemoe.host.pack_heads import write_heads
+    m = json.loads((proj / "data" / "manifest.json").read_text())
+    on_disk = sorted(p.name for p in (proj / "data").iterdir() if p.name != "manifest.json")
+    assert sorted(m["data_files"]) == on_disk and "weights.bin" in on_disk and "heads.npz" in on_disk
+    for name, rec in m["data_files"].items():
+        assert rec == dict(sha256=_sha(proj / "data" / name), size=(proj / "data" / name).stat().st_size)
+    assert verify_data(proj) == on_disk
+    write_heads(proj)   # rebuilt from the project's source model: its record follows
+    assert verify_data(proj) == on_disk
 
 
 @needs_tclsh
@@ -344,12 +435,14 @@ def test_package_takes_the_register_map_from_the_vitis_driver_header(tmp_path):
     hdr = proj / "build" / "hls" / "impl" / "misc" / "drivers" / "edgemoe_top_v1_0" / "src" / "xedgemoe_top_hw.h"
     hdr.parent.mkdir(parents=True)
     regs = {"PIXELS": 0x20, "WEIGHTS": 0x2C, "SCRATCH": 0x38, "OUT": 0x44, "N_IMAGES": 0x50, "TASK": 0x58,
-            "RELOAD": 0x60, "TAP_ID": 0x68, "WEIGHTS1": 0x70, "WEIGHTS2": 0x7C, "WEIGHTS3": 0x88}
+            "RELOAD": 0x60, "TAP_ID": 0x68, "KERNEL_ID": 0x70, "WEIGHTS1": 0x78, "WEIGHTS2": 0x84, "WEIGHTS3": 0x90}
     lines = ["#define XEDGEMOE_TOP_CONTROL_ADDR_AP_CTRL 0x00"]
     for name, off in regs.items():
         bits = 64 if name.startswith(("PIXELS", "WEIGHTS", "SCRATCH", "OUT")) else 32
         lines += [f"#define XEDGEMOE_TOP_CONTROL_ADDR_{name}_DATA 0x{off:x}",
                   f"#define XEDGEMOE_TOP_CONTROL_BITS_{name}_DATA {bits}"]
+        if name == "KERNEL_ID":   # an output scalar: its ap_vld word follows
+            lines.append(f"#define XEDGEMOE_TOP_CONTROL_ADDR_{name}_CTRL 0x{off + 4:x}")
     hdr.write_text("\n".join(lines) + "\n")
     pm = package(proj, tmp_path / "pkg")
     got = {a["name"].upper(): a["offset"] for a in pm["kernel"]["args"]}

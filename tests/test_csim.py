@@ -84,14 +84,36 @@ def test_cli_csim_json_input_output(project, tmp_path, capsys):
 
 
 def test_cli_csim_exits_1_on_mismatch(project, tmp_path, capsys):
+    from edgemoe.codegen.project import record_data_files
     bad = tmp_path / "bad"
     shutil.copytree(project.path, bad, ignore=shutil.ignore_patterns("build"))
     f = bad / "data" / "golden_out_task0.bin"
     b = bytearray(f.read_bytes())
     b[5] ^= 0x10
     f.write_bytes(bytes(b))
+    # an edited data file is named as the cause before anything runs (not reported as bit mismatches)
+    assert main(["csim", str(bad)]) == 2
+    cap = capsys.readouterr()
+    assert "data/golden_out_task0.bin differs from the project's manifest" in cap.err and "generate it again" in cap.err
+    assert cap.err.count("\n") == 1 and "BIT MISMATCHES" not in cap.out
+    # a project whose manifest records the edited golden (consistent, but wrong): the comparison catches it
+    record_data_files(bad, ["golden_out_task0.bin"])
     assert main(["csim", str(bad)]) == 1
     assert "BIT MISMATCHES" in capsys.readouterr().out
+
+
+def test_cli_csim_names_edited_weights(project, tmp_path, capsys):
+    """An edited weights.bin used to end as "N BIT MISMATCHES"; csim now names the file first."""
+    bad = tmp_path / "bad"
+    shutil.copytree(project.path, bad, ignore=shutil.ignore_patterns("build"))
+    f = bad / "data" / "weights.bin"
+    b = bytearray(f.read_bytes())
+    b[200] ^= 0x40
+    f.write_bytes(bytes(b))
+    assert main(["csim", str(bad)]) == 2
+    cap = capsys.readouterr()
+    assert cap.err.startswith("edgemoe: error: data/weights.bin differs from the project's manifest (sha256 "), cap.err
+    assert "MISMATCH" not in cap.out
 
 
 def test_cli_csim_bad_input(project, tmp_path, capsys):
@@ -110,6 +132,9 @@ def test_c_testbench(project, tmp_path):
     res = subprocess.run([str(exe), str(root / "data")], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "PASS" in res.stdout
+    # the ID read (n_images = 0) returns the ID the manifest's identity names
+    want = int(project.manifest["identity"]["config_hash"][:8], 16)
+    assert f"tb: kernel_id 0x{want:08X}\n" in res.stdout, res.stdout
 
 
 # ---- random small specs -----------------------------------------------------------------------------

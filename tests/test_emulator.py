@@ -113,7 +113,9 @@ def test_real_pynq_client_runs_the_kernel(emu_pkg):
         r = subprocess.run([str(PYNQ_PY), str(CLIENT), str(pkg), str(srv.port)], capture_output=True, text=True,
                            timeout=60, env=dict(os.environ, CLIENT_TIMEOUT="20"))
         assert r.returncode == 0, r.stdout + r.stderr
-        for want in ("device ZCU104 aarch64", "bitstream accepted", "MATCH task0", "MATCH 2 images", "MATCH taps",
+        want_id = int(json.loads((pkg / "package_manifest.json").read_text())["identity"]["config_hash"][:8], 16)
+        for want in ("device ZCU104 aarch64", "bitstream accepted", f"MATCH kernel_id 0x{want_id:08X}", "MATCH task0",
+                     "MATCH 2 images", "MATCH taps",
                      "bad pointer reported", "ALL OK"):
             assert want in r.stdout, r.stdout
     finally:
@@ -280,3 +282,66 @@ def test_binds_loopback_only(tmp_path):
         (tmp_path / "data" / "manifest.json").write_text("{}")
         with pytest.raises(EdgeMoeError, match="cannot listen on 127.0.0.1"):
             Emulator(tmp_path, port=s.getsockname()[1])
+
+
+def _wait_done(b, m):
+    for _ in range(1000):
+        st = b.mmio_read(m, 0, 4)
+        if st & 0x2:
+            return st
+        time.sleep(0.01)
+    raise AssertionError("ap_done never came")
+
+
+def test_id_register_comes_from_the_kernel(emu_pkg, tmp_path):
+    """The emulator's kernel_id register holds what the C-simulated kernel wrote, not a value typed in
+    Python: a kernel compiled with another EDGEMOE_KERNEL_ID reads back that one."""
+    import re
+
+    from edgemoe.boards.emulator import CsimKernel
+    from edgemoe.codegen.project import Project
+    pkg, _ = emu_pkg
+    pm = json.loads((pkg / "package_manifest.json").read_text())
+    d = render_kernel_project(json.loads((pkg / "data" / "manifest.json").read_text()), tmp_path / "k")
+    cfg = d / "src" / "edgemoe_config.h"
+    text = cfg.read_text()
+    assert f"#define EDGEMOE_KERNEL_ID 0x{pm['identity']['config_hash'][:8].upper()}u" in text
+    cfg.write_text(re.sub(r"#define EDGEMOE_KERNEL_ID 0x[0-9A-F]{8}u", "#define EDGEMOE_KERNEL_ID 0x0BADC0DEu", text))
+    b = BoardEmulator(pm, CsimKernel(Project(d)))
+    kid = next(a for a in pm["kernel"]["args"] if a["name"] == "kernel_id")
+    assert kid["kind"] == "output"
+    m = b.get_mmio(0xA000_0000, 0x10000)
+    assert b.mmio_read(m, kid["offset"], 4) == 0      # nothing written before the first call
+    b.mmio_write(m, kid["offset"], (0x1234).to_bytes(4, "little"))
+    assert b.mmio_read(m, kid["offset"], 4) == 0      # read-only: a write is ignored
+    # n_images = 0 (no pointer set at all): the kernel writes its ID and returns
+    b.mmio_write(m, 0x40, (0).to_bytes(4, "little"))
+    b.mmio_write(m, 0x00, b"\x01\x00\x00\x00")
+    assert _wait_done(b, m) & 0xE == 0xE and b.fault is None
+    assert b.mmio_read(m, kid["offset"] + 4, 4) == 1  # ap_vld, clear on read
+    assert b.mmio_read(m, kid["offset"] + 4, 4) == 0
+    assert b.mmio_read(m, kid["offset"], 4) == 0x0BADC0DE
+
+
+def test_emulate_port_checks(emu_pkg, tmp_path, capsys):
+    """--port outside 0-65535 and a port in use: one line naming the range / the port, before any compile."""
+    from edgemoe.cli import main
+    pkg, _ = emu_pkg
+    for bad in ("99999", "-1", "65536"):
+        assert main(["emulate", "--package", str(pkg), "--port", bad, "--workdir", str(tmp_path / "w")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err, err
+        assert f"--port {bad}" in err and "0..65535" in err, err
+    from edgemoe.errors import EdgeMoeError
+    with pytest.raises(EdgeMoeError, match=r"0\.\.65535"):
+        Emulator(pkg, port=70000)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        t0 = time.monotonic()
+        assert main(["emulate", "--package", str(pkg), "--port", str(port), "--workdir", str(tmp_path / "w")]) == 2
+        assert time.monotonic() - t0 < 5   # refused before the kernel compiles
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"cannot listen on 127.0.0.1:{port}" in err and "in use" in err, err
+    assert not (tmp_path / "w").exists() or not any((tmp_path / "w").iterdir())

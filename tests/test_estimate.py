@@ -212,8 +212,11 @@ def test_explore_cli_best_point_feeds_generate(tmp_path, run_cli):
 
 def test_report_writes_html_and_markdown_with_the_ladder(tmp_path, run_cli, micro_project):
     sim = tmp_path / "sim.json"
-    sim.write_text(json.dumps({"units": {"gelu": {"vectors": 100, "mismatches": 0, "cycles": 120,
-                                                  "items_per_cycle": 0.99}}}))
+    from edgemoe.sim.cli_sim import sim_document
+    doc = sim_document([{"unit": "gelu", "simulator": "verilator", "vectors": 100, "mismatches": 0, "cycles": 120,
+                         "items_per_cycle": 0.99}], {"preset": "micro", "precision": "w16a32", "design": "edge-moe"},
+                       100, 0, {"verilator": "5.0"})
+    sim.write_text(json.dumps(doc))
     out = tmp_path / "rep"
     r = run_cli("report", str(micro_project.path), "--output", str(out), "--sim-json", str(sim))
     assert r.returncode == 0, r.stderr

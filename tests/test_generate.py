@@ -211,7 +211,7 @@ def test_top_has_interface_pragmas_for_every_argument(project):
     args, pragmas = _top_args_and_pragmas(text)
     # the weight ports beyond the first (the design's weight_ports) come last
     extra = [f"weights{p}" for p in range(1, project.design.weight_ports)]
-    assert args == ["pixels", "weights", "scratch", "out", "n_images", "task", "reload", "tap_id"] + extra
+    assert args == ["pixels", "weights", "scratch", "out", "n_images", "task", "reload", "tap_id", "kernel_id"] + extra
     ported = {}
     for mode, port in pragmas:
         ported.setdefault(port, set()).add(mode)
@@ -219,6 +219,11 @@ def test_top_has_interface_pragmas_for_every_argument(project):
         assert a in ported, a
     for ptr in ("pixels", "weights", "scratch", "out"):
         assert "m_axi" in ported[ptr]
+    # the ID register: an output scalar on the control bundle only (no m_axi), written before anything else
+    assert ported["kernel_id"] == {"s_axilite"} and "unsigned int *kernel_id" in text
+    body = strip_comments(text)[strip_comments(text).index(f'void {TOP}('):]
+    first = body.index("*kernel_id = EDGEMOE_KERNEL_ID;")
+    assert first < body.index("if (n_images <= 0) return;") < body.index("load_lw(")
     assert "s_axilite" in ported["return"]
     bundles = dict(re.findall(r"m_axi port=(\w+) offset=slave bundle=(\w+)", text))
     assert bundles["pixels"] == bundles["out"] == "gmem_act"
@@ -237,17 +242,23 @@ def test_own_cpp_compiles_with_all_warnings_as_errors(project, tmp_path):
 
 # ---- bad input -------------------------------------------------------------------------------------
 def test_existing_folder_refused_then_forced(tmp_path):
+    """A user's folder is never replaced, even with --force; a project edgemoe made is, with --force."""
     out = tmp_path / "p"
     out.mkdir()
     (out / "mine.txt").write_text("keep")
+    for force in (False, True):
+        with pytest.raises(EdgeMoeError, match="not made by edgemoe"):
+            generate(out, preset="micro", board="kv260", force=force)
+    assert main(["generate", "--preset", "micro", "--board", "kv260", "-o", str(out), "--force"]) == 2
+    assert (out / "mine.txt").read_text() == "keep"
+    ours = tmp_path / "q"
+    generate(ours, preset="micro", board="kv260")
     with pytest.raises(EdgeMoeError, match="exists.*--force"):
-        generate(out, preset="micro", board="kv260")
-    assert (out / "mine.txt").is_file()
-    assert main(["generate", "--preset", "micro", "--board", "kv260", "-o", str(out)]) == 2
-    p = generate(out, preset="micro", board="kv260", force=True, clock=200)
-    assert not (out / "mine.txt").exists() and p.manifest["clock_mhz"] == 200.0
+        generate(ours, preset="micro", board="kv260")
+    p = generate(ours, preset="micro", board="kv260", force=True, clock=200)
+    assert p.manifest["clock_mhz"] == 200.0
     assert p.manifest["board"]["part"] == "xck26-sfvc784-2LV-c"
-    assert sorted(x.name for x in tmp_path.iterdir()) == ["p"]
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["p", "q"]
 
 
 def test_failure_leaves_no_folder(tmp_path, monkeypatch):

@@ -84,3 +84,49 @@ def test_emulator_killed_mid_run_fails_clearly_without_hanging(pkg):
     finally:
         killer.cancel()
         stop(proc)
+
+
+def test_host_refuses_a_kernel_of_another_identity(pkg, tmp_path):
+    """The host reads the kernel's ID register (an n_images = 0 call) and refuses a kernel whose ID is
+    not its package's: here a copy of the package whose identity names another configuration, against
+    the emulator of the original one (package_manifest.json is not among the files it verifies)."""
+    import shutil
+    other = tmp_path / "other"
+    shutil.copytree(pkg, other)
+    pm = json.loads((other / "package_manifest.json").read_text())
+    real = int(pm["identity"]["config_hash"][:8], 16)
+    fake = real ^ 0x00010001
+    pm["identity"]["config_hash"] = f"{fake:08x}" + pm["identity"]["config_hash"][8:]
+    (other / "package_manifest.json").write_text(json.dumps(pm, indent=1))
+    proc, port = start_emulator(pkg)
+    try:
+        r = host_run(other, port, "--timeout", "60")
+        err = r.stderr.strip()
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stdout + r.stderr
+        assert len(err.splitlines()) == 1, err
+        assert (f"the kernel on the board has ID 0x{real:08X}, this package was built for 0x{fake:08X} "
+                f"(model micro, precision w16a32, design zcu104): program the package's bitstream or package the "
+                f"project the kernel was built from") in err, err
+        # the original package on the same emulator: accepted
+        ok = host_run(pkg, port, "--timeout", "60", "--task", "0")
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+    finally:
+        stop(proc)
+    assert "n_images <= 0: ID read only" in proc.stderr.read()
+
+
+def test_no_board_or_emulator_is_one_quick_line(pkg):
+    """PYNQ_REMOTE_DEVICES set, nothing listening: one line naming the address and port tried and
+    suggesting `edgemoe emulate`, in far less than pynq's own 5 s connect timeout."""
+    import socket
+    with socket.socket() as s:   # a port nobody listens on (bound, not listening: connections are refused)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        t0 = time.monotonic()
+        r = host_run(pkg, port, timeout=60)
+        took = time.monotonic() - t0
+    err = r.stderr.strip()
+    assert r.returncode == 2 and "Traceback" not in r.stderr and len(err.splitlines()) == 1, r.stdout + r.stderr
+    assert f"no PYNQ board or emulator at 127.0.0.1:{port} (PYNQ_REMOTE_DEVICES=127.0.0.1, port {port})" in err, err
+    assert f"edgemoe emulate --package {pkg}" in err, err
+    assert took < 4.5, took

@@ -18,7 +18,8 @@ REPO = Path(__file__).resolve().parents[1]
 FAKE = REPO / "tests" / "data" / "fake_pynq"
 PYNQ_PY = REPO / ".venv-pynq" / "bin" / "python"
 BASE = 0xA0000000
-REG = dict(pixels=0x10, weights=0x1C, scratch=0x28, out=0x34, n_images=0x40, task=0x48, reload=0x50, tap_id=0x58)
+REG = dict(pixels=0x10, weights=0x1C, scratch=0x28, out=0x34, n_images=0x40, task=0x48, reload=0x50, tap_id=0x58,
+           kernel_id=0x60)
 
 needs_pynq_venv = pytest.mark.skipif(not PYNQ_PY.exists(), reason=".venv-pynq missing: run `make setup`")
 
@@ -99,7 +100,8 @@ def test_run_matches_golden_json_and_energy(pkg, project, tmp_path, venv):
     assert r["energy_mj_per_frame"] == pytest.approx(5.0 * r["latency_ms"], rel=1e-6)
     assert [t["head_output"] for t in r["tasks"]] == [[8, 32, 64], [1, 32, 64]]
     starts = [e for e in ev if e["op"] == "start"]
-    assert [(s["task"], s["n_images"], s["reload"]) for s in starts] == [(0, 2, 1), (1, 2, 0)]
+    assert starts[0]["n_images"] == 0   # the ID read comes first
+    assert [(s["task"], s["n_images"], s["reload"]) for s in starts[1:]] == [(0, 2, 1), (1, 2, 0)]
 
 
 @needs_pynq_venv
@@ -134,8 +136,10 @@ rt.close()
     for name in ("pixels", "weights", "scratch", "out"):  # 64-bit pointers as two 32-bit words
         a = out["addrs"][name]
         assert (regs[REG[name]], regs[REG[name] + 4]) == (a & 0xFFFFFFFF, a >> 32)
-    start = first.index((0x00, 1))
-    before = dict(first[:start])
+    id_start, start = [i for i, w in enumerate(first) if w == (0x00, 1)]
+    assert first[:id_start] == [(REG["n_images"], 0)]         # the ID read: n_images = 0, then start
+    assert REG["kernel_id"] not in dict(first)                # a read-only register: never written
+    before = dict(first[id_start + 1:start])
     assert before[REG["n_images"]] == 1 and before[REG["task"]] == 0 and before[REG["reload"]] == 1
     assert before[REG["tap_id"]] == 0xFFFFFFFF
     assert first[start + 1:] == [(REG["reload"], 0)]          # reload only on the first run
@@ -271,3 +275,42 @@ def test_real_pynq_without_board_is_one_line(package, tmp_path):
                        env=e, cwd=tmp_path, timeout=60)
     assert p.returncode == 2, p.stdout + p.stderr
     assert "No Devices Found" in p.stderr and "Traceback" not in p.stderr, p.stderr
+
+
+@needs_pynq_venv
+@pytest.mark.parametrize("how", ["kernel", "package"])
+def test_host_refuses_a_kernel_of_another_identity(pkg, project, tmp_path, how):
+    """open() reads the ID register first (n_images = 0, then start) and refuses a kernel whose ID is not
+    the package's identity, before anything is allocated: another kernel on the board ("kernel"), or
+    the package manifest's identity changed ("package": that file is not among those verified)."""
+    import re
+    pm_path = pkg / "package_manifest.json"
+    pm = json.loads(pm_path.read_text())
+    want = int(pm["identity"]["config_hash"][:8], 16)
+    cfg = (project / "src" / "edgemoe_config.h").read_text()
+    assert want == int(re.search(r"#define EDGEMOE_KERNEL_ID 0x([0-9A-F]{8})u", cfg).group(1), 16)
+    env = {}
+    if how == "kernel":
+        got, expected = want ^ 0x80000001, want
+        env = dict(FAKE_PYNQ_KERNEL_ID=f"{got:08x}")
+    else:
+        got, expected = want, want ^ 0x1
+        pm["identity"]["config_hash"] = f"{expected:08x}" + pm["identity"]["config_hash"][8:]
+        pm_path.write_text(json.dumps(pm, indent=1))
+    p, ev = run_host(pkg, project, tmp_path, "run", pkg, env=env)
+    err = p.stderr.strip().splitlines()
+    assert p.returncode == 2 and len(err) == 1, p.stdout + p.stderr
+    assert (f"the kernel on the board has ID 0x{got:08X}, this package was built for 0x{expected:08X} (model micro, "
+            f"precision w16a32, design zcu104)") in err[0], err[0]
+    assert not [e for e in ev if e["op"] in ("allocate", "sync_to_device")]   # refused before any buffer
+    assert [(e["n_images"]) for e in ev if e["op"] == "start"] == [0]          # the ID read only
+
+
+def test_package_without_identity_is_refused(pkg):
+    pm = json.loads((pkg / "package_manifest.json").read_text())
+    del pm["identity"]
+    (pkg / "package_manifest.json").write_text(json.dumps(pm))
+    from edgemoe.errors import EdgeMoeError
+    from edgemoe.host.runtime import EdgeMoeRuntime
+    with pytest.raises(EdgeMoeError, match="records no model identity"):
+        EdgeMoeRuntime(pkg)

@@ -2,7 +2,8 @@
 command, the runner's failure paths (missing tops, missing simulator, a hung unit, the overall timeout)
 and the kernel-level bench on a hand-written stand-in for a Vitis top.
 
-Builds are cached under $TMPDIR/edgemoe_sim (EDGEMOE_SIM_CACHE), so a second run only simulates.
+Builds are cached per Python environment (<venv>/.edgemoe_sim_cache, or EDGEMOE_SIM_CACHE), keyed by the
+simulator, cocotb and the sources, so a second run only simulates.
 """
 from __future__ import annotations
 

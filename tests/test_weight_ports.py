@@ -68,7 +68,7 @@ def test_default_design_has_one_weight_port():
     src = render_template("edgemoe_top.cpp.j2", **kernel_context(get_preset("micro"), base_precision("w16a32"), des,
                                                                   "zcu104"))
     assert "weights1" not in src and "gmem_w1" not in src and "impl=uram" not in src
-    assert re.search(r"int reload, int tap_id\) \{", src)
+    assert re.search(r"int reload, int tap_id, unsigned int \*kernel_id\) \{", src)
 
 
 @pytest.mark.parametrize("task", [0, 1])

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..apfixed import Fx, fx_matmul
 from ..precision import Precision
+from ..range_counts import range_stage
 from .softmax import exp2_table, online_softmax_fixed, probs_fixed, softmax_float
 
 
@@ -45,10 +46,13 @@ def attention_fixed(q: Fx, k: Fx, v: Fx, scale_raw: int, prec: Precision, attn_r
     av_t = prec.acc_for("av_acc", prob_t, v.t)
     scale = Fx(np.int64(scale_raw), prec.t("scale"))
     table = exp2_table(prec)
+    range_stage("scores")
     raw = np.stack([fx_matmul(q[i], k[i].T, qk_t).cast(score_t).raw for i in range(h)])  # q.k
     s = (Fx(raw, score_t) * scale).cast(score_t)                                           # * scale
+    range_stage("attn_probs")
     m, recip, _ = online_softmax_fixed(s, prec, row_start(t, attn_rows), table)
     p = probs_fixed(s, m, recip, prec, prob_t, table)
+    range_stage("attn_out")
     out = np.stack([fx_matmul(p[i], v[i], av_t).cast(out_t).raw for i in range(h)])
     if taps is not None:
         taps["scores"] = s

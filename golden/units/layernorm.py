@@ -73,7 +73,7 @@ def rsqrt_fixed(v_raw, v_f: int):
 
 def rsqrt_to_type(y, k, out_t) -> np.ndarray:
     """Raw codes of y * 2^-MANT_F * 2^k in ``out_t`` (for taps and tests)."""
-    return out_t.overflow(_shift(y, out_t.F - RSQRT_MANT_F + k))
+    return out_t.overflow(_shift(y, out_t.F - RSQRT_MANT_F + k), record=False)  # a tap only
 
 
 def eps_raw(sq_t, eps: float) -> int:

@@ -25,5 +25,7 @@ def linear_fixed(x: Fx, w: Fx, b: Fx | None, prec: Precision, out_t, acc_role: s
     acc_t = prec.acc_for(acc_role, x.t, w.t)
     acc = fx_matmul(x, w.T, acc_t)
     if b is not None:
-        acc = Fx(wrap(acc.raw + b.cast(acc_t).raw, acc_t.W, True), acc_t)
+        s = acc.raw + b.cast(acc_t).raw
+        acc_t.record(s)  # the accumulator wraps (counted when range monitoring is on)
+        acc = Fx(wrap(s, acc_t.W, True), acc_t)
     return acc.cast(out_t)

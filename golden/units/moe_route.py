@@ -14,6 +14,7 @@ import numpy as np
 
 from ..apfixed import Fx
 from ..precision import Precision
+from ..range_counts import range_stage
 from .linear import linear_fixed
 from .softmax import softmax_fixed, softmax_float
 
@@ -37,7 +38,9 @@ def topk_by_logit(logits_raw: np.ndarray, k: int) -> np.ndarray:
 
 def route_fixed(x: Fx, w_gate: Fx, prec: Precision, top_k: int) -> Route:
     """x [T, d] (LayerNorm output), w_gate [E, d] (the task's gate, transposed to rows per expert)."""
+    range_stage("gate_logits")
     logits = linear_fixed(x, w_gate, None, prec, prec.t("gate_logit"), acc_role="gate_acc")
+    range_stage("gate_probs")
     probs = softmax_fixed(logits, prec, start=None, out_t=prec.t("gate_score"))
     idx = topk_by_logit(logits.raw, top_k)
     score = Fx(np.take_along_axis(probs.raw, idx, -1), probs.t)

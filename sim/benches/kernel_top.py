@@ -9,10 +9,11 @@ Everything comes from the job JSON written by :mod:`edgemoe.sim.kernel_bench` (e
      "loads": [{"addr", "file", "offset", "length"}],         # memory contents before the run
      "fills": [{"addr", "length", "byte"}],                   # e.g. a pattern in the output buffers
      "dumps": [{"name", "addr", "length"}],                   # read back after ap_done
+     "reads": [{"name", "offset"}],                           # output registers read after ap_done
      "cycle_limit", "poll_cycles", "clock_ns"}
 
 All m_axi bundles share one sparse 64-bit memory, as they share DDR on the board. The bench writes
-EDGEMOE_RESULT: {"done", "cycles", "polls", "dumps": {name: file}, "error"?} and the dumps as
+EDGEMOE_RESULT: {"done", "cycles", "polls", "dumps": {name: file}, "reads": {name: int}, "error"?} and the dumps as
 <EDGEMOE_KERNEL_OUT>/dump_<name>.bin; the comparison with the expected bytes is done by the caller.
 """
 import json
@@ -57,7 +58,7 @@ async def kernel_top(dut):
     limit = int(job["cycle_limit"])
     poll = int(job.get("poll_cycles", 16))
     regs = job["regs"]
-    result = dict(done=False, cycles=0, polls=0, dumps={})
+    result = dict(done=False, cycles=0, polls=0, dumps={}, reads={})
 
     def finish(**kw):
         result.update(kw)
@@ -131,6 +132,8 @@ async def kernel_top(dut):
     cycles = _cycles(clock_ns) - t0
     await RisingEdge(dut.ap_clk)
     ctrl_after = await axil.read_dword(regs["ap_ctrl"])
+    for r in job.get("reads", []):
+        result["reads"][r["name"]] = int(await axil.read_dword(int(r["offset"])))
     for d in job.get("dumps", []):
         f = out_dir / f"dump_{d['name']}.bin"
         f.write_bytes(mem.read(int(d["addr"]), int(d["length"])))

@@ -3,11 +3,13 @@
     PYNQ env python client.py PKG PORT [--fault]
 
 Runs the packaged kernel on the package's golden input through pynq.MMIO / pynq.allocate and
-checks: the output bit for bit against data/golden_out_task0.bin; ap_done clear-on-read and
-ap_idle; two images in one call; a TAP_ALL debug run (out still written, scratch filled); a
-single-tap run (out untouched, only that tap's scratch words written). With --fault it only starts
-one run and waits for ap_done (the test kills the emulator meanwhile): it must fail with a clear
-message, not hang. Exit 0 only when everything matches. CLIENT_TIMEOUT bounds every wait.
+checks: the kernel's ID register after an n_images = 0 call (the ID the kernel wrote: the package's
+identity), read-only and with its ap_vld bit; the output bit for bit against
+data/golden_out_task0.bin; ap_done clear-on-read and ap_idle; two images in one call; a TAP_ALL
+debug run (out still written, scratch filled); a single-tap run (out untouched, only that tap's
+scratch words written). With --fault it only starts one run and waits for ap_done (the test kills
+the emulator meanwhile): it must fail with a clear message, not hang. Exit 0 only when everything
+matches. CLIENT_TIMEOUT bounds every wait.
 """
 import json
 import os
@@ -72,10 +74,10 @@ def run(**vals):
             addr = bufs["weights" if a["name"].startswith("weights") else a["name"]].physical_address
             mmio.write(a["offset"], addr & 0xFFFFFFFF)
             mmio.write(a["offset"] + 4, addr >> 32)
-        else:
+        elif a["kind"] != "output":   # kernel_id: read-only
             mmio.write(a["offset"], vals[a["name"]])
     for a in k["args"]:
-        if a["kind"] != "pointer":
+        if a["kind"] not in ("pointer", "output"):
             assert mmio.read(a["offset"]) == vals[a["name"]] & 0xFFFFFFFF, a["name"]
     mmio.write(0x00, AP_START)
     print("started", vals, flush=True)
@@ -103,6 +105,20 @@ def out_bytes():
 if fault:
     run(n_images=1, task=0, reload=1, tap_id=-1)
     sys.exit("client: the run finished although the board was killed")
+
+# the ID register: an n_images = 0 call writes it (no buffer touched); read-only; ap_vld beside it
+kid = next(a for a in k["args"] if a["name"] == "kernel_id")
+want_id = int(pm["identity"]["config_hash"][:8], 16)
+assert mmio.read(kid["offset"]) == 0, "kernel_id holds a value before the kernel ran"
+run(n_images=0, task=0, reload=0, tap_id=-1)
+assert mmio.read(kid["offset"] + 4) & 1, "kernel_id's ap_vld is not set after the call"
+assert not mmio.read(kid["offset"] + 4) & 1, "kernel_id's ap_vld must be clear-on-read"
+got_id = mmio.read(kid["offset"])
+if got_id != want_id:
+    sys.exit(f"client: kernel_id reads 0x{got_id:08X}, the package's identity says 0x{want_id:08X}")
+mmio.write(kid["offset"], 0x12345678)
+assert mmio.read(kid["offset"]) == want_id, "kernel_id is not read-only"
+print(f"MATCH kernel_id 0x{got_id:08X}", flush=True)
 
 run(n_images=1, task=0, reload=1, tap_id=-1)
 got = out_bytes()

@@ -9,17 +9,21 @@ Put tests/data/fake_pynq on PYTHONPATH. Driven by environment variables:
   FAKE_PYNQ_NEVER_DONE  1: ap_done never comes
   FAKE_PYNQ_IP_DICT     JSON ip_dict of Overlay (default: edgemoe_top_0 at 0xA0000000)
   FAKE_PYNQ_RAILS       a power in W: get_rails() returns {"12V": rail with that power}; unset: no get_rails
+  FAKE_PYNQ_KERNEL_ID   the value the "kernel" writes to its kernel_id register on every start (hex);
+                        default: EDGEMOE_KERNEL_ID of the project's src/edgemoe_config.h (FAKE_PYNQ_REF/..)
 The kernel sits at FAKE_PYNQ_KERNEL_BASE (default 0xA0000000) with Vitis's register map.
 """
 import json
 import os
+import re
 
 import numpy as np
 
 __version__ = "0.0-fake"
 
 KERNEL_BASE = int(os.environ.get("FAKE_PYNQ_KERNEL_BASE", "0xA0000000"), 0)
-ARGS = dict(pixels=0x10, weights=0x1C, scratch=0x28, out=0x34, n_images=0x40, task=0x48, reload=0x50, tap_id=0x58)
+ARGS = dict(pixels=0x10, weights=0x1C, scratch=0x28, out=0x34, n_images=0x40, task=0x48, reload=0x50, tap_id=0x58,
+            kernel_id=0x60)
 _buffers = {}
 _next_addr = [0x10000000]
 _kernel = dict(regs={}, status=0x4, loaded=None)
@@ -70,8 +74,17 @@ def _ref(name):
         return f.read()
 
 
+def _kernel_id():
+    if os.environ.get("FAKE_PYNQ_KERNEL_ID"):
+        return int(os.environ["FAKE_PYNQ_KERNEL_ID"], 16)
+    cfg = os.path.join(os.environ["FAKE_PYNQ_REF"], os.pardir, "src", "edgemoe_config.h")
+    with open(cfg) as f:
+        return int(re.search(r"#define EDGEMOE_KERNEL_ID 0x([0-9A-Fa-f]{8})u", f.read()).group(1), 16)
+
+
 def _run_kernel():
     r = _kernel["regs"]
+    r[ARGS["kernel_id"]] = _kernel_id()  # the first thing the kernel does on every call
     ptr = {k: r.get(ARGS[k], 0) | (r.get(ARGS[k] + 4, 0) << 32) for k in ("pixels", "weights", "scratch", "out")}
     n, task, reload = r.get(ARGS["n_images"], 0), r.get(ARGS["task"], 0), r.get(ARGS["reload"], 0)
     _log(op="start", ptr=ptr, n_images=n, task=task, reload=reload, tap_id=r.get(ARGS["tap_id"], 0))
