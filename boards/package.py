@@ -67,9 +67,10 @@ def _host_dir() -> Path:
 
 def _copy_runtime(dst: Path) -> list:
     """The files of the edgemoe.host package (no caches), plus the bottom-layer modules they import
-    (edgemoe/errors.py, edgemoe/io.py, edgemoe/options.py)."""
+    (edgemoe/errors.py, io.py, kernel_interface.py, options.py)."""
     import edgemoe.errors
     import edgemoe.io
+    import edgemoe.kernel_interface
     import edgemoe.options
     host = _host_dir()
     out = dst / RUNTIME_DIR / "edgemoe"
@@ -81,7 +82,7 @@ def _copy_runtime(dst: Path) -> list:
         (out / "host" / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(f, out / "host" / rel)
         copied.append(f"edgemoe/host/{rel.as_posix()}")
-    for mod in (edgemoe.errors, edgemoe.io, edgemoe.options):
+    for mod in (edgemoe.errors, edgemoe.io, edgemoe.kernel_interface, edgemoe.options):
         name = Path(mod.__file__).name
         shutil.copy2(mod.__file__, out / name)
         copied.append(f"edgemoe/{name}")

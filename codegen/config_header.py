@@ -35,10 +35,10 @@ from edgemoe.golden.precision import (EXP2_SEG_LOG2, GELU_RANGE, GELU_STEPS_LOG2
 from edgemoe.golden.units.gelu import gelu_table
 from edgemoe.golden.units.layernorm import SEED_F, eps_raw, rsqrt_table
 from edgemoe.golden.units.softmax import LOG2E_T, exp2_table, log2e_raw
-from edgemoe.host.runtime import MAX_IMAGES
+from edgemoe.kernel_interface import MAX_IMAGES
 
 from .buffers import act_lanes, buffer_context, storage_bits
-from .design import ENGINE_ACC_DISTANCE, MAXI_BURST_BEATS, MAXI_OUTSTANDING, Design
+from .design import ENGINE_ACC_DISTANCE, MAXI_BURST_BEATS, MAXI_OUTSTANDING, ROUTE_GROUP, Design
 from .render import render_template
 
 CONFIG_NAME = "edgemoe_config.h"
@@ -250,6 +250,7 @@ def config_context(spec, prec: Precision, design: Design) -> dict:
         ("EXPERT_IDX_BITS", _tok_bits(max(spec.num_experts - 1, 1)), "bits of an expert index"),
         ("RESCALE_SPAN", rescale_span(spec, prec), "max |fraction-bit offset| of a runtime rescale"),
         ("ENGINE_ACC_DISTANCE", ENGINE_ACC_DISTANCE, "iterations from an accumulator's read to its next read, at least"),
+        ("ROUTE_GROUP", ROUTE_GROUP, "tokens whose route softmax runs interleaved (the carried S update's latency)"),
         ("ENG_FIFO_DEPTH", max(2, 2 * load_steps), "weight FIFO between the engine's fetch and compute: two tiles"),
         ("ENG_MAX_STEPS", max_tiles * load_steps, "weight load steps of the largest engine call"),
         ("MAXI_BURST_BEATS", MAXI_BURST_BEATS, "m_axi burst length (words)"),

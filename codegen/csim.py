@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edgemoe.errors import EdgeMoeError
-from edgemoe.host.runtime import MAX_IMAGES
+from edgemoe.kernel_interface import MAX_IMAGES
 
 
 def _cosine(a, b) -> float:

@@ -28,6 +28,7 @@ MAXI_OUTSTANDING = 4
 # iterations of its pipelined loop, and the loop never runs a weight tile for fewer iterations, so the
 # DEPENDENCE distance it declares is true for every call (1-token expert queues included).
 ENGINE_ACC_DISTANCE = 4
+ROUTE_GROUP = 4            # moe_route.h: tokens whose softmax updates interleave (hides the carried S update)
 # The one linear engine and the other units the kernel claims to share (one instance each): every
 # one is a non-template function with INLINE off, called from the top's scope only, named by an
 # ALLOCATION pragma there.  `edgemoe hls-check` counts their instances.
@@ -215,5 +216,5 @@ def board_default(board: str | None = None) -> Design:
     return get_design(BOARD_DESIGNS.get((board or "").lower(), DEFAULT_DESIGN))
 
 
-__all__ = ["Design", "DESIGNS", "MAXI_BURST_BEATS", "MAXI_OUTSTANDING", "ENGINE_ACC_DISTANCE", "ENGINE_FUNCTION",
+__all__ = ["Design", "DESIGNS", "MAXI_BURST_BEATS", "MAXI_OUTSTANDING", "ENGINE_ACC_DISTANCE", "ROUTE_GROUP", "ENGINE_FUNCTION",
            "SHARED_FUNCTIONS", "DEFAULT_DESIGN", "BOARD_DESIGNS", "get_design", "board_default"]

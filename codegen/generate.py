@@ -27,6 +27,8 @@ from edgemoe.errors import EdgeMoeError
 
 from .config_header import CONFIG_NAME, layout_header, render_config
 from edgemoe.io import check_output_dir, output_dir
+from edgemoe.kernel_interface import TAP_ALL, TAP_NONE
+from edgemoe.spec import DEFAULT_PRECISION
 from edgemoe.options import check_clock
 
 from .design import Design, board_default, get_design
@@ -69,7 +71,7 @@ def load_source_model(preset=None, checkpoint=None, onnx=None, seed: int = 0):
 
 
 def generate(out_dir, preset: str | None = None, checkpoint=None, onnx=None, board: str = "zcu104",
-             precision: str = "w16a32", design: str | None = None, clock: float | None = None,
+             precision: str = DEFAULT_PRECISION, design: str | None = None, clock: float | None = None,
              force: bool = False, seed: int = 0, model=None, quiet: bool = True, batch: int | None = None,
              saturate_params: bool = False):
     """Write the project folder ``out_dir`` and return its :class:`~edgemoe.codegen.project.Project`.
@@ -189,7 +191,7 @@ def _write_project(root: Path, model, spec, precision: str, design: Design, boar
                    pix_words=layout.pix_words, out_words=layout.out_words,
                    scratch_words=layout.scratch_words),
         types=dict(pixel=layout.pix_t.cpp, act=layout.act_t.cpp),
-        buffers=buffers, files=files, taps=layout.tap_manifest(), tap_none=-1, tap_all=-2,
+        buffers=buffers, files=files, taps=layout.tap_manifest(), tap_none=TAP_NONE, tap_all=TAP_ALL,
         golden=dict(input="input.npy", fixed=[f"golden_fixed_task{t}.npy" for t in range(spec.num_tasks)],
                     float=[f"golden_float_task{t}.npy" for t in range(spec.num_tasks)],
                     out=[f"golden_out_task{t}.bin" for t in range(spec.num_tasks)]))

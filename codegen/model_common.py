@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .design import ROUTE_GROUP  # noqa: F401  (re-exported; one source, generated into the config header)
+
 # Pipeline depths (cycles from the first read to the last write of one pipelined loop), paid each
 # time the loop starts. They follow the operator chains of the C++: AXI / BRAM read 2, a DSP
 # multiply 3-4 (a 32x32 product 6), an adder tree log2(n), the casts 1.
@@ -23,7 +25,6 @@ PACKED_CHUNK = 4           # terms per packed int8 chain of the engine (u8 pixel
 GELU_TABLE_SIZE = 177      # GELU d(a) entries over [0, 5.5], step 1/32 (golden/precision.py)
 EXP2_TABLE_SIZE = 257      # 2^f entries on [0, 1]
 RSQRT_SEED_SIZE = 96       # LayerNorm's 1/sqrt seed table
-ROUTE_GROUP = 4            # moe_route.h: tokens whose softmax updates interleave (hides the carried S)
 
 
 def clog2(n: int) -> int:

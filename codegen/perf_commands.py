@@ -13,7 +13,7 @@ def resolve_target(project=None, preset=None, board=None, precision=None, design
     """(spec, precision, design, board, clock) from a generated project or from the options."""
     from edgemoe.boards.boards import BOARDS, get_board
     from edgemoe.golden.precision import Precision, base_precision
-    from edgemoe.spec import ModelSpec, get_preset
+    from edgemoe.spec import DEFAULT_PRECISION, ModelSpec, get_preset
 
     from .design import Design, board_default, get_design
     if project:
@@ -33,7 +33,7 @@ def resolve_target(project=None, preset=None, board=None, precision=None, design
                                f"(boards: {', '.join(BOARDS)})")
         spec = get_preset(preset)
         b = get_board(board)
-        prec = base_precision(precision or "w16a32")
+        prec = base_precision(precision or DEFAULT_PRECISION)
         des = get_design(design) if design else board_default(b.name)
     clk = check_clock(clock) if clock is not None else float(des.clock_mhz or b.clock_mhz)
     if clock is not None:

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from edgemoe.errors import EdgeMoeError
+from edgemoe.kernel_interface import TAP_NONE
 
 from .aptypes import compile_cpp, find_ap_types, find_cxx
 from .render import HLS_DIR, INCLUDE_DIR
@@ -24,7 +25,6 @@ from .synth_check import Violation
 
 RECORDER = HLS_DIR / "probe" / "edgemoe_probe.cpp"
 PROBE_HEADER = INCLUDE_DIR / "edgemoe_probe.h"
-TAP_NONE = -1
 TAP_ALL = -2
 
 

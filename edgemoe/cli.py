@@ -62,7 +62,7 @@ def _cmd_generate(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .spec import DEFAULT_PRESET
+    from .spec import DEFAULT_PRECISION, DEFAULT_PRESET, PRECISION_NAMES
     ap = argparse.ArgumentParser(prog="edgemoe", description="FPGA accelerators for multi-task "
                                  "Mixture-of-Experts vision transformers (Edge-MoE / M3ViT).")
     ap.add_argument("--version", action="version", version=f"edgemoe {__import__('edgemoe').__version__}")
@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--checkpoint", metavar="DIR_OR_PTH", help="M3ViT checkpoint: folder of {rank}.pth or one .pth")
     src.add_argument("--onnx", metavar="FILE", help="an encoder exported by edgemoe (spec read from the file)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights when no checkpoint is given")
-    p.add_argument("--precision", default="w16a32", help="w16a32 (default) or w8a8 (calibrated)")
+    p.add_argument("--precision", default=DEFAULT_PRECISION, help=f"{DEFAULT_PRECISION} (default) or w8a8 (calibrated)")
     p.add_argument("--fixed", action="store_true", help="output of the fixed-point model instead of the float one")
     p.add_argument("--task", required=True, help="task index or name (e.g. 0 or semseg)")
     p.add_argument("--input", required=True, metavar="X.npy", help="one image, float32, shape (3, H, W), values in [0, 1]")
@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", metavar="PATH", help="M3ViT checkpoint for --preset (folder of {rank}.pth or one .pth)")
     p.add_argument("--onnx", metavar="FILE", help="an encoder exported by edgemoe (spec read from the file)")
     p.add_argument("--board", required=True, help="target board: zcu104, zcu102 or kv260")
-    p.add_argument("--precision", default="w16a32", help="w16a32 (default) or w8a8 (calibrated)")
+    p.add_argument("--precision", default=DEFAULT_PRECISION, help=f"{DEFAULT_PRECISION} (default) or w8a8 (calibrated)")
     p.add_argument("--design", help="design point (edge-moe, small; default: the board's)")
     p.add_argument("--clock", type=float, metavar="MHZ", help="kernel clock in MHz (default: the board's)")
     p.add_argument("--batch", type=int, metavar="N", help="frames per kernel pass that share every expert's "
@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vectors", type=int, default=10000, metavar="N", help="test vectors per unit (default 10000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random vectors")
     p.add_argument("--rtl-dir", metavar="DIR", help="Verilog of the unit tops from Vitis instead of ours")
-    p.add_argument("--precision", choices=["w16a32", "w8a8"], help="default w16a32")
+    p.add_argument("--precision", choices=PRECISION_NAMES, help=f"default {DEFAULT_PRECISION}")
     p.add_argument("--block", metavar="N|nominal", help="w8a8: the block whose calibrated types the RTL is built "
                    "with (default 0; nominal with --rtl-dir)")
     p.add_argument("--json", metavar="J", help="write the results as JSON")
@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("project", nargs="?", metavar="DIR", help="a folder written by `edgemoe generate`")
     p.add_argument("--preset", help="model preset (instead of DIR)")
     p.add_argument("--board", help="target board (instead of DIR): zcu104, zcu102, kv260")
-    p.add_argument("--precision", choices=["w16a32", "w8a8"], help="default w16a32")
+    p.add_argument("--precision", choices=PRECISION_NAMES, help=f"default {DEFAULT_PRECISION}")
     p.add_argument("--design", help="design point name or a design .json from `edgemoe explore` (default: the board's)")
     p.add_argument("--clock", type=float, metavar="MHZ", help="kernel clock (default: the design's)")
     p.add_argument("--batch", type=int, metavar="N", help="frames per kernel pass that share every expert's "
@@ -204,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "the best point (usable as `edgemoe generate --design J`).")
     p.add_argument("--preset", default=DEFAULT_PRESET, help=f"model preset (default {DEFAULT_PRESET})")
     p.add_argument("--board", required=True, help="zcu104, zcu102 or kv260")
-    p.add_argument("--precision", choices=["w16a32", "w8a8"], default="w16a32", help="default w16a32")
+    p.add_argument("--precision", choices=PRECISION_NAMES, default=DEFAULT_PRECISION, help=f"default {DEFAULT_PRECISION}")
     p.add_argument("--clock", type=float, metavar="MHZ", help="kernel clock (default: the board's)")
     p.add_argument("--batch", type=int, metavar="N", help="search only this batch (frames per kernel pass "
                    "sharing expert weight loads; default: 1, 2 and 4; 1 for the lowest single-frame latency)")

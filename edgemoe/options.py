@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 from .errors import EdgeMoeError
+from .kernel_interface import MAX_IMAGES
 
 CLOCK_RANGE_MHZ = (50.0, 450.0)   # PL clocks a ZynqMP fabric design closes timing at (BRIEF section 3)
 MAX_BATCH = 8                     # frames whose activations the kernel holds on chip at once
@@ -16,7 +17,7 @@ MAX_BATCH = 8                     # frames whose activations the kernel holds on
 RANGES = {
     "clock": (*CLOCK_RANGE_MHZ, "MHz"),
     "batch": (1, MAX_BATCH, "frames per kernel pass"),
-    "images": (1, None, "images per kernel call"),   # high bound: the kernel's MAX_IMAGES
+    "images": (1, MAX_IMAGES, "images per kernel call"),
     "vectors": (1, 10_000_000, "test vectors"),
     "seed": (0, 2**32 - 1, "seed"),
     "port": (0, 65535, "TCP port"),
@@ -35,9 +36,6 @@ def _flag(dest: str) -> str:
 def check_number(dest: str, value, option: str | None = None):
     """``value`` of option ``dest`` checked against its range; a one-line error names the range."""
     lo, hi, unit = RANGES[dest]
-    if hi is None:   # MAX_IMAGES lives with the host runtime that ships to the board (numpy only)
-        from edgemoe.host.runtime import MAX_IMAGES
-        hi = MAX_IMAGES
     option = option or _flag(dest)
     real = isinstance(lo, float)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (not real and not float(value).is_integer()):

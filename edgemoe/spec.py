@@ -168,6 +168,8 @@ PRESETS = {
 }
 
 DEFAULT_PRESET = "m3vit-tiny-edge"
+DEFAULT_PRECISION = "w16a32"   # the reference design's types (golden/precision.py defines them)
+PRECISION_NAMES = ("w16a32", "w8a8")   # golden/precision.PRECISIONS, named here for the command line
 
 
 def get_preset(name: str) -> ModelSpec:

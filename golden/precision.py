@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from edgemoe.spec import DEFAULT_PRECISION, PRECISION_NAMES
+
 from .apfixed import FixedType
 
 T = FixedType.parse
@@ -190,7 +192,7 @@ def _w8a8_base() -> Precision:
 
 
 PRECISIONS = {"w16a32": _w16a32, "w8a8": _w8a8_base}
-DEFAULT_PRECISION = "w16a32"
+assert tuple(PRECISIONS) == PRECISION_NAMES and DEFAULT_PRECISION in PRECISIONS, "edgemoe/spec.py names them"
 # Roles whose 8-bit types are calibrated per tensor in w8a8 (the accumulators follow from them).
 CALIBRATED_ROLES = ("ln_out", "qkv", "attn_out", "hidden", "w", "gate_w")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from edgemoe.io import load_image_npy, save_npy
-from edgemoe.spec import get_preset
+from edgemoe.spec import DEFAULT_PRECISION, get_preset
 
 
 def load_golden_model(preset: str, checkpoint=None, onnx=None, seed: int = 0):
@@ -17,7 +17,7 @@ def load_golden_model(preset: str, checkpoint=None, onnx=None, seed: int = 0):
     return model.spec, model
 
 
-def encoder_output(model, spec, image: np.ndarray, task: int, fixed: bool, precision: str = "w16a32",
+def encoder_output(model, spec, image: np.ndarray, task: int, fixed: bool, precision: str = DEFAULT_PRECISION,
                    taps: dict | None = None, saturate_params: bool = False,
                    range_counts: dict | None = None) -> np.ndarray:
     """(tokens, embed) float32 output of the float model, or of the fixed model when ``fixed``

@@ -41,6 +41,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from edgemoe.errors import EdgeMoeError, ToolMissingError
+from edgemoe.kernel_interface import MAX_IMAGES, TAP_NONE
 
 from .fixed import FixedFormat
 from .heads import HeadSpec, run_head
@@ -51,8 +52,6 @@ from .remote import check_remote, device_call, select_remote_port
 POINTER_ARGS = ("pixels", "weights", "scratch", "out")
 SCALAR_ARGS = ("n_images", "task", "reload", "tap_id")
 ID_ARG = "kernel_id"     # the kernel's read-only ID register (an output scalar on s_axilite)
-TAP_NONE = -1
-MAX_IMAGES = 64  # images per kernel call; generated into the kernel's edgemoe_config.h (codegen/config_header.py)
 
 
 def _int(v) -> int:

@@ -41,7 +41,6 @@ from .tools import require_simulator
 
 logger = logging.getLogger(__name__)
 
-FALLBACK_SPEC = ("micro", "w16a32", "edge-moe")    # when edgemoe.sim.units has no DEFAULT_SPEC
 DEFAULT_TIMEOUT = 1800.0                           # seconds, whole build + simulation of one run
 HDL_SUFFIXES = (".v", ".sv")
 _MODULE_RE = re.compile(r"^\s*module\s+([A-Za-z_][A-Za-z0-9_$]*)", re.M)
@@ -61,13 +60,9 @@ def load_units() -> dict:
 
 
 def default_spec() -> tuple:
-    import importlib
-    try:
-        return tuple(importlib.import_module("edgemoe.sim.units").DEFAULT_SPEC)
-    except ModuleNotFoundError as e:
-        if e.name == "edgemoe.sim.units":
-            return FALLBACK_SPEC
-        raise
+    """(preset, precision, design) that `edgemoe sim` builds the units for (sim/units.py)."""
+    from .units import DEFAULT_SPEC
+    return tuple(DEFAULT_SPEC)
 
 
 def get_unit(name: str):

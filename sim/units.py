@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_SPEC = ("micro", "w16a32", "edge-moe")   # preset, precision, design used by `edgemoe sim`
+from edgemoe.spec import DEFAULT_PRECISION
+
+DEFAULT_SPEC = ("micro", DEFAULT_PRECISION, "edge-moe")   # preset, precision, design used by `edgemoe sim`
 
 
 @dataclass(frozen=True)

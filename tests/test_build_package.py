@@ -241,7 +241,8 @@ def test_package_without_bitstream(proj, tmp_path, capsys):
     for f in ("data/weights.bin", "data/manifest.json", "data/input.npy", "data/input_pixels.bin",
               "data/golden_out_task0.bin", "data/golden_fixed_task0.npy", "data/golden_float_task1.npy",
               "run.sh", "runtime/edgemoe/host/__init__.py", "runtime/edgemoe/host/remote.py",
-              "runtime/edgemoe/errors.py", "runtime/edgemoe/io.py", "runtime/edgemoe/options.py"):
+              "runtime/edgemoe/errors.py", "runtime/edgemoe/io.py", "runtime/edgemoe/options.py",
+              "runtime/edgemoe/kernel_interface.py"):
         assert f in files, f
     assert "package_manifest.json" not in files and "edgemoe.bit" not in files
     on_disk = sorted(p.relative_to(pkg).as_posix() for p in pkg.rglob("*") if p.is_file())

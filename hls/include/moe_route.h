@@ -55,10 +55,8 @@
 // expert rows of the gate on the engine: whole output tiles (the padding rows are zero weights)
 static const int GATE_ROWS = (NUM_EXPERTS + ENGINE_OUT - 1) / ENGINE_OUT * ENGINE_OUT;
 
-// tokens whose softmax runs interleaved: at least the latency of the carried S update
-#ifndef ROUTE_GROUP
-#define ROUTE_GROUP 4
-#endif
+// tokens whose softmax runs interleaved (ROUTE_GROUP, edgemoe_config.h, from codegen/design.py): at
+// least the latency of the carried S update
 #define ROUTE_GROUPS ((TOKENS + ROUTE_GROUP - 1) / ROUTE_GROUP)
 
 // the gate runs on the engine: its weights are stored like the linear weights (checked in linear.h)
