@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from math import gcd, lcm
 
 from edgemoe.errors import EdgeMoeError
+from edgemoe.kernel_interface import storage_bits  # noqa: F401  (re-exported for the estimate and packing)
 
 from .design import Design
 
@@ -26,14 +27,6 @@ TAP_BITS = 32   # a debug tap's value in scratch (pack.py writes the same width)
 
 # macro prefixes that would collide with other names of the config / layout headers
 _MACROS = {"g_pix": "PIXEL", "g_ln": "LNP"}
-
-
-def storage_bits(width: int) -> int:
-    """Bits a value of ``width`` bits takes in memory and in AXI words: a power of two, at least 8."""
-    for b in (8, 16, 32, 64):
-        if width <= b:
-            return b
-    raise EdgeMoeError(f"no storage for a {width}-bit value")
 
 
 @dataclass(frozen=True)

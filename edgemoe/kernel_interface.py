@@ -1,13 +1,26 @@
 """What the host and the generated kernel agree on, written once (bottom layer: imports nothing of
-edgemoe, ships with the host runtime to the board).
+edgemoe above edgemoe.errors, ships with the host runtime to the board).
 
 The config and layout headers are generated from these values (codegen/config_header.py, pack.py),
 the host runtime and the emulator read them from here, so no side types them again.
 """
 from __future__ import annotations
 
+from .errors import EdgeMoeError
+
 MAX_IMAGES = 64       # images per kernel call at most (the kernel's MAX_IMAGES, the host's buffers)
 TAP_NONE = -1         # tap_id: run, dump nothing
 TAP_ALL = -2          # tap_id: run and dump every stage to scratch
 
-__all__ = ["MAX_IMAGES", "TAP_NONE", "TAP_ALL"]
+STORAGE_WIDTHS = (8, 16, 32, 64)   # bits a value takes in memory, AXI words and stream lanes (edgemoe_fixed.h)
+
+
+def storage_bits(width: int) -> int:
+    """Bits a value of ``width`` bits takes in memory and in AXI words: a power of two, at least 8."""
+    for b in STORAGE_WIDTHS:
+        if width <= b:
+            return b
+    raise EdgeMoeError(f"no storage for a {width}-bit value (at most {STORAGE_WIDTHS[-1]} bits)")
+
+
+__all__ = ["MAX_IMAGES", "TAP_NONE", "TAP_ALL", "STORAGE_WIDTHS", "storage_bits"]

@@ -10,6 +10,7 @@ import re
 import numpy as np
 
 from edgemoe.errors import EdgeMoeError
+from edgemoe.kernel_interface import storage_bits
 
 _TYPE_RE = re.compile(r"^\s*ap_(u?)fixed\s*<\s*(\d+)\s*,\s*(-?\d+)\s*(?:,[^>]*)?>\s*$")
 
@@ -35,10 +36,7 @@ class FixedFormat:
 
     @property
     def storage_bits(self) -> int:
-        for b in (8, 16, 32, 64):
-            if self.width <= b:
-                return b
-        raise EdgeMoeError(f"no storage for a {self.width}-bit value")  # unreachable (width <= 64)
+        return storage_bits(self.width)
 
     def raw_from_bytes(self, data, count: int) -> np.ndarray:
         """The first ``count`` raw codes (int64, sign-extended when signed) of packed bytes."""

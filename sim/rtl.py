@@ -17,6 +17,7 @@ import math
 from pathlib import Path
 
 from edgemoe.errors import EdgeMoeError
+from edgemoe.kernel_interface import storage_bits
 from edgemoe.golden.apfixed import FixedType, add_type, mul_type
 from edgemoe.golden.precision import (EXP2_SEG_LOG2, GELU_RANGE, GELU_STEPS_LOG2, Precision)
 from edgemoe.golden.units.gelu import gelu_table
@@ -44,14 +45,6 @@ def environment():
                                   trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
         _env.globals.update(ext=ext_expr)
     return _env
-
-
-def storage_bits(w: int) -> int:
-    """Bits of a stream lane holding a ``w``-bit value (as the HLS packing: 8, 16, 32, 64)."""
-    for b in (8, 16, 32, 64):
-        if w <= b:
-            return b
-    raise EdgeMoeError(f"{w}-bit values do not fit a 64-bit lane")
 
 
 def ext_expr(w: int, to: int, signed, sig: str) -> str:
