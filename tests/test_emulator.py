@@ -345,3 +345,23 @@ def test_emulate_port_checks(emu_pkg, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"cannot listen on 127.0.0.1:{port}" in err and "in use" in err, err
     assert not (tmp_path / "w").exists() or not any((tmp_path / "w").iterdir())
+
+
+def test_parts_are_re_exported_and_render_through_generate(emu_pkg, monkeypatch, tmp_path):
+    """boards/emulator.py re-exports the names of its parts (the same objects), and the package's kernel is
+    rendered by generate's own write_kernel_sources (looked up in edgemoe.codegen.generate at call time)."""
+    from edgemoe.boards import emulator, emulator_board, emulator_ddr, emulator_kernel, emulator_service
+    for mod in (emulator_ddr, emulator_kernel, emulator_board, emulator_service):
+        for name in mod.__all__:
+            assert getattr(emulator, name) is getattr(mod, name), name
+            assert name in emulator.__all__, name
+    import edgemoe.codegen.generate as gen
+    real, calls = gen.write_kernel_sources, []
+
+    def spy(*a, **k):
+        calls.append(a[0])
+        return real(*a, **k)
+    monkeypatch.setattr(gen, "write_kernel_sources", spy)
+    pkg, _ = emu_pkg
+    d = render_kernel_project(json.loads((pkg / "data" / "manifest.json").read_text()), tmp_path / "k")
+    assert calls == [d] and (d / "src" / f"{gen.TOP}.cpp").is_file()
