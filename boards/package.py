@@ -33,6 +33,7 @@ from pathlib import Path
 
 from edgemoe.errors import EdgeMoeError
 from edgemoe.io import MARKER, check_output_dir, output_dir, sha256_file
+from edgemoe.register_map import parse_register_map
 
 from .build import BUILD_DIR, BUILD_INFO, finished_build
 from .vivado import BD_NAME, kernel_interface, kernel_record, read_manifest
@@ -183,7 +184,6 @@ def _bitstream(root: Path) -> tuple:
 def _registers_from_driver_header(root: Path, kernel: dict) -> None:
     """When a Vitis build left its driver header (x<top>_hw.h), its offsets replace the ones derived
     from the argument list: the generated register map is the authority, not our layout rule."""
-    from edgemoe.sim.kernel_bench import parse_register_map
     hits = sorted((root / BUILD_DIR).rglob(f"x{kernel['top']}_hw.h")) if (root / BUILD_DIR).is_dir() else []
     if not hits:
         kernel["register_map_source"] = "Vitis HLS s_axilite layout rule (no driver header in the build)"

@@ -27,7 +27,7 @@ from edgemoe.errors import EdgeMoeError
 
 from .config_header import CONFIG_NAME, layout_header, render_config
 from edgemoe.io import check_output_dir, output_dir
-from edgemoe.kernel_interface import TAP_ALL, TAP_NONE
+from edgemoe.kernel_interface import HEADS_NPZ, TAP_ALL, TAP_NONE
 from edgemoe.spec import DEFAULT_PRECISION
 from edgemoe.options import check_clock
 
@@ -200,8 +200,8 @@ def _write_project(root: Path, model, spec, precision: str, design: Design, boar
     from .project import project_identity, record_data_files
     manifest["identity"] = project_identity(root, manifest)  # model, precision, design, board, config hash, weights
     (data / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    from edgemoe.host.pack_heads import write_heads
-    write_heads(root, data / "heads.npz", model=model)  # the task heads the board runs on its CPU
+    from .pack_heads import write_heads
+    write_heads(root, data / HEADS_NPZ, model=model)  # the task heads the board runs on its CPU
     record_data_files(root)  # data_files: sha256 + size of every data file (package and csim verify them)
     from edgemoe.boards.vivado import write_vivado_files
     write_vivado_files(root)  # vivado/build_bd.tcl, vivado/hls_ip.tcl, hls_config_ip.cfg (`edgemoe build`)

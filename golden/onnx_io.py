@@ -20,8 +20,8 @@ from edgemoe.errors import EdgeMoeError
 from edgemoe.io import atomic_path
 from edgemoe.spec import ModelSpec
 
-from .checkpoint import assign
 from .model import M3ViT, build_model
+from .state_dict import assign
 
 SPEC_KEY = "edgemoe.spec"
 FORMAT_KEY = "edgemoe.format"

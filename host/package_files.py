@@ -10,9 +10,10 @@ import numpy as np
 
 from edgemoe.errors import EdgeMoeError
 from edgemoe.io import sha256_file
+from edgemoe.kernel_interface import HEADS_NPZ
 
 PACKAGE_MANIFEST = "package_manifest.json"
-HEADS_FILES = ("heads.npz", "data/heads.npz")
+HEADS_FILES = (HEADS_NPZ, f"data/{HEADS_NPZ}")   # where a package may hold the task heads
 
 
 def read_package_manifest(pkg: Path) -> dict:

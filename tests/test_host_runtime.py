@@ -27,7 +27,7 @@ needs_pynq_venv = pytest.mark.skipif(not PYNQ_PY.exists(), reason=".venv-pynq mi
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     from edgemoe.codegen.generate import generate
-    from edgemoe.host.pack_heads import write_heads
+    from edgemoe.codegen.pack_heads import write_heads
     root = tmp_path_factory.mktemp("host") / "proj"
     generate(root, preset="micro", board="zcu104")
     write_heads(root)

@@ -98,7 +98,7 @@ def test_register_map_has_the_id_register(projects):
 def test_driver_header_output_scalar(tmp_path):
     """Vitis writes an output scalar as _DATA plus a _CTRL (ap_vld) word: the RTL bench reads it back
     instead of requiring a value for it."""
-    from edgemoe.sim.kernel_bench import parse_register_map
+    from edgemoe.register_map import parse_register_map
     h = tmp_path / "xedgemoe_top_hw.h"
     h.write_text("\n".join([
         "#define XEDGEMOE_TOP_CONTROL_ADDR_AP_CTRL        0x00",

@@ -1,14 +1,15 @@
 """heads.npz: the task-head weights the host runtime runs on the board's CPU (host/heads.py).
 
-Written on the toolkit side (needs the model, so torch) and read on the board with numpy only.
+Written on the toolkit side at build time (needs the model, so torch; ``generate`` calls it) and read
+on the board with numpy only (host/package_files.py, by the name HEADS_NPZ of edgemoe/kernel_interface.py).
 Keys are the model's own state_dict names, ``heads.{t}.{param}`` (no ``num_batches_tracked``),
-float32. The package step calls::
+float32. ``generate`` writes PROJECT/data/heads.npz; to write it again (or elsewhere)::
 
-    from edgemoe.host.pack_heads import write_heads
+    from edgemoe.codegen.pack_heads import write_heads
     write_heads(project_dir, stage / "heads.npz")       # or the default: project_dir/data/heads.npz
 
-and lists the file in package_manifest.json like every other file (the runtime ignores a heads.npz
-that the package manifest does not cover).
+``edgemoe package`` lists the file in package_manifest.json like every other file (the runtime
+ignores a heads.npz that the package manifest does not cover).
 """
 from __future__ import annotations
 
@@ -21,8 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from edgemoe.errors import EdgeMoeError
+from edgemoe.kernel_interface import HEADS_NPZ
 
-HEADS_NPZ = "heads.npz"
+from .project import record_data_files
 
 
 def head_arrays(model) -> dict:
@@ -36,13 +38,13 @@ def head_arrays(model) -> dict:
 
 
 def _source_model(manifest: dict):
-    from edgemoe.codegen.generate import load_source_model
+    from edgemoe.golden.checkpoint import load_model   # torch
     src = manifest.get("source") or {}
     if not src.get("preset") and not src.get("onnx"):
         raise EdgeMoeError("the project records no preset or ONNX source to rebuild its task heads from; "
                            "pass the model to write_heads(model=...)")
-    return load_source_model(preset=src.get("preset"), checkpoint=src.get("checkpoint"), onnx=src.get("onnx"),
-                             seed=int(src.get("seed") or 0))
+    return load_model(src.get("preset"), checkpoint=src.get("checkpoint"), onnx=src.get("onnx"),
+                      seed=int(src.get("seed") or 0))
 
 
 def write_heads(project_dir, out=None, model=None) -> Path:
@@ -71,7 +73,6 @@ def write_heads(project_dir, out=None, model=None) -> Path:
             os.unlink(tmp)
     if manifest.get("data_files") and out.resolve() == (root / "data" / HEADS_NPZ).resolve():
         # the project's own heads rewritten on purpose: its record in data/manifest.json follows
-        from edgemoe.codegen.project import record_data_files
         record_data_files(root, [HEADS_NPZ])
     return out
 
