@@ -32,13 +32,14 @@ from edgemoe.errors import EdgeMoeError
 from edgemoe.golden.apfixed import FixedType
 from edgemoe.golden.precision import (EXP2_SEG_LOG2, GELU_RANGE, GELU_STEPS_LOG2, RSQRT_IDX_BITS,
                                       RSQRT_MANT_F, RSQRT_NEWTON_STEPS, Precision)
-from edgemoe.golden.units.gelu import gelu_table
+from edgemoe.golden.units.gelu import gelu_limit_raw, gelu_table
 from edgemoe.golden.units.layernorm import SEED_F, eps_raw, rsqrt_table
-from edgemoe.golden.units.softmax import LOG2E_T, exp2_table, log2e_raw
+from edgemoe.golden.units.softmax import LOG2E_T, check_exp_arg, exp2_table, log2e_raw
 from edgemoe.kernel_interface import MAX_IMAGES
 
 from .buffers import act_lanes, buffer_context, storage_bits
 from .design import ENGINE_ACC_DISTANCE, MAXI_BURST_BEATS, MAXI_OUTSTANDING, ROUTE_GROUP, Design
+from .model_common import Widths, engine_sum_depth
 from .render import render_template
 
 CONFIG_NAME = "edgemoe_config.h"
@@ -67,6 +68,19 @@ DELTA_TABLES = (
     ("D_GATE_W", "gate_w", "gate_w", "MoE gate weights (0 in dense blocks)"),
     ("D_PROB", "prob", "prob", "attention probabilities (calibrated per block in w8a8)"),
 )
+
+# the linear engine's modes (engine_cmd.mode, hls/include/linear.h): what a call adds as bias, its
+# epilogue and its destination.  #defines of the config header; the unit test harness
+# (codegen/unit_harness.py) calls the engine with these codes.
+ENGINE_MODES = (
+    ("ENG_QKV", 0, "y = qkv_t(acc) -> g_qkv (bias qkv_b)"),
+    ("ENG_ACT", 1, "y = act_t(acc) -> g_tmp slot 0 (proj, dense fc2)"),
+    ("ENG_GATE", 2, "y = gate_logit_t(acc) -> g_logits (no bias: the MoE gate)"),
+    ("ENG_GELU", 3, "y = gelu(gelu_in_t(acc)) -> g_hid (fc1, expert fc1)"),
+    ("ENG_SCATTER", 4, "y = act_t(score * act_t(acc)) -> g_tmp slot of the queue entry"),
+    ("ENG_POS", 5, "y = act_t(patch_acc) + pos[t + 1] -> g_x (the patch embedding)"),
+)
+ENGINE_MODE = {name: code for name, code, _ in ENGINE_MODES}
 
 
 def _cpp(t: FixedType, modes: bool = True) -> str:
@@ -182,11 +196,8 @@ def config_context(spec, prec: Precision, design: Design) -> dict:
     for name, ft, c in accs:
         td(name, ft, c)
 
-    f_gi = t["gelu_in"].F
-    gelu_limit = int(GELU_RANGE * (1 << f_gi)) if f_gi >= 0 else int(GELU_RANGE) >> -f_gi
-    if t["exp_arg"].F < EXP2_SEG_LOG2:
-        raise EdgeMoeError(f"precision {prec.name!r}: exp_arg {t['exp_arg'].cpp} needs at least "
-                           f"{EXP2_SEG_LOG2} fraction bits (the exp2 table index)")
+    gelu_limit = gelu_limit_raw(t["gelu_in"].F)
+    check_exp_arg(t["exp_arg"], f"precision {prec.name!r}: ")
     scale_raw = int(t["scale"].quantize(spec.scale))
     tables = {
         "GELU_TABLE": [int(v) for v in gelu_table(prec)],
@@ -250,6 +261,8 @@ def config_context(spec, prec: Precision, design: Design) -> dict:
         ("EXPERT_IDX_BITS", _tok_bits(max(spec.num_experts - 1, 1)), "bits of an expert index"),
         ("RESCALE_SPAN", rescale_span(spec, prec), "max |fraction-bit offset| of a runtime rescale"),
         ("ENGINE_ACC_DISTANCE", ENGINE_ACC_DISTANCE, "iterations from an accumulator's read to its next read, at least"),
+        ("ENG_SUM_DEPTH", engine_sum_depth(Widths.of(prec), design),
+         "the engine's summing stage: adder tree or packed chains (linear.h checks it against pack2.h)"),
         ("ROUTE_GROUP", ROUTE_GROUP, "tokens whose route softmax runs interleaved (the carried S update's latency)"),
         ("ENG_FIFO_DEPTH", max(2, 2 * load_steps), "weight FIFO between the engine's fetch and compute: two tiles"),
         ("ENG_MAX_STEPS", max_tiles * load_steps, "weight load steps of the largest engine call"),
@@ -259,7 +272,7 @@ def config_context(spec, prec: Precision, design: Design) -> dict:
         ("TAP_LANES", design.axi_bits // 32, "32-bit tap values per AXI word"),
         ("NUM_SLOTS", spec.top_k if spec.moe_blocks else 1, "MLP output slots (top-k choices of a token)"),
         ("SLOT_BITS", max(1, (max(spec.top_k - 1, 1)).bit_length()), "bits of a slot index"),
-    ]
+    ] + list(ENGINE_MODES)
     consts = [
         ("GELU_STEPS_LOG2", GELU_STEPS_LOG2, "GELU table step 2^-5"),
         ("GELU_TABLE_SIZE", len(tables["GELU_TABLE"]), f"[0, {GELU_RANGE}]"),
@@ -331,4 +344,4 @@ def render_config(spec, prec: Precision, design: Design | None = None, layout=No
 
 __all__ = ["CONFIG_NAME", "render_config", "config_context", "block_types", "scale_deltas",
            "rescale_sites", "rescale_span", "DELTA_TABLES", "layout_header", "config_hash", "kernel_id_of",
-           "read_kernel_id", "KERNEL_ID_MACRO"]
+           "read_kernel_id", "KERNEL_ID_MACRO", "ENGINE_MODES", "ENGINE_MODE"]

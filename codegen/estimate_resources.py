@@ -20,7 +20,7 @@ from . import design as _design
 from .buffers import kernel_buffers, storage_bits
 from .model_common import (DEPTH_EXP, DEPTH_GELU, DEPTH_MEM, DEPTH_MUL, DEPTH_RECIP, DEPTH_RSQRT, EXP2_TABLE_SIZE,
                            GELU_TABLE_SIZE, ROUTE_GROUP, RSQRT_SEED_SIZE, Widths, clog2, dsp_per_mult, engine_dsp,
-                           engine_packed, packed_int8)
+                           engine_pack_chunk, engine_packed, packed_int8)
 from .pack import tile_words
 
 URAM_DEPTH, URAM_WIDTH = 4096, 72
@@ -220,7 +220,7 @@ def _ff(spec, wd, design) -> dict:
     psum = wd.x + wd.ew + clog2(ei)
     # the engine's summing stage: every level of an adder tree is registered (about ei partial sums per
     # output); packed chains add inside the DSPs, so only the chain sums' split and tree are fabric
-    tree = eo * ei * psum if not engine_packed(wd, design) else eo * math.ceil(ei / 4) * 2 * psum
+    tree = eo * ei * psum if not engine_packed(wd, design) else eo * math.ceil(ei / engine_pack_chunk(wd, design)) * 2 * psum
     engine = (ei * wd.x * DEPTH_MUL                                # x broadcast to the multipliers
               + tree
               + eo * wd.eacc * 2 * DEPTH_MEM                       # accumulator read and write registers

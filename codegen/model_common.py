@@ -5,6 +5,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from edgemoe.golden.precision import EXP2_SEG_LOG2
+from edgemoe.golden.units.gelu import table_size as _gelu_table_size
+from edgemoe.golden.units.layernorm import rsqrt_table as _rsqrt_table
+
 from .design import ROUTE_GROUP  # noqa: F401  (re-exported; one source, generated into the config header)
 
 # Pipeline depths (cycles from the first read to the last write of one pipelined loop), paid each
@@ -21,10 +25,13 @@ DEPTH_AXI_READ = 20        # first beat of a burst read after its address (the p
 MAXI_READ_LATENCY = 64     # Vitis's default m_axi read latency assumption (UG1399): the first word of a burst
 II_SOFTMAX = 4             # the running sum S = floor(S * e) + 1 is carried from key to key through a
                            # multiply and an add, so the single-pass softmax loops cannot reach II=1
-PACKED_CHUNK = 4           # terms per packed int8 chain of the engine (u8 pixels and s8 codes alike)
-GELU_TABLE_SIZE = 177      # GELU d(a) entries over [0, 5.5], step 1/32 (golden/precision.py)
-EXP2_TABLE_SIZE = 257      # 2^f entries on [0, 1]
-RSQRT_SEED_SIZE = 96       # LayerNorm's 1/sqrt seed table
+# the ROMs' entries, from the golden model's tables (the config header's GELU_TABLE_SIZE, EXP2_TABLE_SIZE,
+# RSQRT_TABLE_SIZE)
+GELU_TABLE_SIZE = _gelu_table_size()                   # GELU d(a) over [0, GELU_RANGE]
+EXP2_TABLE_SIZE = (1 << EXP2_SEG_LOG2) + 1             # 2^f on [0, 1]
+RSQRT_SEED_SIZE = len(_rsqrt_table())                  # LayerNorm's 1/sqrt seeds
+# DSP48E2 ports (hls/include/pack2.h's PACK2_DSP_*): the pre-adder / A input and the B input
+DSP_A_BITS, DSP_B_BITS = 27, 18
 
 
 def clog2(n: int) -> int:
@@ -79,6 +86,7 @@ class Widths:
     av_acc: int
     x: int                    # the engine's x operand: the raw code of its widest input
     ew: int                   # the engine's weight operand (linear, gate and patch weights)
+    ew_signed: bool = True    # ... and its sign (linear.h's eng_w_t: the raw code of w_t)
 
     @classmethod
     def of(cls, prec) -> "Widths":
@@ -94,7 +102,7 @@ class Widths:
                    eacc=max(t["acc"].W, t["patch_acc"].W),
                    sm_sum=t["sm_sum"].W, exp=t["exp"].W, bias=t["b"].W, gelu_tab=t["gelu_tab"].W,
                    exp2_tab=t["exp2_tab"].W, ln_sq=t["ln_sq_acc"].W, av_acc=t["av_acc"].W,
-                   x=max(lin_in, pix), ew=max(t["w"].W, t["gate_w"].W, t["patch_w"].W))
+                   x=max(lin_in, pix), ew=max(t["w"].W, t["gate_w"].W, t["patch_w"].W), ew_signed=t["w"].signed)
 
 
 @dataclass
@@ -116,16 +124,52 @@ def engine_packed(wd: Widths, design) -> bool:
     return design.engine_out % 2 == 0 and wd.ew <= 8 and wd.x <= 9
 
 
+def _int_range(bits: int, signed: bool) -> tuple:
+    return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+
+
+def _sbits(lo: int, hi: int) -> int:
+    """The smallest W whose signed range holds [lo, hi] (pack2_sbits)."""
+    w = 1
+    while not (lo >= -(1 << (w - 1)) and hi <= (1 << (w - 1)) - 1) and w < 63:
+        w += 1
+    return w
+
+
+def pack2_dsp_shift(b_lo: int, b_hi: int) -> int:
+    """The widest field S (at most 24) whose packed operand b1 * 2^S + b0 fits the DSP's pre-adder (pack2_dsp_shift)."""
+    s = 24
+    while s > 1 and _sbits(b_lo * (1 << s) + b_lo, b_hi * (1 << s) + b_hi) > DSP_A_BITS:
+        s -= 1
+    return s
+
+
+def pack2_max_terms(a: tuple, b: tuple, s: int) -> int:
+    """The most products a * b (ranges ``a``, ``b``) whose sum fits a low field of ``s`` bits under the
+    bias split (pack2_max_terms<TA, TB, S, PACK2_BIAS>)."""
+    prods = [x * y for x in a for y in b]
+    span = max(prods) - min(prods)
+    return (2 * (1 << (s - 1)) - 1) // span if span > 0 else 65536
+
+
+def engine_pack_chunk(wd: Widths, design) -> int:
+    """Terms per packed chain of the engine (linear.h's eng_pack_info<true>::CHUNK): the most the field
+    of the widest packed weight operand holds, at most ENGINE_IN (4 for 9-bit x times s8 weights)."""
+    w = _int_range(wd.ew, wd.ew_signed)
+    return min(pack2_max_terms(_int_range(wd.x, True), w, pack2_dsp_shift(*w)), design.engine_in)
+
+
 def _chain_depth(n: int, chunk: int) -> int:
     c = min(chunk, n)
     return c + 1 + clog2(math.ceil(n / c))
 
 
 def engine_sum_depth(wd: Widths, design) -> int:
-    """Cycles of the engine's summing stage: an adder tree, or with int8 packing chains of
-    ``PACKED_CHUNK`` packed products (one DSP stage per term), a split and a tree over the chains."""
+    """Cycles of the engine's summing stage (the config header's ENG_SUM_DEPTH, checked in linear.h
+    against pack2.h): an adder tree, or with int8 packing chains of :func:`engine_pack_chunk` packed
+    products (one DSP stage per term), a split and a tree over the chains."""
     ei = design.engine_in
-    return _chain_depth(ei, PACKED_CHUNK) if engine_packed(wd, design) else clog2(ei)
+    return _chain_depth(ei, engine_pack_chunk(wd, design)) if engine_packed(wd, design) else clog2(ei)
 
 
 def engine_epilogue_depth() -> int:
@@ -146,4 +190,5 @@ def engine_dsp(wd: Widths, design) -> int:
 
 
 __all__ = ["Layer", "Widths", "clog2", "dsp_per_mult", "macs_per_dsp_best", "packed_int8", "engine_packed",
-           "engine_sum_depth", "engine_depth", "engine_dsp", "engine_epilogue_depth"]
+           "engine_sum_depth", "engine_depth", "engine_dsp", "engine_epilogue_depth", "engine_pack_chunk",
+           "pack2_max_terms", "pack2_dsp_shift"]

@@ -88,18 +88,16 @@ def rtl_unit_cycles(unit: str, w: dict) -> int:
         return stream_cycles(sum(lens), 1, w["exp_depth"] + w["divider_steps"] + HANDSHAKE)
     if unit == "layernorm":
         # the row's sum, its squares and its outputs overlap with the neighbouring rows; the last row
-        # waits for its mean, variance and rsqrt
-        return stream_cycles(w["rows"] * w["width"], 1, 2 * w["width"] // 8 + 3 * DEPTH_MUL + RSQRT_RTL_STEPS)
+        # then waits for its mean, runs its second pass (squares), waits for its variance and rsqrt and
+        # runs its third pass (outputs): the stages' cycles are the RTL's (sim/rtl.py, via the bench)
+        fill = 2 * w["width"] + sum(w["stages"].values()) + HANDSHAKE
+        return stream_cycles(w["rows"] * w["width"], 1, fill)
     if unit == "moe_route":
         return stream_cycles(sum(w["tokens"]), 1, w["exp_depth"] + w["divider_steps"] + w["experts"] + HANDSHAKE)
     if unit == "linear":
         return linear_cycles(w["rows"], w["out_tiles"], w["in_tiles"], w["w_beats_per_tile"], 0) \
             + w["pipeline_depth"] + HANDSHAKE
     raise EdgeMoeError(f"no cycle model for RTL unit {unit!r}")
-
-
-RSQRT_RTL_STEPS = 24       # hls/rtl/layernorm: the rsqrt's Newton iterations, one multiply stage each
-
 
 
 # ---- routing ------------------------------------------------------------------------------------

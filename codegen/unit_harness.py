@@ -16,7 +16,7 @@ import numpy as np
 from edgemoe.errors import EdgeMoeError
 
 from .aptypes import compile_cpp
-from .config_header import CONFIG_NAME, DELTA_TABLES, render_config
+from .config_header import CONFIG_NAME, DELTA_TABLES, ENGINE_MODE, render_config
 from .design import Design, get_design, DEFAULT_DESIGN
 from .render import INCLUDE_DIR
 
@@ -24,9 +24,9 @@ UNIT_HEADERS = ("patch_embed.h", "layernorm.h", "linear.h", "attention.h", "soft
                 "moe_route.h", "residual.h")
 CXX_FLAGS = ("-Wall", "-Wextra", "-Werror", "-Wno-unknown-pragmas", "-Wno-unused-label", "-O0")
 
-# linear-unit output kinds of the wrapper
-LIN_QKV, LIN_ACT, LIN_GELU, LIN_SCATTER = 0, 1, 2, 3
-BIAS_QKV, BIAS_B = 0, 1
+# the linear calls the wrapper runs: the engine's own modes (ENG_* of the config header)
+LIN_QKV, LIN_ACT, LIN_GELU, LIN_SCATTER = (ENGINE_MODE[m] for m in ("ENG_QKV", "ENG_ACT", "ENG_GELU", "ENG_SCATTER"))
+BIAS_QKV, BIAS_B = 0, 1      # the wrapper's bias argument: qkv_b or b
 
 HARNESS_CPP = r"""
 // unit test harness: extern "C" wrappers over the HLS units (raw int64 in and out). Generated.
@@ -146,19 +146,20 @@ void em_rsqrt(const long long *v, long long *y, long long *k, int n) {
     }
 }
 
-// the kernel's linear_engine.  kind: %(LIN_QKV)d qkv_t (bias qkv_b), %(LIN_ACT)d act_t, %(LIN_GELU)d GELU,
-// %(LIN_SCATTER)d act_t(score * y) into each scatter row's slot, added to y here as the residual unit adds slots.
-// The source: g_lnb for in_dim == EMBED (g_att for kind %(LIN_ACT)d), else g_hid.  Returns 0, or -1 for
-// a combination the engine does not run (gather and scatter at once, qkv with another bias).
-int em_linear(int kind, int bias_kind, const long long *x, int n_x_rows, int gather_en,
+// the kernel's linear_engine.  mode: ENG_QKV qkv_t (bias qkv_b), ENG_ACT act_t, ENG_GELU GELU,
+// ENG_SCATTER act_t(score * y) into each scatter row's slot, added to y here as the residual unit adds slots.
+// The source: g_lnb for in_dim == EMBED (g_att for ENG_ACT), else g_hid.  Returns 0, or -1 for a
+// combination the engine does not run (another mode, gather and scatter at once, qkv with another bias).
+int em_linear(int mode, int bias_kind, const long long *x, int n_x_rows, int gather_en,
               const long long *gidx, const long long *w, const long long *bias, long long *y,
               int n_y_rows, const long long *sidx, const long long *score, int n_rows, int in_dim,
               int out_dim, int d_x, int d_w, int d_y) {
-    if ((gather_en && kind == %(LIN_SCATTER)d) || ((kind == %(LIN_QKV)d) != (bias_kind == %(BIAS_QKV)d))) return -1;
+    if (mode != ENG_QKV && mode != ENG_ACT && mode != ENG_GELU && mode != ENG_SCATTER) return -1;
+    if ((gather_en && mode == ENG_SCATTER) || ((mode == ENG_QKV) != (bias_kind == %(BIAS_QKV)d))) return -1;
     IN_ARRAY(w_t, g_w, w, out_dim * in_dim);
     pack_tiles(g_w, out_dim, in_dim, g_wt);
     int src;
-    if (in_dim == EMBED && kind == %(LIN_ACT)d) {
+    if (in_dim == EMBED && mode == ENG_ACT) {
         put_raw(g_att, x, long(n_x_rows) * in_dim);
         src = ENG_SRC_ATT;
     } else if (in_dim == EMBED) {
@@ -169,17 +170,15 @@ int em_linear(int kind, int bias_kind, const long long *x, int n_x_rows, int gat
         src = ENG_SRC_HID;
     }
     for (int i = 0; i < n_rows; i++) {
-        g_qtok[i] = gather_en ? tok_idx_t(gidx[i]) : kind == %(LIN_SCATTER)d ? tok_idx_t(sidx[i]) : tok_idx_t(0);
+        g_qtok[i] = gather_en ? tok_idx_t(gidx[i]) : mode == ENG_SCATTER ? tok_idx_t(sidx[i]) : tok_idx_t(0);
         g_qslot[i] = 0;
-        g_qscore[i] = kind == %(LIN_SCATTER)d ? in_<gate_score_t>(score, i) : gate_score_t(0);
+        g_qscore[i] = mode == ENG_SCATTER ? in_<gate_score_t>(score, i) : gate_score_t(0);
     }
     if (bias_kind == %(BIAS_QKV)d) {
         put_raw(g_qkv_b, bias, out_dim);
     } else {
         put_raw(g_bias, bias, out_dim);
     }
-    const int mode = kind == %(LIN_QKV)d ? ENG_QKV : kind == %(LIN_ACT)d ? ENG_ACT : kind == %(LIN_GELU)d ? ENG_GELU
-                                                                              : ENG_SCATTER;
     run_engine(engine_call(mode, src, n_rows, in_dim, out_dim, 0, 0, 0, 0, d_x + d_w, d_y, gather_en != 0));
     if (mode == ENG_QKV) {
         get_raw(g_qkv, y, long(n_rows) * out_dim);
@@ -302,8 +301,7 @@ void em_residual_slots(long long *x, const long long *ys, long long *comb) {
 def harness_source(spec, prec, design) -> str:
     from .buffers import declarations
     return HARNESS_CPP % dict(includes="\n".join(f'#include "{h}"' for h in UNIT_HEADERS),
-                              LIN_QKV=LIN_QKV, LIN_ACT=LIN_ACT, LIN_GELU=LIN_GELU,
-                              LIN_SCATTER=LIN_SCATTER, BIAS_QKV=BIAS_QKV,
+                              BIAS_QKV=BIAS_QKV,
                               delta_names=", ".join(name for name, *_ in DELTA_TABLES),
                               declarations="\n".join(declarations(spec, prec, design)))
 
@@ -399,8 +397,8 @@ class UnitLib:
                                 ctypes.c_int(in_dim), ctypes.c_int(out_dim), ctypes.c_int(d_x), ctypes.c_int(d_w),
                                 ctypes.c_int(d_y))
         if rc != 0:
-            raise EdgeMoeError("linear: the engine runs gather or scatter (not both in one call), and qkv with "
-                               "the qkv bias only")
+            raise EdgeMoeError("linear: kind is LIN_QKV, LIN_ACT, LIN_GELU or LIN_SCATTER (the engine's modes); the "
+                               "engine runs gather or scatter (not both in one call), and qkv with the qkv bias only")
         return y
 
     def attention(self, qkv, d_qkv: int = 0, d_out: int = 0, d_prob: int = 0) -> np.ndarray:

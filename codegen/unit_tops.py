@@ -4,7 +4,7 @@ For each unit of :mod:`edgemoe.sim.rtl` (gelu, softmax, layernorm, linear, moe_r
 function named like the RTL top module (``edgemoe_gelu``, ...) whose ports are exactly the RTL's:
 AXI-Stream arguments ``hls::axis<ap_uint<W>, 0, 0, 0, AXIS_ENABLE_LAST>`` (TDATA / TVALID / TREADY /
 TLAST, no TKEEP / TSTRB), ``ap_ctrl_none``, and for the linear engine an ``s_axilite`` bundle
-``control`` with n_rows / n_in_tiles / mode at 0x10 / 0x18 / 0x20.  The stream widths and lane
+``control`` with n_rows / n_in_tiles / mode at the RTL's offsets (``edgemoe.sim.rtl.LIN_REGS``).  The stream widths and lane
 packing come from the RTL's own context (:func:`edgemoe.sim.rtl.unit_context`, never retyped), the
 arithmetic from the unit headers (``hls/include``), so Vitis's RTL of a unit and ours run under one
 cocotb bench.  Each top gets a ``hls_config_<unit>.cfg`` for ``v++ -c --mode hls``.

@@ -20,8 +20,8 @@ from edgemoe.errors import EdgeMoeError
 from edgemoe.kernel_interface import storage_bits
 from edgemoe.golden.apfixed import FixedType, add_type, mul_type
 from edgemoe.golden.precision import (EXP2_SEG_LOG2, GELU_RANGE, GELU_STEPS_LOG2, Precision)
-from edgemoe.golden.units.gelu import gelu_table
-from edgemoe.golden.units.softmax import LOG2E_T, exp2_table, log2e_raw
+from edgemoe.golden.units.gelu import gelu_limit_raw, gelu_table
+from edgemoe.golden.units.softmax import LOG2E_T, check_exp_arg, exp2_table, log2e_raw
 
 RTL_DIR = Path(__file__).resolve().parent.parent / "hls" / "rtl"
 UNIT_NAMES = ("gelu", "softmax", "layernorm", "linear", "moe_route")
@@ -29,9 +29,27 @@ LIMITATIONS = ("w8a8: one RTL build has the calibrated types of one block (block
                "kernel's run-time fraction-bit offsets (D_* tables), which switch between blocks, are not "
                "in the RTL.")
 
-# linear engine: output kinds (s_axi_control `mode` bits [1:0]) and bias kind (bit 2)
+# linear engine's s_axi_control: its argument registers at the offsets Vitis HLS gives the scalar
+# arguments of a top (ap_ctrl_none: nothing at 0x00..0x0C; one 8-byte slot per 32-bit argument).  The RTL
+# (linear.v.j2, axilite.v.j2), the HLS unit top (unit_tops/linear_top.cpp.j2) and the bench read them here.
+# Its `mode` register: the output kind in bits [LIN_MODE_BITS-1:0], the bias kind in the bit above
+# (the RTL unit's own encoding; the HLS kernel's engine modes are ENG_* of edgemoe_config.h).
+LIN_MODE_BITS = 2
 LIN_MODE_QKV, LIN_MODE_ACT, LIN_MODE_GELU, LIN_MODE_SCORE = 0, 1, 2, 3
-LIN_BIAS_QKV_BIT = 4
+LIN_BIAS_QKV_BIT = 1 << LIN_MODE_BITS
+LIN_REGS = (("n_rows", 0x10, "rows of the call"),
+            ("n_in_tiles", 0x18, "in_dim / ENGINE_IN"),
+            ("mode", 0x20, f"[{LIN_MODE_BITS - 1}:0] output kind, [{LIN_MODE_BITS}] qkv bias"))
+
+# pipeline depths of the datapaths, in registered stages (one value per cycle, never stalls): the
+# templates are written with this many stages; their comments, the benches' workloads and the cycle
+# model (codegen/unit_cycles.py) read them here
+GELU_CORE_DEPTH = 4        # gelu_core.v.j2: |x| and index, table entries, interpolation, relu - d and cast
+EXP_CORE_DEPTH = 4         # exp_core.v.j2: d * log2(e), table entries, interpolation, shift
+LIN_CORE_DEPTH = 4         # linear.v.j2: stages A (row), B (products), C (sums), D (accumulator); then
+                           # stage E, the output casts beside the GELU core (GELU_CORE_DEPTH)
+LN_SQUARE_DEPTH = 1        # layernorm.v.j2: the squares' register before the variance sum
+LN_NORM_DEPTH = 4          # layernorm.v.j2: pass C's stages c1..c4 (normalise, shift, scale, cast)
 
 _env = None
 
@@ -72,6 +90,17 @@ def _bits(n: int) -> int:
     return max(1, int(n).bit_length())
 
 
+def cdiv_latency(nw: int, d: int | None) -> int:
+    """Cycles of layernorm.v.j2's ``_cdiv`` (floor(n / D) of an ``nw``-bit n): one when D > 1 is a power
+    of two (a shift), else a stage in, ``nw + 1`` quotient stages and a stage out (``d=None``: the latter)."""
+    return 1 if d is not None and d > 1 and d & (d - 1) == 0 else nw + 3
+
+
+def rsqrt_latency(steps: int) -> int:
+    """Cycles of layernorm.v.j2's ``_rsqrt``: max(v, 1), normalise, seed, then three stages per Newton step."""
+    return 3 + 3 * steps
+
+
 def block_precision(spec, prec: Precision, block: int | None) -> Precision:
     """``prec`` without per-tensor overrides, for one RTL build: block ``block``'s calibrated types
     become the types (each role from the tensor the HLS kernel's D_* table of that role uses:
@@ -97,7 +126,7 @@ def gelu_ctx(prec: Precision, lut_mul: bool = False) -> dict:
         raise EdgeMoeError("the GELU table type must be unsigned")
     f = gi.F
     table = [int(v) for v in gelu_table(prec)]
-    limit = int(GELU_RANGE * (1 << f)) if f >= 0 else int(GELU_RANGE) >> -f
+    limit = gelu_limit_raw(f)
     sb = f - GELU_STEPS_LOG2
     sub = add_type(gi, gt)
     sub = FixedType(sub.W, sub.I, True)
@@ -107,7 +136,7 @@ def gelu_ctx(prec: Precision, lut_mul: bool = False) -> dict:
                 rw=max(sb, 1), ixw=_bits(len(table) - 1), table=table, limit=limit,
                 sub_w=sub.W, sub_f=sub.F, sub_cpp=sub.cpp, relu_shift=sub.F - gi.F,
                 d_shift=sub.F - gt.F, ow=out.W, out_f=out.F, out_signed=int(out.signed),
-                out_rnd=rnd, out_sat=sat, lut_mul=lut_mul, in_t=gi, out_t=out)
+                out_rnd=rnd, out_sat=sat, lut_mul=lut_mul, in_t=gi, out_t=out, depth=GELU_CORE_DEPTH)
 
 
 def exp_ctx(prec: Precision, score_t: FixedType) -> dict:
@@ -115,8 +144,7 @@ def exp_ctx(prec: Precision, score_t: FixedType) -> dict:
     arg_t, tab_t, exp_t = prec.t("exp_arg"), prec.t("exp2_tab"), prec.t("exp")
     d_t = FixedType(score_t.W + 1, score_t.I + 1)
     prod_t = FixedType(d_t.W + LOG2E_T.W, d_t.I + LOG2E_T.I)
-    if arg_t.F < EXP2_SEG_LOG2:
-        raise EdgeMoeError(f"exp_arg {arg_t.cpp} needs at least {EXP2_SEG_LOG2} fraction bits")
+    check_exp_arg(arg_t)
     # the most negative d times log2(e) must not wrap in exp_arg (the RTL assumes n <= 0)
     lowest = d_t.min_raw * log2e_raw() / 2.0 ** prod_t.F
     if lowest < -(2.0 ** (arg_t.I - 1)):
@@ -132,7 +160,7 @@ def exp_ctx(prec: Precision, score_t: FixedType) -> dict:
                 arg_cpp=arg_t.cpp, seg_log2=EXP2_SEG_LOG2, sb=arg_t.F - EXP2_SEG_LOG2,
                 tab_w=tab_t.W, tab_cpp=tab_t.cpp, table=table, n=len(table), shift_l=max(shift0, 0),
                 shift_r=max(-shift0, 0), exp_w=exp_t.W, exp_cpp=exp_t.cpp,
-                nw=_bits(arg_t.W) + 1)
+                nw=_bits(arg_t.W) + 1, depth=EXP_CORE_DEPTH)
 
 
 def softmax_core_ctx(prec: Precision, score_t: FixedType, prob_t: FixedType) -> dict:
@@ -178,7 +206,7 @@ def _ctx_softmax(spec, prec, design) -> dict:
     e = exp_ctx(prec, score_t)
     s = softmax_core_ctx(prec, score_t, prob_t)
     max_len = max(spec.tokens, spec.num_experts)
-    lat = 8 + s["div_steps"]                      # first pass + divider, roughly
+    lat = 2 * EXP_CORE_DEPTH + s["div_steps"]     # first pass + divider, roughly
     depth_log2 = max(4, math.ceil(math.log2(2 * max_len + lat + 8)))
     return dict(e=e, s=s, max_len=max_len, fifo_aw=depth_log2,
                 in_sb=storage_bits(score_t.W), out_sb=storage_bits(prob_t.W))
@@ -196,7 +224,9 @@ def render_unit(name: str, spec, prec: Precision, design, out_dir) -> list:
 
 
 __all__ = ["UNIT_NAMES", "LIMITATIONS", "render_unit", "unit_context", "top_name", "storage_bits", "block_precision",
-           "gelu_ctx", "exp_ctx", "softmax_core_ctx", "cast_params"]
+           "gelu_ctx", "exp_ctx", "softmax_core_ctx", "cast_params", "LIN_REGS", "LIN_MODE_BITS", "LIN_MODE_QKV",
+           "LIN_MODE_ACT", "LIN_MODE_GELU", "LIN_MODE_SCORE", "LIN_BIAS_QKV_BIT", "GELU_CORE_DEPTH", "EXP_CORE_DEPTH",
+           "LIN_CORE_DEPTH", "LN_SQUARE_DEPTH", "LN_NORM_DEPTH", "cdiv_latency", "rsqrt_latency"]
 
 
 def _ctx_linear(spec, prec, design) -> dict:
@@ -241,10 +271,14 @@ def _ctx_linear(spec, prec, design) -> dict:
     L.update(pw=pw, w_row_bits=row_bits, w_rows=rows, w_beats=eo // rows, w_bits=rows * row_bits)
     L["x_bits"] = ei * L["xb"] + L["scb"]
     L["o_bits"] = eo * ob
-    regs = [dict(name="n_rows", offset=0x10, reset=spec.tokens, doc="rows of the call"),
-            dict(name="n_in_tiles", offset=0x18, reset=spec.embed // ei, doc="in_dim / ENGINE_IN"),
-            dict(name="mode", offset=0x20, reset=0, doc="[1:0] output kind, [2] qkv bias")]
-    return dict(L=L, EI=ei, EO=eo, regs=regs)
+    L["depth"] = LIN_CORE_DEPTH + g["depth"]        # a row's stages from x_r to the output queue
+    reset = dict(n_rows=spec.tokens, n_in_tiles=spec.embed // ei, mode=0)
+    valid = dict(n_rows=f"1..{spec.tokens}", n_in_tiles=">= 1", mode="")   # documented values
+    regs = [dict(name=n, offset=off, reset=reset[n], doc=doc, valid=valid[n]) for n, off, doc in LIN_REGS]
+    reg_aw = (max(off for _, off, _ in LIN_REGS) + 3).bit_length()    # byte address of a register's last byte
+    M = dict(bits=LIN_MODE_BITS, mask=(1 << LIN_MODE_BITS) - 1, qkv=LIN_MODE_QKV, act=LIN_MODE_ACT,
+             gelu=LIN_MODE_GELU, score=LIN_MODE_SCORE, bias_bit=LIN_MODE_BITS, bias_qkv=LIN_BIAS_QKV_BIT)
+    return dict(L=L, EI=ei, EO=eo, regs=regs, reg_aw=reg_aw, M=M)
 
 
 def _ctx_layernorm(spec, prec, design) -> dict:
@@ -263,9 +297,13 @@ def _ctx_layernorm(spec, prec, design) -> dict:
     if vw - 1 < RSQRT_MANT_F + 2:
         raise EdgeMoeError("the RTL rsqrt needs ln_sq_acc wider than RSQRT_MANT_F + 2 bits")
     sumw = xt.W + _bits(d) + 1
-    div_lat_mean = sumw + 3
-    div_lat_var = qt.W + 3
-    rs_lat = 3 + 3 * RSQRT_NEWTON_STEPS + 1
+    div_lat_mean = cdiv_latency(sumw, None)        # the FIFOs are sized for the divider, D a power of two or not
+    div_lat_var = cdiv_latency(qt.W, None)
+    rs_lat = rsqrt_latency(RSQRT_NEWTON_STEPS) + 1
+    # a row's cycles after its last value is in, beyond its two further passes over D values (the
+    # benches report them; codegen/unit_cycles.rtl_unit_cycles adds them up)
+    latency = dict(mean_div=cdiv_latency(sumw, d), square=LN_SQUARE_DEPTH, var_div=cdiv_latency(qt.W, d),
+                   rsqrt=rsqrt_latency(RSQRT_NEWTON_STEPS), norm=LN_NORM_DEPTH)
     aw_a = max(4, math.ceil(math.log2(2 * d + div_lat_mean + 16)))
     aw_b = max(4, math.ceil(math.log2(2 * d + div_lat_var + rs_lat + 16)))
     xl, gl = storage_bits(xt.W), storage_bits(pt.W)
@@ -277,7 +315,7 @@ def _ctx_layernorm(spec, prec, design) -> dict:
         mant_f=RSQRT_MANT_F, idx_bits=RSQRT_IDX_BITS, seed_f=SEED_F, steps=RSQRT_NEWTON_STEPS,
         table=[int(v) for v in rsqrt_table()], nsh0=nt.F - dt.F - RSQRT_MANT_F,
         prodw=prod_t.W, sumtw=sum_t.W, prod_sh=sum_t.F - prod_t.F, beta_sh=sum_t.F - pt.F,
-        cast_out=cast_params(sum_t, ot), aw_a=aw_a, aw_b=aw_b,
+        cast_out=cast_params(sum_t, ot), aw_a=aw_a, aw_b=aw_b, latency=latency,
         x_cpp=xt.cpp, p_cpp=pt.cpp, d_cpp=dt.cpp, q_cpp=qt.cpp, n_cpp=nt.cpp, o_cpp=ot.cpp,
         x_t=xt, p_t=pt, out_t=ot)
 
@@ -294,7 +332,7 @@ def _ctx_moe_route(spec, prec, design) -> dict:
     ew = _bits(n_exp - 1)
     lane_bits = 1 + tw + st.W
     out_lane = storage_bits(lane_bits)
-    lat = 1 + 4 + 1 + s["div_steps"] + 4 + 2
+    lat = 1 + EXP_CORE_DEPTH + 1 + s["div_steps"] + EXP_CORE_DEPTH + 2   # p0, exp, S, 1/S, exp, score and queue
     return dict(E=n_exp, K=k, max_t=max_t, tw=tw, ew=ew, lw=lt.W, in_lane=storage_bits(lt.W),
                 in_sb=n_exp * storage_bits(lt.W), scw=st.W, out_lane=out_lane, out_sb=n_exp * out_lane,
                 rf_aw=max(4, math.ceil(math.log2(lat + 8))), e=e, s=s, logit_t=lt, score_t=st,

@@ -24,6 +24,12 @@ def table_size() -> int:
     return int(round(GELU_RANGE * (1 << GELU_STEPS_LOG2))) + 1
 
 
+def gelu_limit_raw(f: int) -> int:
+    """GELU_RANGE as a raw code of an input with ``f`` fraction bits: |x| >= it is outside the table (ReLU).
+    The one definition: the config header's GELU_LIMIT_RAW and the RTL's LIMIT are this value."""
+    return int(GELU_RANGE * (1 << f)) if f >= 0 else int(GELU_RANGE) >> -f
+
+
 def gelu_table(prec: Precision) -> np.ndarray:
     """Raw codes of d(a) = a * Phi(-a) at a = i / 2^GELU_STEPS_LOG2 in the ``gelu_tab`` type."""
     a = np.arange(table_size(), dtype=np.float64) / (1 << GELU_STEPS_LOG2)
@@ -38,8 +44,7 @@ def gelu_fixed(x: Fx, prec: Precision, out_t=None, table=None) -> Fx:
     table = gelu_table(prec) if table is None else table
     f = x.t.F
     a = np.abs(x.raw)
-    limit = int(GELU_RANGE * (1 << f)) if f >= 0 else int(GELU_RANGE) >> -f
-    inside = a < limit
+    inside = a < gelu_limit_raw(f)
     sb = f - GELU_STEPS_LOG2  # fraction bits left below the table step
     if sb >= 0:
         idx = a >> np.int64(sb)

@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from edgemoe.errors import EdgeMoeError
+
 from ..apfixed import FixedType, Fx, shift_right_round
 from ..precision import EXP2_SEG_LOG2, Precision
 
@@ -99,3 +101,10 @@ def softmax_fixed(scores: Fx, prec: Precision, start=None, out_t=None) -> Fx:
     table = exp2_table(prec)
     m, recip, _ = online_softmax_fixed(scores, prec, start, table)
     return probs_fixed(scores, m, recip, prec, out_t, table)
+
+
+def check_exp_arg(arg_t: FixedType, who: str = "") -> None:
+    """The exp unit (HLS and RTL) indexes its 2^f table with the top EXP2_SEG_LOG2 fraction bits of exp_arg."""
+    if arg_t.F < EXP2_SEG_LOG2:
+        raise EdgeMoeError(f"{who}exp_arg {arg_t.cpp} needs at least {EXP2_SEG_LOG2} fraction bits "
+                           "(the exp2 table index)")

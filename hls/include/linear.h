@@ -9,7 +9,8 @@
 // layers is runtime data in an engine_cmd: the mode (which selects the bias, the epilogue and the
 // destination), the source buffer, offsets, sizes and the scale offsets of the calibrated types.
 //
-// Modes: ENG_QKV   y = qkv_t(acc)                     -> g_qkv     (bias: qkv_b, D_QKV)
+// Modes (ENG_*, edgemoe_config.h from codegen/config_header.py ENGINE_MODES):
+//        ENG_QKV   y = qkv_t(acc)                     -> g_qkv     (bias: qkv_b, D_QKV)
 //        ENG_ACT   y = act_t(acc)                     -> g_tmp slot 0 (proj, dense fc2)
 //        ENG_GATE  y = gate_logit_t(acc)              -> g_logits  (no bias: the MoE gate)
 //        ENG_GELU  y = gelu(gelu_in_t(acc))           -> g_hid     (fc1, expert fc1; D_HIDDEN)
@@ -46,7 +47,6 @@
 #include "gelu.h"
 #include "pack2.h"
 
-enum { ENG_QKV = 0, ENG_ACT = 1, ENG_GATE = 2, ENG_GELU = 3, ENG_SCATTER = 4, ENG_POS = 5 };
 enum { ENG_SRC_LNB = 0, ENG_SRC_ATT = 1, ENG_SRC_HID = 2, ENG_SRC_PIX = 3 };
 
 template <int A, int B> struct cmax { static const int value = A > B ? A : B; };
@@ -100,7 +100,9 @@ struct eng_pack_info<true, D> {
     static const int CHUNK = MAX_N < ENGINE_IN ? MAX_N : ENGINE_IN;
     static const int SUM_DEPTH = CHUNK + 1 + clog2<(ENGINE_IN + CHUNK - 1) / CHUNK>::value;
 };
-static const int ENG_SUM_DEPTH = eng_pack_info<ENG_PACKED>::SUM_DEPTH;
+// the config header's ENG_SUM_DEPTH is the cycle model's (codegen/model_common.py engine_sum_depth)
+static_assert(ENG_SUM_DEPTH == eng_pack_info<ENG_PACKED>::SUM_DEPTH,
+              "edgemoe_config.h's ENG_SUM_DEPTH (codegen/model_common.py) differs from the engine's summing stage");
 
 template <bool PACK, int D = 0>
 struct engine_sums {

@@ -15,7 +15,6 @@ from edgemoe.golden.units.gelu import gelu_fixed
 from ._util import Checker, Env, Watchdog, golden_taps, make_stream, pack, start, stream_phase, unpack
 
 FRAME = 64
-CORE_DEPTH = 4           # gelu_core.v.j2: 4 pipeline stages, then the output FIFO
 
 
 def _inputs(env: Env, n: int) -> np.ndarray:
@@ -75,7 +74,7 @@ async def gelu_bench(dut):
     ipc = len(tp_vals) / max(tp_cycles, 1)
     lat_cycles = await phase(tp_vals[:1], 0.0)      # one value through the empty pipeline
     # the throughput phase's workload, for a cycle model: frames of FRAME values (TLAST on each)
-    workload = dict(values=len(tp_vals), frame=FRAME, pipeline_depth=CORE_DEPTH, latency_cycles=lat_cycles)
+    workload = dict(values=len(tp_vals), frame=FRAME, pipeline_depth=g["depth"], latency_cycles=lat_cycles)
     wd.note()
     env.write_result(vectors=n, items=chk.items, mismatches=chk.mismatches, cycles=cycles,
                      bp_items_per_cycle=n / max(cycles, 1), items_per_cycle=ipc,

@@ -19,8 +19,6 @@ from edgemoe.sim.rtl import LIN_BIAS_QKV_BIT, LIN_MODE_ACT, LIN_MODE_GELU, LIN_M
 
 from ._util import Checker, Env, Watchdog, golden_taps, make_stream, pack, start, stream_phase, unpack
 
-PIPELINE_DEPTH = 8       # linear.v.j2: stages A (row), B (products), C (sums), D (accumulator), E (4: casts, GELU)
-
 
 def _layers(spec):
     d = spec.embed
@@ -123,10 +121,12 @@ async def linear_bench(dut):
     cocotb.start_soon(wd.run())
     chk = Checker(dut, "linear")
 
+    reg = {r["name"]: r["offset"] for r in env.ctx["regs"]}     # s_axi_control (edgemoe.sim.rtl.LIN_REGS)
+
     async def run_call(c: Call, pause: float, k: int):
-        await ctl.write_dword(0x10, c.rows)
-        await ctl.write_dword(0x18, c.ind // ei)
-        await ctl.write_dword(0x20, c.mode_word)
+        await ctl.write_dword(reg["n_rows"], c.rows)
+        await ctl.write_dword(reg["n_in_tiles"], c.ind // ei)
+        await ctl.write_dword(reg["mode"], c.mode_word)
         wfr, xfr, n_ot = c.frames(env)
         ow, osg = c.out_signed_width(env)
 
@@ -151,7 +151,7 @@ async def linear_bench(dut):
     lat_cycles = await run_call(lat, 0.0, len(calls) + 1)
     workload = dict(rows=tp.rows, in_dim=tp.ind, out_dim=tp.outd, engine_in=ei, engine_out=eo,
                     in_tiles=tp.ind // ei, out_tiles=tp.outd // eo, w_beats_per_tile=L["w_beats"],
-                    w_rows_per_beat=L["w_rows"], pipeline_depth=PIPELINE_DEPTH, latency_cycles=lat_cycles)
+                    w_rows_per_beat=L["w_rows"], pipeline_depth=L["depth"], latency_cycles=lat_cycles)
     wd.note()
     env.write_result(vectors=rows_total, items=chk.items, mismatches=chk.mismatches, cycles=cycles,
                      calls=len(calls), bp_items_per_cycle=sum(c.rows * c.ind * c.outd for c in calls) / max(cycles, 1),

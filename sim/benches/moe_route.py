@@ -124,7 +124,7 @@ async def moe_route_bench(dut):
     lat_cycles = await phase([tp[0][:1]], 0.0)          # a one-token call through the empty unit
     # out_beats: a call's output beats = its longest expert queue (E entries per beat)
     workload = dict(calls=len(tp), tokens=[len(x) for x in tp], experts=E, top_k=c["K"],
-                    out_beats=[len(w) // E for w in _expected(env, tp)], exp_depth=4,
+                    out_beats=[len(w) // E for w in _expected(env, tp)], exp_depth=c["e"]["depth"],
                     divider_steps=c["s"]["div_steps"], latency_cycles=lat_cycles)
     wd.note()
     env.write_result(vectors=n, items=n, entries=chk.items, mismatches=chk.mismatches, cycles=cycles,

@@ -15,8 +15,6 @@ from edgemoe.golden.units.softmax import softmax_fixed
 
 from ._util import Checker, Env, Watchdog, golden_taps, make_stream, pack, start, stream_phase, unpack
 
-EXP_DEPTH = 4            # exp_core.v.j2: 4 pipeline stages
-
 
 def _rows(env: Env, n: int) -> list:
     t = env.prec.t("score")
@@ -97,7 +95,7 @@ async def softmax_bench(dut):
     lens = sorted({len(r) for r in tp_rows})
     # each row: pass 1 (exp pipeline, running sum, 1/S by a div_steps-stage divider), then pass 2
     workload = dict(rows=len(tp_rows), row_len=lens[0] if len(lens) == 1 else [len(r) for r in tp_rows],
-                    exp_depth=EXP_DEPTH, divider_steps=env.ctx["s"]["div_steps"], latency_cycles=lat_cycles)
+                    exp_depth=env.ctx["e"]["depth"], divider_steps=env.ctx["s"]["div_steps"], latency_cycles=lat_cycles)
     wd.note()
     env.write_result(vectors=n, items=chk.items, mismatches=chk.mismatches, cycles=cycles,
                      bp_items_per_cycle=items / max(cycles, 1), items_per_cycle=tp_items / max(tp_cycles, 1),
