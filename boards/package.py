@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from edgemoe.errors import EdgeMoeError
-from edgemoe.io import MARKER, check_output_dir, output_dir, sha256_file
+from edgemoe.io import MARKER, check_output_dir, output_dir, sha256_file, umask, umask_mode, write_marker
 from edgemoe.register_map import parse_register_map
 
 from .build import BUILD_DIR, BUILD_INFO, finished_build
@@ -137,19 +137,11 @@ def _check_tarball(tarball: Path, top: str, force: bool) -> None:
             raise EdgeMoeError(f"{tarball}: exists (use --force to replace it)")
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _tar_modes(mask: int):
     """A tarfile filter: modes as the umask gives them (executables stay executable), no owner names."""
     def f(ti: tarfile.TarInfo) -> tarfile.TarInfo:
-        if ti.isdir() or (ti.isfile() and ti.mode & 0o111):
-            ti.mode = 0o777 & ~mask
-        elif ti.isfile():
-            ti.mode = 0o666 & ~mask
+        if ti.isdir() or ti.isfile():
+            ti.mode = umask_mode(ti.isdir() or bool(ti.mode & 0o111), mask)
         ti.uid = ti.gid = 0
         ti.uname = ti.gname = ""
         return ti
@@ -223,7 +215,7 @@ def package(project_dir, output, force: bool = False) -> dict:
                              f"{kernel['base_address']}, where the host drives it without a .hwh")
 
     tar_tmp = None
-    mask = _umask()
+    mask = umask()
     try:
         with output_dir(out, force=force, command="package", option="-o") as stage:
             (stage / "data").mkdir()
@@ -233,7 +225,7 @@ def package(project_dir, output, force: bool = False) -> dict:
                 shutil.copy2(f, stage / f.name)
             runtime = _copy_runtime(stage)
             (stage / RUN_SCRIPT).write_text(RUN_SH)
-            os.chmod(stage / RUN_SCRIPT, 0o777 & ~mask | 0o100)
+            os.chmod(stage / RUN_SCRIPT, umask_mode(True, mask) | 0o100)
             files = {}
             for f in sorted(stage.rglob("*")):
                 if f.is_file():
@@ -253,13 +245,12 @@ def package(project_dir, output, force: bool = False) -> dict:
                       files=files)
             (stage / PACKAGE_MANIFEST).write_text(json.dumps(pm, indent=1))
             # the marker goes into the tarball too (output_dir writes the folder's own when it renames)
-            (stage / MARKER).write_text(json.dumps(dict(tool="edgemoe", version=pm["edgemoe"], command="package",
-                                                        written=pm["created"])) + "\n")
+            write_marker(stage, "package")
             fd, tar_tmp = tempfile.mkstemp(prefix=f".{tarball.name}.", suffix=".partial", dir=out.parent)
             os.close(fd)
             with tarfile.open(tar_tmp, "w:gz") as tf:
                 tf.add(stage, arcname=out.name, filter=_tar_modes(mask))
-            os.chmod(tar_tmp, 0o666 & ~mask)
+            os.chmod(tar_tmp, umask_mode(False, mask))
             _check_tarball(tarball, out.name, force)   # again: the run took a while
         try:
             os.replace(tar_tmp, tarball)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edgemoe.errors import EdgeMoeError
-from edgemoe.kernel_interface import MAX_IMAGES
+from edgemoe.options import check_number
 
 
 def _cosine(a, b) -> float:
@@ -40,8 +40,7 @@ def run_csim(project_dir, task=0, input_path=None, output_path=None, taps: str |
     from .project import Project, verify_data
     if taps not in (None, "all"):
         raise EdgeMoeError(f"--taps takes 'all', not {taps!r}")
-    if not 1 <= int(images) <= MAX_IMAGES:
-        raise EdgeMoeError(f"--images must be 1..{MAX_IMAGES} (images per kernel call), not {images}")
+    images = check_number("images", images)   # the one range of --images (the CLI checked it already)
     project = Project(project_dir)
     verify_data(project.path, project.manifest)   # an edited data file is named here, not found as mismatches
     spec = project.spec

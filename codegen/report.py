@@ -223,7 +223,7 @@ def _check_report_dir(out_dir: Path, project_dir: Path, inputs, force: bool, own
     """The option name to use in messages; refuses a report folder that holds the project or an input.
     The default DIR/report written before edgemoe marked its folders (only the report's own files in
     it) is taken as edgemoe's: it gets the marker, so that it is replaced."""
-    from edgemoe.io import MARKER, check_output_dir, made_by_edgemoe
+    from edgemoe.io import check_output_dir, made_by_edgemoe, write_marker
     option = "--output (default)" if own else "--output"
     full = out_dir.resolve()
     proj = project_dir.resolve()
@@ -236,8 +236,7 @@ def _check_report_dir(out_dir: Path, project_dir: Path, inputs, force: bool, own
     if own and out_dir.is_dir() and not out_dir.is_symlink() and not made_by_edgemoe(out_dir):
         names = {p.name for p in out_dir.iterdir()}
         if names and names <= REPORT_FILES and {"report.html", "report.md"} <= names:
-            (out_dir / MARKER).write_text(json.dumps(dict(tool="edgemoe", command="report",
-                                                          written="before markers")) + "\n")
+            write_marker(out_dir, "report", written="before markers")
     check_output_dir(out_dir, force=force, option=option)
     return option
 

@@ -122,7 +122,7 @@ def _check_out(out: Path) -> None:
     """--out may be new, empty, or the demo's own earlier output (replaced without a flag); another
     command's output, a user's folder or a file is refused in one line, before any work."""
     from .errors import EdgeMoeError
-    from .io import MARKER, check_output_dir, made_by_edgemoe
+    from .io import MARKER, check_output_dir, made_by_edgemoe, write_marker
     if out.is_dir() and not out.is_symlink():
         if made_by_edgemoe(out):
             try:
@@ -133,7 +133,7 @@ def _check_out(out: Path) -> None:
                 raise EdgeMoeError(f"--out {out}: folder was written by `edgemoe {command or '?'}`, not by the demo; "
                                    f"it is left alone: name a new folder")
         elif _legacy_demo_output(out):
-            (out / MARKER).write_text(json.dumps(dict(tool="edgemoe", command="demo", written="before markers")) + "\n")
+            write_marker(out, "demo", written="before markers")
     check_output_dir(out, force=True, option="--out")
 
 

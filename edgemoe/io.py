@@ -27,10 +27,24 @@ MARKER = ".edgemoe"        # the file naming what wrote a folder; its presence m
 IMAGE_RANGE = (0.0, 1.0)   # pixel values the models were trained on (ToTensor scale)
 
 
-def _umask() -> int:
+def umask() -> int:
+    """The process's umask (read without changing it)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def umask_mode(executable: bool, mask: int | None = None) -> int:
+    """The mode a new folder or executable (``executable``), or a plain file, gets under the umask."""
+    return (0o777 if executable else 0o666) & ~(umask() if mask is None else mask)
+
+
+def write_marker(folder, command: str, written: str | None = None) -> None:
+    """Put edgemoe's marker into ``folder``: what wrote it and when (it makes the folder replaceable);
+    ``written``: the time to record in place of now (e.g. an output from before markers existed)."""
+    (Path(folder) / MARKER).write_text(json.dumps(dict(
+        tool="edgemoe", version=__import__("edgemoe").__version__, command=command,
+        written=written or time.strftime("%Y-%m-%dT%H:%M:%S%z"))) + "\n")
 
 
 def _why(e: OSError) -> str:
@@ -129,7 +143,7 @@ def atomic_path(path):
         yield Path(tmp)
         try:
             if os.path.exists(tmp):
-                os.chmod(tmp, 0o666 & ~_umask())
+                os.chmod(tmp, umask_mode(False))
             os.replace(tmp, path)
         except OSError as e:
             raise EdgeMoeError(f"cannot write {path}: {_why(e)}") from None
@@ -201,15 +215,15 @@ def check_output_dir(path, *, force: bool, option: str = "-o") -> None:
 
 
 def _set_modes(root: Path) -> None:
-    mask = _umask()
-    os.chmod(root, 0o777 & ~mask)
+    mask = umask()
+    os.chmod(root, umask_mode(True, mask))
     for dirpath, dirs, files in os.walk(root):
         for d in dirs:
-            os.chmod(os.path.join(dirpath, d), 0o777 & ~mask)
+            os.chmod(os.path.join(dirpath, d), umask_mode(True, mask))
         for f in files:
             p = os.path.join(dirpath, f)
             if not os.path.islink(p):
-                os.chmod(p, (0o777 if os.access(p, os.X_OK) else 0o666) & ~mask)
+                os.chmod(p, umask_mode(bool(os.stat(p).st_mode & 0o111), mask))
 
 
 @contextmanager
@@ -229,9 +243,7 @@ def output_dir(path, *, force: bool = False, command: str = "edgemoe", option: s
         yield tmp
         check_output_dir(path, force=force, option=option)
         try:
-            (tmp / MARKER).write_text(json.dumps(dict(
-                tool="edgemoe", version=__import__("edgemoe").__version__, command=command,
-                written=time.strftime("%Y-%m-%dT%H:%M:%S%z"))) + "\n")
+            write_marker(tmp, command)
             _set_modes(tmp)
             if path.is_dir():
                 old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
