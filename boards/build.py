@@ -156,7 +156,7 @@ def build(project_dir, until: str = "bitstream", quiet: bool = True, path: str |
                            (f"# Vitis HLS is on this machine: `edgemoe build {root} --until hls` runs that step here\n"
                             if "hls" in tools and until == "bitstream" else "") + manual_commands(root, until))
     _ensure_scripts(root)
-    from .boards import get_board
+    from edgemoe.board_facts import get_board
     board = get_board(manifest["board"]["name"])
     iface = kernel_interface(root, manifest.get("top", "edgemoe_top"))
     out = root / BUILD_DIR

@@ -26,7 +26,7 @@ from .emulator_ddr import DDR, KernelFault
 
 def render_kernel_project(manifest: dict, dst: Path) -> Path:
     """The kernel's sources, csim harness and data/manifest.json from a project manifest alone."""
-    from edgemoe.codegen.design import Design
+    from edgemoe.design import Design
     from edgemoe.codegen.generate import TOP, write_kernel_sources
     from edgemoe.golden.precision import Precision
     from edgemoe.spec import ModelSpec

@@ -61,18 +61,26 @@ exit 127
 """
 
 
+# the bottom-layer modules shipped beside edgemoe.host: what it imports (tests/test_layers.py checks it)
+RUNTIME_MODULES = ("errors", "io", "kernel_interface", "options", "board_facts", "spec")
+
+
+def _module_path(name: str) -> Path:
+    """Where module (or package) ``name`` lives, found without running it (package only copies files)."""
+    import importlib.util
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.origin:
+        raise EdgeMoeError(f"internal: {name} is not installed")
+    return Path(spec.origin).resolve()
+
+
 def _host_dir() -> Path:
-    import edgemoe.host
-    return Path(edgemoe.host.__file__).resolve().parent
+    return _module_path("edgemoe.host").parent
 
 
 def _copy_runtime(dst: Path) -> list:
     """The files of the edgemoe.host package (no caches), plus the bottom-layer modules they import
-    (edgemoe/errors.py, io.py, kernel_interface.py, options.py)."""
-    import edgemoe.errors
-    import edgemoe.io
-    import edgemoe.kernel_interface
-    import edgemoe.options
+    (RUNTIME_MODULES)."""
     host = _host_dir()
     out = dst / RUNTIME_DIR / "edgemoe"
     copied = []
@@ -83,10 +91,10 @@ def _copy_runtime(dst: Path) -> list:
         (out / "host" / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(f, out / "host" / rel)
         copied.append(f"edgemoe/host/{rel.as_posix()}")
-    for mod in (edgemoe.errors, edgemoe.io, edgemoe.kernel_interface, edgemoe.options):
-        name = Path(mod.__file__).name
-        shutil.copy2(mod.__file__, out / name)
-        copied.append(f"edgemoe/{name}")
+    for mod in RUNTIME_MODULES:
+        src = _module_path(f"edgemoe.{mod}")
+        shutil.copy2(src, out / src.name)
+        copied.append(f"edgemoe/{src.name}")
     return copied
 
 
@@ -192,7 +200,7 @@ def _registers_from_driver_header(root: Path, kernel: dict) -> None:
 
 def package(project_dir, output, force: bool = False) -> dict:
     """Write the package folder ``output`` and ``output``.tar.gz; returns the package manifest."""
-    from .boards import get_board
+    from edgemoe.board_facts import get_board
     root = Path(project_dir)
     manifest = read_manifest(root)
     out = Path(output)

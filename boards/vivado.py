@@ -18,7 +18,7 @@ from pathlib import Path
 from edgemoe.errors import EdgeMoeError
 from edgemoe.io import read_json
 
-from .boards import PS_MASTER_PORTS, PS_PORT_MAX_BITS, PS_SLAVE_PORTS, Board, get_board
+from edgemoe.board_facts import PS_MASTER_PORTS, PS_PORT_MAX_BITS, PS_SLAVE_PORTS, Board, get_board
 
 BD_NAME = "edgemoe"           # block design name: build outputs are edgemoe.bit / edgemoe.hwh
 VIVADO_DIR = "vivado"

@@ -18,7 +18,7 @@ WEIGHT_BUNDLES = ("gmem_w", "gmem_w1", "gmem_w2", "gmem_w3")   # in the order we
 
 def ddr_ports(board, bundles) -> list:
     """The DDR controller port each bundle's traffic reaches (its PS port when the board has no map)."""
-    from edgemoe.boards.boards import DDR_PORT_OF
+    from edgemoe.board_facts import DDR_PORT_OF
     out = []
     for b in bundles:
         ps = board.ports.get(b, b)

@@ -15,14 +15,12 @@ taps' 32-bit values per AXI word.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import gcd, lcm
+from math import gcd
 
 from edgemoe.errors import EdgeMoeError
-from edgemoe.kernel_interface import storage_bits  # noqa: F401  (re-exported for the estimate and packing)
+from edgemoe.design import Design, _lw, row_checks  # noqa: F401  (row_checks re-exported)
+from edgemoe.kernel_interface import TAP_BITS, storage_bits  # noqa: F401  (re-exported for the estimate and packing)
 
-from .design import Design
-
-TAP_BITS = 32   # a debug tap's value in scratch (pack.py writes the same width)
 
 
 # macro prefixes that would collide with other names of the config / layout headers
@@ -54,8 +52,6 @@ class Buffer:
         return _MACROS.get(self.name, self.name[2:].upper())
 
 
-def _lw(*counts) -> int:
-    return lcm(*[int(c) for c in counts if c])
 
 
 def _gcd(*counts) -> int:
@@ -73,21 +69,6 @@ def act_lanes(prec, design: Design) -> int:
     axi = design.axi_bits
     return _lw(design.act_partition, axi // storage_bits(t["act"].W), axi // storage_bits(t["bias"].W),
                axi // TAP_BITS)
-
-
-def row_checks(spec, design: Design, act_bits: int = 32, param_bits: int = 16, pixel_bits: int = 8) -> list:
-    """(what, value, factor name, factor) for every row size that must be a whole number of words of
-    its buffer, so that every run-time row offset is a whole number of words."""
-    axi = design.axi_bits
-    a = _lw(design.act_partition, axi // storage_bits(act_bits), axi // storage_bits(param_bits), axi // TAP_BITS)
-    pix = _lw(design.engine_in, axi // storage_bits(pixel_bits))
-    out = [("embed", spec.embed, "the activation words", a),
-           ("patch_dim (in_chans*patch*patch)", spec.patch_dim, "the pixel words", pix)]
-    if len(spec.moe_blocks) < spec.depth:
-        out.append(("mlp_hidden", spec.mlp_hidden, "the activation words", a))
-    if spec.moe_blocks:
-        out.append(("expert_hidden", spec.expert_hidden, "the activation words", a))
-    return out
 
 
 def kernel_buffers(spec, prec, design: Design) -> list:

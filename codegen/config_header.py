@@ -38,7 +38,7 @@ from edgemoe.golden.units.softmax import LOG2E_T, check_exp_arg, exp2_table, log
 from edgemoe.kernel_interface import MAX_IMAGES
 
 from .buffers import act_lanes, buffer_context, storage_bits
-from .design import ENGINE_ACC_DISTANCE, MAXI_BURST_BEATS, MAXI_OUTSTANDING, ROUTE_GROUP, Design
+from edgemoe.design import ENGINE_ACC_DISTANCE, MAXI_BURST_BEATS, MAXI_OUTSTANDING, ROUTE_GROUP, Design
 from .model_common import Widths, engine_sum_depth
 from .render import render_template
 
@@ -334,7 +334,7 @@ def render_config(spec, prec: Precision, design: Design | None = None, layout=No
     """Text of ``edgemoe_config.h`` for ``spec`` / ``prec`` / ``design`` (default: Edge-MoE point),
     with its EDGEMOE_KERNEL_ID (see the module docstring)."""
     if design is None:
-        from .design import get_design, DEFAULT_DESIGN
+        from edgemoe.design import get_design, DEFAULT_DESIGN
         design = get_design(DEFAULT_DESIGN)
     text = render_template("edgemoe_config.h.j2", kernel_id=_ID_PLACEHOLDER,
                            **config_context(spec, prec, design))

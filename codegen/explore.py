@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from edgemoe.errors import EdgeMoeError
 
 from .caps import UTIL_CAPS, describe_caps, use_of
-from .design import Design, MAX_WEIGHT_PORTS
+from edgemoe.design import Design, MAX_WEIGHT_PORTS
 from .estimate import Bandwidth, Estimate, estimate, schedule
 from .estimate_resources import dsp_count, resources, totals
 from .model_common import Widths

@@ -31,7 +31,7 @@ from edgemoe.kernel_interface import HEADS_NPZ, TAP_ALL, TAP_NONE
 from edgemoe.spec import DEFAULT_PRECISION
 from edgemoe.options import check_clock
 
-from .design import Design, board_default, get_design
+from edgemoe.design import Design, board_default, get_design
 from .render import HLS_DIR, INCLUDE_DIR, render_template
 
 TOP = "edgemoe_top"
@@ -53,7 +53,7 @@ def kernel_sources(project_dir) -> list:
 
 
 def resolve_design(board: str, design: str | None, clock: float | None, batch: int | None = None) -> tuple:
-    from edgemoe.boards.boards import get_board
+    from edgemoe.board_facts import get_board
     b = get_board(board)
     d = get_design(design) if design else board_default(b.name)
     mhz = check_clock(clock) if clock is not None else b.clock_mhz

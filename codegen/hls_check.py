@@ -17,7 +17,7 @@ from pathlib import Path
 
 from edgemoe.errors import EdgeMoeError
 
-from .design import ENGINE_FUNCTION, SHARED_FUNCTIONS
+from edgemoe.design import ENGINE_FUNCTION, SHARED_FUNCTIONS
 from .synth_check import Violation, check_source
 
 JSON_KEYS = ("violations", "engine_instances", "instances", "bursts", "bank_conflicts", "rom_oversubscribed", "banks",

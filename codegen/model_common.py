@@ -9,7 +9,7 @@ from edgemoe.golden.precision import EXP2_SEG_LOG2
 from edgemoe.golden.units.gelu import table_size as _gelu_table_size
 from edgemoe.golden.units.layernorm import rsqrt_table as _rsqrt_table
 
-from .design import ROUTE_GROUP  # noqa: F401  (re-exported; one source, generated into the config header)
+from edgemoe.design import ROUTE_GROUP  # noqa: F401  (re-exported; one source, generated into the config header)
 
 # Pipeline depths (cycles from the first read to the last write of one pipelined loop), paid each
 # time the loop starts. They follow the operator chains of the C++: AXI / BRAM read 2, a DSP

@@ -39,12 +39,11 @@ from edgemoe.errors import EdgeMoeError
 from edgemoe.golden.apfixed import FixedType
 from edgemoe.golden.fixed_model import block_key, quantize_params
 from edgemoe.golden.precision import Precision
-from edgemoe.kernel_interface import TAP_ALL, TAP_NONE  # re-exported: the layout header's values
+from edgemoe.design import Design
+from edgemoe.kernel_interface import TAP_ALL, TAP_BITS, TAP_NONE, storage_bits  # TAP_*: the layout header's values
 from edgemoe.spec import ModelSpec
 
-from .buffers import TAP_BITS, storage_bits
 from .config_header import block_types
-from .design import Design
 
 #: stages of one block, in order; a block's tap id is 1 + STAGES_PER_BLOCK * block + position
 BLOCK_STAGES = ("ln1", "qkv", "attn_out", "proj", "res1", "ln2", "fc1", "gate_logits", "gate_probs",

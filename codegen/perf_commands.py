@@ -11,11 +11,11 @@ from edgemoe.options import check_clock
 
 def resolve_target(project=None, preset=None, board=None, precision=None, design=None, clock=None, batch=None):
     """(spec, precision, design, board, clock) from a generated project or from the options."""
-    from edgemoe.boards.boards import BOARDS, get_board
+    from edgemoe.board_facts import BOARDS, get_board
     from edgemoe.golden.precision import Precision, base_precision
     from edgemoe.spec import DEFAULT_PRECISION, ModelSpec, get_preset
 
-    from .design import Design, board_default, get_design
+    from edgemoe.design import Design, board_default, get_design
     if project:
         from edgemoe.boards.vivado import read_manifest
         man = read_manifest(project)
@@ -45,7 +45,7 @@ def resolve_target(project=None, preset=None, board=None, precision=None, design
 
 def format_estimate(est) -> str:
     from .bandwidth import EFFICIENCY
-    from .design import Design
+    from edgemoe.design import Design
     clock = est.clock_mhz
     lines = [f"{est.preset} {est.precision} on {est.board} at {clock:g} MHz, design {est.design['name']}: "
              f"{Design.from_dict(est.design).summary()}",
@@ -132,12 +132,12 @@ def estimate_command(args) -> int:
 
 
 def explore_command(args) -> int:
-    from edgemoe.boards.boards import get_board
+    from edgemoe.board_facts import get_board
     from edgemoe.golden.precision import base_precision
     from edgemoe.spec import get_preset
 
     from .caps import describe_caps, parse_max_util
-    from .design import Design
+    from edgemoe.design import Design
     from .explore import BATCHES, explore, plot_front
     caps = parse_max_util(getattr(args, "max_util", None))
     if args.batch:

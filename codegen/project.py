@@ -40,7 +40,7 @@ class Project:
     def __init__(self, path):
         from edgemoe.golden.precision import Precision
         from edgemoe.spec import ModelSpec
-        from .design import Design
+        from edgemoe.design import Design
         from .pack import Layout
         self.path = Path(path)
         mf = self.path / "data" / "manifest.json"

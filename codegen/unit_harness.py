@@ -17,7 +17,7 @@ from edgemoe.errors import EdgeMoeError
 
 from .aptypes import compile_cpp
 from .config_header import CONFIG_NAME, DELTA_TABLES, ENGINE_MODE, render_config
-from .design import Design, get_design, DEFAULT_DESIGN
+from edgemoe.design import Design, get_design, DEFAULT_DESIGN
 from .render import INCLUDE_DIR
 
 UNIT_HEADERS = ("patch_embed.h", "layernorm.h", "linear.h", "attention.h", "softmax.h", "gelu.h",

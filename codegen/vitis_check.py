@@ -218,7 +218,7 @@ def vitis_check(project_dir, run_dir=None) -> dict:
     dict is what ``--json`` writes. Raises :class:`EdgeMoeError` when there is no run."""
     from edgemoe.boards.vivado import read_manifest
 
-    from .design import ENGINE_FUNCTION, SHARED_FUNCTIONS
+    from edgemoe.design import ENGINE_FUNCTION, SHARED_FUNCTIONS
     root = Path(project_dir)
     manifest = read_manifest(root)
     top = manifest.get("top", "edgemoe_top")

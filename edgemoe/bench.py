@@ -151,9 +151,9 @@ def _limits(e) -> str:
 def bench_estimates(preset: str = "m3vit-tiny-edge") -> dict:
     """The model's figures side by side with the published designs, and the best zcu104 points within
     the utilisation caps, each with the resource and the unit that limit it."""
-    from edgemoe.boards.boards import get_board
+    from edgemoe.board_facts import get_board
     from edgemoe.codegen.caps import UTIL_CAPS, describe_caps
-    from edgemoe.codegen.design import get_design
+    from edgemoe.design import get_design
     from edgemoe.codegen.estimate import estimate
     from edgemoe.codegen.explore import BATCHES, explore
     from edgemoe.golden.precision import base_precision

@@ -12,6 +12,8 @@ MAX_IMAGES = 64       # images per kernel call at most (the kernel's MAX_IMAGES,
 TAP_NONE = -1         # tap_id: run, dump nothing
 TAP_ALL = -2          # tap_id: run and dump every stage to scratch
 
+TAP_BITS = 32         # a debug tap's value in scratch (the kernel writes, pack.py lays out, the host reads)
+
 HEADS_NPZ = "heads.npz"   # the task heads' weights (codegen/pack_heads.py writes PROJECT/data/, the host reads the package's)
 
 STORAGE_WIDTHS = (8, 16, 32, 64)   # bits a value takes in memory, AXI words and stream lanes (edgemoe_fixed.h)
@@ -25,4 +27,4 @@ def storage_bits(width: int) -> int:
     raise EdgeMoeError(f"no storage for a {width}-bit value (at most {STORAGE_WIDTHS[-1]} bits)")
 
 
-__all__ = ["MAX_IMAGES", "TAP_NONE", "TAP_ALL", "HEADS_NPZ", "STORAGE_WIDTHS", "storage_bits"]
+__all__ = ["MAX_IMAGES", "TAP_NONE", "TAP_ALL", "TAP_BITS", "HEADS_NPZ", "STORAGE_WIDTHS", "storage_bits"]

@@ -53,7 +53,7 @@ def _n(x) -> str:
 def _hint(dest: str) -> str:
     if dest != "clock":
         return ""
-    from edgemoe.boards.boards import BOARDS   # board facts: the bottom layer
+    from edgemoe.board_facts import BOARDS   # board facts: the bottom layer
     return f"; board defaults: {', '.join(f'{n} {b.clock_mhz:g}' for n, b in BOARDS.items())}"
 
 

@@ -108,7 +108,7 @@ def sim_precision(cfg: dict, spec):
 
 def config_objects(cfg: dict) -> tuple:
     """(ModelSpec, Precision, Design) for RtlUnit.render."""
-    from edgemoe.codegen.design import get_design
+    from edgemoe.design import get_design
     from edgemoe.spec import get_preset
     spec = get_preset(cfg["preset"])
     return spec, sim_precision(cfg, spec), get_design(cfg["design"])

@@ -96,7 +96,7 @@ def format_table(res: dict) -> str:
 
 
 def synth_estimate_command(args) -> int:
-    from edgemoe.codegen.design import get_design
+    from edgemoe.design import get_design
     from edgemoe.golden.precision import base_precision
     from edgemoe.spec import get_preset
 

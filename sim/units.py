@@ -32,7 +32,7 @@ class RtlUnit:
 
 
 def _default_macs() -> float:
-    from edgemoe.codegen.design import get_design
+    from edgemoe.design import get_design
     return float(get_design(DEFAULT_SPEC[2]).macs_per_cycle)
 
 

@@ -11,9 +11,9 @@ import sys
 import numpy as np
 import pytest
 
-from edgemoe.boards.boards import get_board
+from edgemoe.board_facts import get_board
 from edgemoe.codegen.csim import run_csim
-from edgemoe.codegen.design import Design, get_design
+from edgemoe.design import Design, get_design
 from edgemoe.codegen.estimate import estimate, memories
 from edgemoe.codegen.explore import explore
 from edgemoe.codegen.generate import generate

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from edgemoe.boards.boards import BOARDS, BUNDLES, KERNEL_BASE_ADDRESS, PS_SLAVE_PORTS, get_board
+from edgemoe.board_facts import BOARDS, BUNDLES, KERNEL_BASE_ADDRESS, PS_SLAVE_PORTS, get_board
 from edgemoe.boards.vivado import hls_ip_config, kernel_interface, kernel_record, register_map, write_vivado_files
 from edgemoe.errors import EdgeMoeError
 

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from edgemoe.boards.boards import get_board
+from edgemoe.board_facts import get_board
 from edgemoe.codegen.csynth import parse_csynth
-from edgemoe.codegen.design import get_design
+from edgemoe.design import get_design
 from edgemoe.codegen.estimate import engine_cycles, estimate, linear_cycles
 from edgemoe.codegen.explore import explore, pareto
 from edgemoe.errors import EdgeMoeError
@@ -84,7 +84,7 @@ def test_linear_cycles_are_load_or_compute_bound():
 def test_engine_call_pays_the_read_latency_the_load_and_the_accumulator_distance():
     """The HLS engine per call: m_axi read latency + tile 0's load + per tile max(rows, load, accumulator
     distance) + depth; a one-token expert queue is held to ENGINE_ACC_DISTANCE iterations per tile."""
-    from edgemoe.codegen.design import ENGINE_ACC_DISTANCE
+    from edgemoe.design import ENGINE_ACC_DISTANCE
     from edgemoe.codegen.model_common import MAXI_READ_LATENCY
     assert MAXI_READ_LATENCY == 64 and ENGINE_ACC_DISTANCE == 4
     assert engine_cycles(129, 6, 16, 10) == 64 + 16 + 6 * 129 + 10
@@ -248,7 +248,7 @@ def test_unit_cycle_model_within_10_percent_of_the_cocotb_benches(tmp_path, run_
 
 @pytest.mark.parametrize("board", ["zcu104", "zcu102", "kv260"])
 def test_board_default_designs_fit_their_board(board):
-    from edgemoe.codegen.design import board_default
+    from edgemoe.design import board_default
     for prec in ("w16a32", "w8a8"):
         e = estimate(get_preset("m3vit-tiny-edge"), base_precision(prec), board_default(board), get_board(board))
         assert e.fits and e.within_caps, (prec, e.over_budget(), e.over_caps())

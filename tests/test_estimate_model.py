@@ -11,11 +11,11 @@ import sys
 
 import pytest
 
-from edgemoe.boards.boards import BUNDLES, DDR_PORT_OF, get_board
+from edgemoe.board_facts import BUNDLES, DDR_PORT_OF, get_board
 from edgemoe.codegen import design as design_mod
 from edgemoe.codegen.bandwidth import Bandwidth
 from edgemoe.codegen.caps import UTIL_CAPS, parse_max_util
-from edgemoe.codegen.design import Design, get_design
+from edgemoe.design import Design, get_design
 from edgemoe.codegen.estimate import estimate
 from edgemoe.codegen.estimate_resources import memories, memory_cost, resources
 from edgemoe.codegen.explore import explore

@@ -240,7 +240,7 @@ def test_activation_counts_when_a_stage_overflows(mode):
 
 # ---- packing and projects ------------------------------------------------------------------------
 def test_packed_weights_hold_the_clamped_values(outliers):
-    from edgemoe.codegen.design import get_design
+    from edgemoe.design import get_design
     from edgemoe.codegen.pack import Layout
     model, params, counts = outliers
     prec, dsg = base_precision("w16a32"), get_design("edge-moe")

@@ -122,7 +122,7 @@ def test_packed_weights_are_the_quantised_params(project):
 def test_tile_order_layout(design, pname):
     """Linear weights in engine tile order: tile (ot, it) holds W[ot*EO.., it*EI..] row-major, padded to
     TILE_WORDS words; experts are contiguous blocks; params_from_weights inverts the packing."""
-    from edgemoe.codegen.design import get_design
+    from edgemoe.design import get_design
     from edgemoe.codegen.pack import Layout
     from edgemoe.golden.precision import base_precision
     spec, prec, dsg = get_preset("micro"), base_precision(pname), get_design(design)

@@ -199,7 +199,7 @@ def test_missing_project_is_one_line_error(tmp_path, capsys):
 # ---- a generated project: the report is complete (whether the kernel passes is the kernel's business) --
 
 def test_generated_project_report_is_complete(tmp_path):
-    from edgemoe.codegen.design import SHARED_FUNCTIONS
+    from edgemoe.design import SHARED_FUNCTIONS
     from edgemoe.codegen.generate import generate
     generate(tmp_path / "p", preset="micro", board="zcu104")
     res = hls_check(tmp_path / "p")

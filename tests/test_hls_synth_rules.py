@@ -6,7 +6,7 @@ import pytest
 
 from edgemoe.codegen.aptypes import compile_cpp
 from edgemoe.codegen.config_header import CONFIG_NAME, render_config
-from edgemoe.codegen.design import get_design
+from edgemoe.design import get_design
 from edgemoe.codegen.render import INCLUDE_DIR
 from edgemoe.codegen.synth_check import check_hls_sources, check_source, hls_sources, strip_comments
 from edgemoe.codegen.unit_harness import CXX_FLAGS, UNIT_HEADERS

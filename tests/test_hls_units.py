@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from edgemoe.codegen.config_header import render_config, scale_deltas
-from edgemoe.codegen.design import DESIGNS, Design, board_default, get_design
+from edgemoe.design import DESIGNS, Design, board_default, get_design
 from edgemoe.codegen.unit_harness import (BIAS_QKV, LIN_ACT, LIN_GELU, LIN_QKV, LIN_SCATTER,
                                           build_unit_library)
 from edgemoe.errors import EdgeMoeError

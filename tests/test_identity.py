@@ -11,7 +11,7 @@ import re
 import pytest
 
 from edgemoe.codegen.config_header import config_hash, kernel_id_of, layout_header, read_kernel_id, render_config
-from edgemoe.codegen.design import get_design
+from edgemoe.design import get_design
 from edgemoe.codegen.generate import generate
 from edgemoe.golden.precision import base_precision
 from edgemoe.spec import get_preset

@@ -20,7 +20,7 @@ import pytest
 
 import edgemoe.codegen
 from edgemoe.codegen.config_header import ENGINE_MODE, ENGINE_MODES, render_config
-from edgemoe.codegen.design import get_design
+from edgemoe.design import get_design
 from edgemoe.golden.precision import base_precision
 from edgemoe.sim import rtl
 from edgemoe.spec import get_preset

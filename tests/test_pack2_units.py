@@ -19,7 +19,7 @@ import pytest
 
 from edgemoe.codegen.aptypes import compile_cpp
 from edgemoe.codegen.config_header import CONFIG_NAME, render_config
-from edgemoe.codegen.design import get_design
+from edgemoe.design import get_design
 from edgemoe.codegen.render import INCLUDE_DIR
 from edgemoe.golden.precision import base_precision
 from edgemoe.spec import get_preset

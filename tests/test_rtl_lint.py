@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edgemoe.codegen.design import Design, get_design
+from edgemoe.design import Design, get_design
 from edgemoe.golden.precision import base_precision
 from edgemoe.sim.units import UNITS
 from edgemoe.spec import get_preset

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from edgemoe.codegen.design import Design
+from edgemoe.design import Design
 from edgemoe.golden.precision import base_precision
 from edgemoe.spec import get_preset
 

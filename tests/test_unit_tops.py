@@ -324,7 +324,7 @@ def test_tops_are_synthesizable_and_have_interface_pragmas(project):
 def test_top_ports_match_the_rtl_ports(project, tmp_path):
     """The RTL module's AXI-Stream ports are exactly <arg>_TDATA/TVALID/TREADY/TLAST of the top's
     stream arguments (same TDATA widths), and s_axi_control exists only where the top has scalars."""
-    from edgemoe.codegen.design import get_design
+    from edgemoe.design import get_design
     from edgemoe.golden.precision import base_precision
     from edgemoe.sim.rtl import render_unit
     from edgemoe.spec import get_preset
@@ -356,9 +356,9 @@ def test_cfg_and_oversized_words(project):
     for u in UNITS:
         cfg = (ut / f"hls_config_{u}.cfg").read_text()
         assert f"syn.top=edgemoe_{u}" in cfg and f"syn.file=edgemoe_{u}.cpp" in cfg and "-I../src" in cfg
-    from edgemoe.codegen.design import get_design
+    from edgemoe.design import get_design
     from edgemoe.spec import get_preset
-    from edgemoe.codegen.design import DESIGNS
+    from edgemoe.design import DESIGNS
     big = oversized_units(get_preset("micro"), "w16a32", get_design("edge-moe"))
     text = (ut / "edgemoe_linear.cpp").read_text()
     # a stream word over Vitis's 4096-bit limit would make the top say so under synthesis; the linear

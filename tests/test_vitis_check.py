@@ -62,8 +62,8 @@ BURST_FAILURES = [
 @pytest.fixture
 def prj(tmp_path):
     """A project folder with the manifest a generated project has (all vitis-check reads of it)."""
-    from edgemoe.boards.boards import get_board
-    from edgemoe.codegen.design import board_default
+    from edgemoe.board_facts import get_board
+    from edgemoe.design import board_default
     from edgemoe.golden.precision import base_precision
     from edgemoe.spec import get_preset
     d = tmp_path / "prj"

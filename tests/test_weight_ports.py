@@ -12,7 +12,7 @@ import pytest
 from edgemoe.boards.vivado import kernel_interface
 from edgemoe.codegen.aptypes import compile_cpp
 from edgemoe.codegen.csim import run_csim
-from edgemoe.codegen.design import URAM_CANDIDATES, get_design
+from edgemoe.design import URAM_CANDIDATES, get_design
 from edgemoe.codegen.generate import TOP, generate
 
 

@@ -27,7 +27,7 @@ CLOCK_NS = 10
 
 class Env:
     def __init__(self, unit: str):
-        from edgemoe.codegen.design import get_design
+        from edgemoe.design import get_design
         from edgemoe.golden.precision import Precision
         from edgemoe.spec import get_preset
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from math import lcm
 
-from edgemoe.errors import EdgeMoeError
-from edgemoe.options import MAX_BATCH, check_clock
+from .errors import EdgeMoeError
+from .kernel_interface import TAP_BITS, storage_bits
+from .options import MAX_BATCH, check_clock
 
 AXI_WIDTHS = (32, 64, 128, 256, 512)
 MAX_WEIGHT_PORTS = 4
@@ -34,6 +35,10 @@ ROUTE_GROUP = 4            # moe_route.h: tokens whose softmax updates interleav
 # ALLOCATION pragma there.  `edgemoe hls-check` counts their instances.
 ENGINE_FUNCTION = "linear_engine"
 SHARED_FUNCTIONS = (ENGINE_FUNCTION, "layernorm_unit", "residual_unit")
+
+
+def _lw(*counts) -> int:
+    return lcm(*[int(c) for c in counts if c])
 
 
 @dataclass(frozen=True)
@@ -157,7 +162,6 @@ class Design:
         if spec.moe_blocks:
             checks += [("expert_hidden", spec.expert_hidden, "engine_in", self.engine_in),
                        ("expert_hidden", spec.expert_hidden, "engine_out", self.engine_out)]
-        from .buffers import row_checks   # rows of whole words of the kernel's lane-word buffers
         checks += row_checks(spec, self)
         for dim_name, value, factor_name, factor in checks:
             if value % factor:
@@ -167,6 +171,21 @@ class Design:
                     f"model {spec.name!r}: {dim_name} = {value} is not a multiple of {factor_name} = "
                     f"{factor} of design {self.name!r} (nearest valid: {' or '.join(map(str, near))})")
         return self
+
+
+def row_checks(spec, design, act_bits: int = 32, param_bits: int = 16, pixel_bits: int = 8) -> list:
+    """(what, value, factor name, factor) for every row size that must be a whole number of words of
+    its buffer, so that every run-time row offset is a whole number of words."""
+    axi = design.axi_bits
+    a = _lw(design.act_partition, axi // storage_bits(act_bits), axi // storage_bits(param_bits), axi // TAP_BITS)
+    pix = _lw(design.engine_in, axi // storage_bits(pixel_bits))
+    out = [("embed", spec.embed, "the activation words", a),
+           ("patch_dim (in_chans*patch*patch)", spec.patch_dim, "the pixel words", pix)]
+    if len(spec.moe_blocks) < spec.depth:
+        out.append(("mlp_hidden", spec.mlp_hidden, "the activation words", a))
+    if spec.moe_blocks:
+        out.append(("expert_hidden", spec.expert_hidden, "the activation words", a))
+    return out
 
 
 DESIGNS = {

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from edgemoe.errors import EdgeMoeError
+from .errors import EdgeMoeError
 
 # the kernel's m_axi bundles (hls/templates/edgemoe_top.cpp.j2), in the order they get PS ports
 BUNDLES = ("gmem_act", "gmem_scratch", "gmem_w", "gmem_w1", "gmem_w2", "gmem_w3")
