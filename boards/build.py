@@ -28,11 +28,10 @@ from pathlib import Path
 from edgemoe.errors import EdgeMoeError, ToolMissingError
 from edgemoe.io import sha256_file
 
-from .vivado import BD_NAME, BD_TCL, HLS_IP_CFG, HLS_IP_TCL, VIVADO_DIR, kernel_interface, kernel_record, \
-    read_manifest, write_vivado_files
+from edgemoe.kernel_interface import kernel_record
+from edgemoe.project_files import BD_NAME, BD_TCL, BUILD_DIR, BUILD_INFO, HLS_IP_CFG, HLS_IP_TCL, VIVADO_DIR, \
+    finished_build, kernel_interface, read_manifest
 
-BUILD_DIR = "build"
-BUILD_INFO = "build_info.json"
 FAILED_DIR = "last_failed"
 UNTIL = ("hls", "bitstream")
 # what a finished build moves into DIR/build (replacing what an earlier build left there)
@@ -124,27 +123,33 @@ def _tail(path: Path, n: int = 15) -> str:
     return "\n".join("    " + ln for ln in lines[-n:])
 
 
-def _ensure_scripts(root: Path) -> None:
-    """Write the Vivado/IP scripts when missing (projects from before they existed) or out of date."""
+def _ensure_scripts(root: Path, write_scripts=None) -> None:
+    """Write the Vivado/IP scripts with ``write_scripts(DIR)`` when missing (projects from before they
+    existed) or out of date; without ``write_scripts``, a project that needs them is an error."""
     vdir = root / VIVADO_DIR
     cfg, ipcfg = root / "hls_config.cfg", root / HLS_IP_CFG
     stale = not ipcfg.is_file() or (cfg.is_file() and cfg.stat().st_mtime > ipcfg.stat().st_mtime)
     if stale or not (vdir / BD_TCL).is_file() or not (vdir / HLS_IP_TCL).is_file():
+        if write_scripts is None:
+            raise EdgeMoeError(f"{root}: the Vivado / IP export scripts ({VIVADO_DIR}/{BD_TCL}, {VIVADO_DIR}/{HLS_IP_TCL}, "
+                               f"{HLS_IP_CFG}) are missing or older than hls_config.cfg: `edgemoe build` writes them")
         keep = {p: p.read_text() for p in (vdir / BD_TCL, vdir / HLS_IP_TCL) if p.is_file()}
-        write_vivado_files(root)
+        write_scripts(root)
         for p, text in keep.items():  # a user's edits of the Tcl stay
             p.write_text(text)
 
 
 def build(project_dir, until: str = "bitstream", quiet: bool = True, path: str | None = None,
-          after_hls=None) -> dict:
+          after_hls=None, write_scripts=None) -> dict:
     """Run the steps up to ``until``; returns the build_info dict. Raises :class:`ToolsMissing`
     (before anything is written) when a tool is not on PATH, :class:`EdgeMoeError` when a step fails.
 
     ``after_hls(work, project=DIR, logs=LOGS)``, when given, checks the finished HLS run in ``work``
     before anything else runs (the command line passes ``edgemoe.codegen.vitis_check``'s; this
     package stays below codegen): it writes what it found into ``LOGS`` and raises
-    :class:`EdgeMoeError` to fail the build; a dict it returns is kept in build_info (``after_hls``)."""
+    :class:`EdgeMoeError` to fail the build; a dict it returns is kept in build_info (``after_hls``).
+    ``write_scripts(DIR)`` writes the project's Vivado / IP export scripts when they are missing or stale
+    (the command line passes ``edgemoe.codegen.vivado_files.write_vivado_files``)."""
     root = Path(project_dir)
     if until not in UNTIL:
         raise EdgeMoeError(f"--until must be one of {', '.join(UNTIL)}, not {until!r}")
@@ -155,7 +160,7 @@ def build(project_dir, until: str = "bitstream", quiet: bool = True, path: str |
                            f"Run these commands on a machine that has {'them' if len(missing) > 1 else 'it'}:",
                            (f"# Vitis HLS is on this machine: `edgemoe build {root} --until hls` runs that step here\n"
                             if "hls" in tools and until == "bitstream" else "") + manual_commands(root, until))
-    _ensure_scripts(root)
+    _ensure_scripts(root, write_scripts)
     from edgemoe.board_facts import get_board
     board = get_board(manifest["board"]["name"])
     iface = kernel_interface(root, manifest.get("top", "edgemoe_top"))
@@ -242,20 +247,9 @@ def _commit(stage: Path, out: Path, info: dict) -> None:
     shutil.rmtree(stage, ignore_errors=True)
 
 
-def finished_build(project_dir) -> dict | None:
-    """build_info.json of a finished build of ``project_dir`` (None when there is none)."""
-    p = Path(project_dir) / BUILD_DIR / BUILD_INFO
-    if not p.is_file():
-        return None
+def build_command(args, after_hls=None, write_scripts=None) -> int:
     try:
-        return json.loads(p.read_text())
-    except ValueError:
-        return None
-
-
-def build_command(args, after_hls=None) -> int:
-    try:
-        info = build(args.project, until=args.until, quiet=False, after_hls=after_hls)
+        info = build(args.project, until=args.until, quiet=False, after_hls=after_hls, write_scripts=write_scripts)
     except ToolsMissing as e:
         print(f"edgemoe: error: {e}", file=sys.stderr)
         print(e.commands, file=sys.stderr)

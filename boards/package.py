@@ -14,7 +14,7 @@ Without a bitstream the manifest says so, and records the address edgemoe's bloc
 kernel, so a bitstream built later (or elsewhere) can be dropped in and driven.
 
 The project is checked first: every data file against the sha256 that ``edgemoe generate`` recorded
-(:func:`edgemoe.codegen.project.verify_data`), so an edited weights.bin is named here, not found as a
+(:func:`edgemoe.project_files.verify_data`), so an edited weights.bin is named here, not found as a
 mismatch on the board. The folder is written by :func:`edgemoe.io.output_dir` (temporary folder,
 renamed when complete; an existing PKG is replaced only with ``force`` and only when edgemoe made it),
 the tarball to a temporary file that replaces an existing PKG.tar.gz only with ``force`` and only
@@ -33,10 +33,10 @@ from pathlib import Path
 
 from edgemoe.errors import EdgeMoeError
 from edgemoe.io import MARKER, check_output_dir, output_dir, sha256_file, umask, umask_mode, write_marker
+from edgemoe.kernel_interface import kernel_record
+from edgemoe.project_files import BD_NAME, BUILD_DIR, BUILD_INFO, finished_build, kernel_interface, read_manifest, \
+    verify_data
 from edgemoe.register_map import parse_register_map
-
-from .build import BUILD_DIR, BUILD_INFO, finished_build
-from .vivado import BD_NAME, kernel_interface, kernel_record, read_manifest
 
 PACKAGE_MANIFEST = "package_manifest.json"
 PACKAGE_FORMAT = 1
@@ -101,7 +101,6 @@ def _copy_runtime(dst: Path) -> list:
 def _check_data(root: Path, manifest: dict) -> list:
     """The project's data files, verified against data/manifest.json (one line naming a file that
     differs); returns the names to package (the recorded ones and manifest.json)."""
-    from edgemoe.codegen.project import verify_data
     data = root / "data"
     wb = int(manifest.get("word_bytes") or manifest["axi_bits"] // 8)
     weights = data / "weights.bin"

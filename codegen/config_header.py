@@ -35,14 +35,14 @@ from edgemoe.golden.precision import (EXP2_SEG_LOG2, GELU_RANGE, GELU_STEPS_LOG2
 from edgemoe.golden.units.gelu import gelu_limit_raw, gelu_table
 from edgemoe.golden.units.layernorm import SEED_F, eps_raw, rsqrt_table
 from edgemoe.golden.units.softmax import LOG2E_T, check_exp_arg, exp2_table, log2e_raw
-from edgemoe.kernel_interface import MAX_IMAGES
+from edgemoe.kernel_interface import CONFIG_NAME, KERNEL_ID_MACRO, MAX_IMAGES, kernel_id_of, read_kernel_id
+from edgemoe.spec import block_key
 
 from .buffers import act_lanes, buffer_context, storage_bits
 from edgemoe.design import ENGINE_ACC_DISTANCE, MAXI_BURST_BEATS, MAXI_OUTSTANDING, ROUTE_GROUP, Design
 from .model_common import Widths, engine_sum_depth
 from .render import render_template
 
-CONFIG_NAME = "edgemoe_config.h"
 
 # storage-only roles: quantised once in Python, never cast into by the kernel (declared without modes)
 PARAM_ROLES = ("pixel", "patch_w", "bias", "ln_param", "w", "qkv_b", "b", "scale", "exp2_tab",
@@ -97,7 +97,7 @@ def block_types(spec, prec: Precision) -> dict:
     :class:`edgemoe.golden.fixed_model.FixedM3ViT` does (``prec.t(role, tensor=...)``)."""
     out = {name: [] for name, *_ in DELTA_TABLES}
     for i in range(spec.depth):
-        k = lambda n, i=i: f"backbone.blocks.{i}.{n}"  # noqa: E731
+        k = lambda n, i=i: block_key(i, n)  # noqa: E731
         moe = spec.is_moe(i)
         out["D_LN1"].append(prec.t("ln_out", tensor=k("ln1")))
         out["D_W_QKV"].append(prec.t("w", tensor=k("attn.qkv")))
@@ -298,9 +298,7 @@ def config_context(spec, prec: Precision, design: Design) -> dict:
         rescale_sites=rescale_sites(spec, prec))
 
 
-KERNEL_ID_MACRO = "EDGEMOE_KERNEL_ID"
 _ID_LINE = re.compile(r"^#define " + KERNEL_ID_MACRO + r"\b.*\n", re.M)
-_ID_VALUE = re.compile(r"^#define " + KERNEL_ID_MACRO + r"\s+0x([0-9A-Fa-f]{8})u\b", re.M)
 _ID_PLACEHOLDER = "@EDGEMOE_KERNEL_ID@"
 
 
@@ -317,17 +315,6 @@ def config_hash(config_text: str, layout_text: str) -> str:
     h = hashlib.sha256(_ID_LINE.sub("", config_text).encode())
     h.update(b"\0" + layout_text.encode())
     return h.hexdigest()[:16]
-
-
-def kernel_id_of(hash16: str) -> int:
-    """The 32-bit kernel ID of a config hash (its first 8 hex digits)."""
-    return int(str(hash16)[:8], 16)
-
-
-def read_kernel_id(config_text: str) -> int | None:
-    """EDGEMOE_KERNEL_ID as written in an ``edgemoe_config.h`` (None when it has none)."""
-    m = _ID_VALUE.search(config_text)
-    return int(m.group(1), 16) if m else None
 
 
 def render_config(spec, prec: Precision, design: Design | None = None, layout=None) -> str:

@@ -36,7 +36,7 @@ def run_csim(project_dir, task=0, input_path=None, output_path=None, taps: str |
     ``images`` > 1: one more kernel call on that many images (the input, then noisy copies of it),
     every image's output compared with its fixed golden (this runs a batched kernel's batches)."""
     from edgemoe.io import load_image_npy, save_npy
-    from .pack import unpack_raw
+    from .word_packing import unpack_raw
     from .project import Project, verify_data
     if taps not in (None, "all"):
         raise EdgeMoeError(f"--taps takes 'all', not {taps!r}")

@@ -1,8 +1,9 @@
 """Cycle and resource model of the kernel that ``edgemoe generate`` writes.
 
 Every figure comes from the loop structure of the generated C++ (hls/include/*.h and the top
-template): trip counts from the spec, initiation interval 1 for every pipelined loop, a pipeline
-depth paid each time a pipelined loop starts (codegen/unit_cycles.py), the weight stream's rate from
+template): the unit calls are those of the kernel plan (codegen/kernel_plan.py), which the top template
+renders; trip counts from the spec, initiation interval 1 for every pipelined loop, a pipeline
+depth paid each time a pipelined loop starts (each unit's module in edgemoe/units/), the weight stream's rate from
 the AXI width, the weight ports, the PS ports they land on and the board's DDR (codegen/bandwidth.py).
 Resources come from the multipliers, buffers, ROMs, FIFOs and registers that C++ declares
 (codegen/estimate_resources.py). The model is checked against the cycles the cocotb benches measure
@@ -28,9 +29,10 @@ from .bandwidth import EFFICIENCY, PS_PORT_BITS, Bandwidth
 from .buffers import storage_bits
 from .caps import UTIL_CAPS, limiting_resource, over_caps, use_of
 from .estimate_resources import RESOURCE_KEYS, memories, resources, totals
+from .kernel_plan import KERNEL_PLAN, sizes
 from .model_common import (DEPTH_MEM, MAXI_READ_LATENCY, Layer, Widths, clog2, dsp_per_mult, engine_depth,
                            macs_per_dsp_best, packed_int8)
-from .pack import tile_words
+from .word_packing import tile_words
 from .unit_cycles import (attention_cycles, engine_cycles, engine_load_steps, layernorm_cycles, linear_cycles,
                           moe_route_cycles, routing_counts, rtl_unit_cycles, stream_cycles)
 
@@ -154,89 +156,77 @@ def _tile_words(design, w_bits: int) -> int:
     return tile_words(design.engine_out, design.engine_in, storage_bits(w_bits), design.axi_bits)
 
 
+def _layer_name(call, batch: int) -> str:
+    """The call's name in the schedule: ``f<b>.`` for image b when the batch has more than one, then
+    ``block<i>.``, then ``expert<e>.`` and the step's name (``.<chunk>`` after an expert's first chunk)."""
+    if call.image is None:
+        part = f".{call.chunk}" if call.chunk else ""
+        return f"block{call.block}.expert{call.expert}.{call.step.name}{part}"
+    f = f"f{call.image}." if batch > 1 else ""
+    return f + (f"block{call.block}." if call.block >= 0 else "") + call.step.name
+
+
 def schedule(spec, prec, design, bw: Bandwidth, routing=None) -> list:
     """Every unit call of one batch of ``design.batch`` frames (every image's routing the same), in
-    order, with its cycles and MACs; layer names carry ``f<b>.`` for image b when the batch has more
-    than one. An expert runs once per batch on its merged queue, in calls of at most ``tokens`` rows."""
+    order, with its cycles and MACs: the calls of the kernel plan (codegen/kernel_plan.py), the top
+    kernel's own schedule. An expert runs once per batch on its merged queue, in calls of at most
+    ``tokens`` rows."""
     wd = Widths.of(prec)
-    d, T = spec.embed, spec.tokens
     ei, eo = design.engine_in, design.engine_out
     word_bytes = design.axi_bits // 8
     depth = engine_depth(design, wd)
+    vec = design.vec_lanes
+    dims = sizes(spec, design)
     layers = []
-    cycles_of = {}     # (rows, tiles, tile words) -> cycles: every image of a batch repeats the same calls
 
-    def engine(name, unit, block, rows, ind, outd, w_bits, macs=None):
+    def engine(rows, ind, outd, w_bits, macs):
         """One call of the one engine (every linear layer, the gate logits, the patch embedding)."""
         n_tiles = -(-outd // eo) * (ind // ei)
         tw = _tile_words(design, w_bits)
-        key = (rows, n_tiles, tw)
-        if key not in cycles_of:
-            cycles_of[key] = engine_cycles(rows, n_tiles, engine_load_steps(tw, design.weight_ports, bw.weights), depth)
-        cyc = cycles_of[key]
+        cyc = engine_cycles(rows, n_tiles, engine_load_steps(tw, design.weight_ports, bw.weights), depth)
         # the fetch loop reads w_steps = n_tiles * ceil(tw / ports) words from every port (padding included)
         read_words = n_tiles * -(-tw // design.weight_ports) * design.weight_ports
-        layers.append(Layer(name, unit, cyc, rows * ind * outd if macs is None else macs, read_words * word_bytes,
-                            block, engine_slots=cyc * ei * eo))
-        return layers[-1]
+        return cyc, macs, read_words * word_bytes
 
-    def act_io(words):
-        return math.ceil(words / bw.act) + MAXI_READ_LATENCY
+    def act_io(values, bits):
+        """Cycles of ``values`` activations of ``bits`` bits through the act port; its AXI words."""
+        words = math.ceil(values * storage_bits(bits) / design.axi_bits)
+        return math.ceil(words / bw.act) + MAXI_READ_LATENCY, words
 
-    # patch embedding: the image's pixels come in once, then the engine (patch weights tile-ordered)
-    pix_words = math.ceil(spec.num_patches * spec.patch_dim * storage_bits(wd.pixel) / design.axi_bits)
-    B = design.batch
-    frames = [f"f{k}." if B > 1 else "" for k in range(B)]
-    for f in frames:
-        pe = engine(f + "patch_embed", "patch_embed", -1, spec.num_patches, spec.patch_dim, d, wd.patch_w)
-        pe.cycles += act_io(pix_words)
-        pe.weight_bytes += pix_words * word_bytes
-        pe.engine_slots = pe.cycles * ei * eo
-    vec = design.vec_lanes
+    def cost(s, rows):
+        """(cycles, MACs, bytes read) of step ``s`` on ``rows`` rows."""
+        ind, outd = dims[s.ind], dims[s.outd]
+        if s.is_engine:
+            cyc, macs, nbytes = engine(rows, ind, outd, getattr(wd, s.weights), rows * ind * dims[s.mac_out or s.outd])
+            if s.kind == "patch_embed":   # the image's pixels come in once, then the engine (patch weights tile-ordered)
+                io, words = act_io(rows * ind, wd.pixel)
+                cyc, nbytes = cyc + io, nbytes + words * word_bytes
+            return cyc, macs, nbytes
+        if s.kind == "layernorm":
+            return layernorm_cycles(rows, ind, vec), 0, 0
+        if s.kind == "attention":
+            return attention_cycles(rows, ind, spec.heads, design), 2 * rows * rows * ind, 0
+        if s.kind == "residual":
+            # the MLP output (or attention's) added to the residual stream; a MoE block's experts wrote TOP_K
+            # output slots (no read-modify-write), which the same pass adds first (a word of every slot per
+            # cycle, the slots' adds deepen its pipeline)
+            return stream_cycles(rows * ind, vec, DEPTH_MEM + 1 + (dims[s.slots] - 1)), 0, 0
+        if s.kind == "route":
+            return moe_route_cycles(rows, ind, outd), 0, 0
+        if s.kind == "write_out":
+            cyc, words = act_io(rows * ind, wd.act)
+            return cyc, 0, words * word_bytes
+        raise AssertionError(f"kernel plan step {s.name!r}: no cost for kind {s.kind!r}")
 
-    def front(b, i):
-        """run_block_front (top template): image b's block i up to its routing, or whole when dense."""
-        layers.append(Layer(b + "ln1", "layernorm", layernorm_cycles(T, d, vec), block=i))
-        engine(b + "qkv", "linear", i, T, d, 3 * d, wd.w)
-        layers.append(Layer(b + "attention", "attention", attention_cycles(T, d, spec.heads, design),
-                            2 * T * T * d, block=i))
-        engine(b + "proj", "linear", i, T, d, d, wd.w)
-        layers.append(Layer(b + "res1", "residual", stream_cycles(T * d, vec, DEPTH_MEM + 1), block=i))
-        layers.append(Layer(b + "ln2", "layernorm", layernorm_cycles(T, d, vec), block=i))
-        if spec.is_moe(i):
-            # the gate logits on the engine (expert rows padded to a multiple of ENGINE_OUT), then routing
-            engine(b + "gate", "linear", i, T, d, spec.num_experts, wd.gate_w, macs=T * d * spec.num_experts)
-            layers.append(Layer(b + "route", "moe_route", moe_route_cycles(T, spec.num_experts, spec.top_k), block=i))
-        else:
-            engine(b + "fc1", "linear", i, T, d, spec.mlp_hidden, wd.w)
-            engine(b + "fc2", "linear", i, T, spec.mlp_hidden, d, wd.w)
-            back(b, i, moe=False)
-
-    def back(b, i, moe=True):
-        """residual_unit: the MLP output added to image b's residual stream; a MoE block's experts wrote
-        TOP_K output slots (no read-modify-write), which the same pass adds first (a word of every
-        slot per cycle, the slots' adds deepen its pipeline)."""
-        slots = spec.top_k if moe else 1
-        layers.append(Layer(b + "res2", "residual", stream_cycles(T * d, vec, DEPTH_MEM + 1 + (slots - 1)), block=i))
-
-    counts = iter(routing_counts(spec, routing))
-    for i in range(spec.depth):
-        for f in frames:
-            front(f"{f}block{i}.", i)
-        if not spec.is_moe(i):
-            continue
-        # run_experts: every expert once on the merged queue of the B images, TOKENS rows per engine call
-        for e, n in enumerate(next(counts)):
-            for c0 in range(0, B * n, T):      # an empty queue: the expert is never read
-                rows = min(T, B * n - c0)
-                part = f".{c0 // T}" if c0 else ""
-                engine(f"block{i}.expert{e}.fc1{part}", "linear", i, rows, d, spec.expert_hidden, wd.w)
-                engine(f"block{i}.expert{e}.fc2{part}", "linear", i, rows, spec.expert_hidden, d, wd.w)
-        for f in frames:
-            back(f"{f}block{i}.", i)
-    out_words = math.ceil(T * d * storage_bits(wd.act) / design.axi_bits)
-    for f in frames:
-        layers.append(Layer(f + "write_out", "io", act_io(out_words), weight_bytes=out_words * word_bytes))
+    costs = {}         # (step, rows) -> cost: every image of a batch repeats the same calls
+    for call in KERNEL_PLAN.calls(spec, design.batch, routing_counts(spec, routing), design):
+        s = call.step
+        key = (id(s), call.rows)
+        if key not in costs:
+            costs[key] = cost(s, call.rows)
+        cyc, macs, nbytes = costs[key]
+        layers.append(Layer(_layer_name(call, design.batch), s.unit, cyc, macs, nbytes, call.block,
+                            engine_slots=cyc * ei * eo if s.is_engine else 0))
     return layers
 
 

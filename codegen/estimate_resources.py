@@ -16,12 +16,12 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from . import design as _design
+from edgemoe import design as _design
 from .buffers import kernel_buffers, storage_bits
 from .model_common import (DEPTH_EXP, DEPTH_GELU, DEPTH_MEM, DEPTH_MUL, DEPTH_RECIP, DEPTH_RSQRT, EXP2_TABLE_SIZE,
                            GELU_TABLE_SIZE, ROUTE_GROUP, RSQRT_SEED_SIZE, Widths, clog2, dsp_per_mult, engine_dsp,
                            engine_pack_chunk, engine_packed, packed_int8)
-from .pack import tile_words
+from .word_packing import tile_words
 
 URAM_DEPTH, URAM_WIDTH = 4096, 72
 LUTRAM_BITS = 2048         # banks at most this big live in LUTRAM / registers, not block RAM

@@ -86,7 +86,7 @@ def generate(out_dir, preset: str | None = None, checkpoint=None, onnx=None, boa
     from .project import Project
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
-    base_precision(precision)  # unknown precision: one line before anything is built
+    base = base_precision(precision)  # unknown precision: one line before anything is built; calibrated later
     b, des = resolve_design(board, design, clock, batch)
     check_output_dir(out_dir, force=force)   # a user's folder is refused before anything is built
     if model is None:
@@ -100,9 +100,9 @@ def generate(out_dir, preset: str | None = None, checkpoint=None, onnx=None, boa
                   checkpoint=str(Path(checkpoint).resolve()) if checkpoint else None,
                   onnx=str(Path(onnx).resolve()) if onnx else None)
     with output_dir(out_dir, force=force, command="generate") as tmp:
-        _write_project(tmp, model, spec, precision, des, b, source, out_dir.resolve(), saturate_params)
+        _write_project(tmp, model, spec, base, des, b, source, out_dir.resolve(), saturate_params)
     if not quiet:
-        print(f"generated {out_dir} ({spec.name}, {precision}, {des.name}, {b.name} {des.clock_mhz:g} MHz) "
+        print(f"generated {out_dir} ({spec.name}, {base.name}, {des.name}, {b.name} {des.clock_mhz:g} MHz) "
               f"in {time.perf_counter() - t0:.1f} s")
     return Project(out_dir)
 
@@ -110,12 +110,13 @@ def generate(out_dir, preset: str | None = None, checkpoint=None, onnx=None, boa
 def kernel_context(spec, prec, design: Design, board_name: str, part: str = "", data_dir="data") -> dict:
     """The context every kernel, harness and script template renders with."""
     from .buffers import buffer_context, declarations
+    from .kernel_plan import KERNEL_PLAN
     buffers = buffer_context(spec, prec, design)
     return dict(spec=spec, prec=prec, design=design, top=TOP, board=board_name, part=part,
                 clock_mhz=f"{design.clock_mhz:g}", clock_ns=f"{1000.0 / design.clock_mhz:.4g}",
                 axi_bits=design.axi_bits, headers=[CONFIG_NAME, LAYOUT_NAME] + list(UNIT_FILES),
                 data_dir=str(data_dir), buffers=buffers, buffer_decls=declarations(spec, prec, design),
-                generated_by=f"edgemoe {__import__('edgemoe').__version__}")
+                generated_by=f"edgemoe {__import__('edgemoe').__version__}", plan=KERNEL_PLAN)
 
 
 def write_kernel_sources(root: Path, spec, prec, design: Design, board_name: str, part: str, data_dir,
@@ -139,17 +140,19 @@ def write_kernel_sources(root: Path, spec, prec, design: Design, board_name: str
     return ctx
 
 
-def _write_project(root: Path, model, spec, precision: str, design: Design, board, source: dict,
+def _write_project(root: Path, model, spec, base, design: Design, board, source: dict,
                    final_dir: Path, saturate_params: bool = False) -> None:
+    """``base``: the named Precision (golden/precision.py), calibrated on ``model`` here when it needs it."""
     from edgemoe.golden.apfixed import Fx
     from edgemoe.golden.calibrate import precision_for
     from edgemoe.golden.fixed_model import FixedM3ViT
     from edgemoe.golden.model import params_numpy, run_golden, sample_image
     from edgemoe.golden.units.patch_embed import patchify
-    from .pack import Layout, pack_raw
+    from .pack import Layout
+    from .word_packing import pack_raw
 
     params = params_numpy(model)
-    prec = precision_for(precision, spec, model, params)
+    prec = precision_for(base, spec, model, params)
     layout = Layout(spec, prec, design)
     fixed = FixedM3ViT(spec, prec, params, attn_rows=design.attn_rows, saturate_params=saturate_params)
     layout.fill(params, quantized=fixed.q)  # the fixed golden's own codes: parameters checked (or clamped) once
@@ -182,7 +185,7 @@ def _write_project(root: Path, model, spec, precision: str, design: Design, boar
     for name in ("hls_config.cfg", "run_hls.tcl", "Makefile", "README.md"):
         (root / name).write_text(render_template(f"scripts/{name}.j2", **ctx))
     from .unit_tops import write_unit_tops
-    write_unit_tops(root, spec, precision, design, board.part, ctx["clock_ns"])  # unit_tops/: HLS tops of the RTL units
+    write_unit_tops(root, spec, base, design, board.part, ctx["clock_ns"])  # unit_tops/: HLS tops of the RTL units
     manifest = dict(
         format=MANIFEST_FORMAT, top=TOP, spec=spec.to_dict(), precision=prec.to_dict(),
         design=design.to_dict(), board=dict(name=board.name, part=board.part), clock_mhz=design.clock_mhz,
@@ -203,7 +206,7 @@ def _write_project(root: Path, model, spec, precision: str, design: Design, boar
     from .pack_heads import write_heads
     write_heads(root, data / HEADS_NPZ, model=model)  # the task heads the board runs on its CPU
     record_data_files(root)  # data_files: sha256 + size of every data file (package and csim verify them)
-    from edgemoe.boards.vivado import write_vivado_files
+    from .vivado_files import write_vivado_files
     write_vivado_files(root)  # vivado/build_bd.tcl, vivado/hls_ip.tcl, hls_config_ip.cfg (`edgemoe build`)
 
 

@@ -29,15 +29,16 @@ call; ``?:`` and ``switch`` count every side.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-from .hls_arrays import ArrayDef, file_constants, find_arrays, is_decl, raw_params, template_params
+from .hls_arrays import file_constants, find_arrays, is_decl, raw_params, template_params
 from .hls_bank_count import count_loop
+from .hls_bank_records import ArrayRef, Inst, Site
 from .hls_expr import const_value, substitute
 from .hls_lanes import Expr, Lane, loop_header, stable
 from .hls_maxi import build_scope
 from .hls_source import Unit
-from .hls_syntax import Function, split_args, stmt_end
+from .hls_syntax import split_args, stmt_end
 from .synth_check import _match_paren
 
 MAX_DEPTH = 8
@@ -45,44 +46,6 @@ _CALL_RE = re.compile(r"\b([A-Za-z_]\w*)\s*(<[^;(){}]*>)?\s*\(")
 _QUAL_RE = re.compile(r"([A-Za-z_]\w*)\s*(?:<[^;(){}]*>)?\s*::\s*$")
 _SKIP = {"if", "for", "while", "switch", "return", "sizeof", "static_assert", "static_cast", "reinterpret_cast",
          "const_cast", "decltype", "alignof"}
-
-
-@dataclass(frozen=True)
-class ArrayRef:
-    adef: ArrayDef
-    dims: tuple          # dimension sizes (None: unknown)
-    prefix: tuple        # indices already applied (a sub-array argument such as tmp[s]), in the loop's terms
-    uid: tuple
-    label: str
-    register: bool
-
-
-@dataclass
-class Inst:
-    """One function as inlined into a pipelined loop (or the loop's own function)."""
-    fn: Function
-    params: dict         # name -> text in the loop's terms
-    arrays: dict         # visible name -> ArrayRef
-    lanes: tuple = ()    # lane tokens around the call
-    path: tuple = ()     # conditions around the call
-    chain: tuple = ()    # call positions from the loop body
-    site: int | None = None
-    depth: int = 0
-    stack: frozenset = frozenset()
-
-
-@dataclass
-class Site:
-    ref: ArrayRef
-    subs: list
-    kind: str            # r / w / rw
-    lanes: tuple
-    path: tuple
-    uid: tuple
-    pos: int
-    top: int
-    via: str
-    shown: str
 
 
 class BankChecker:
@@ -404,4 +367,4 @@ def check_banks(unit: Unit, top: str, macros: dict) -> tuple:
     return BankChecker(unit, macros).run(top)
 
 
-__all__ = ["check_banks", "BankChecker", "ArrayRef", "Inst", "Site"]
+__all__ = ["check_banks", "BankChecker"]

@@ -12,19 +12,14 @@ from edgemoe.golden.units.layernorm import rsqrt_table as _rsqrt_table
 from edgemoe.design import ROUTE_GROUP  # noqa: F401  (re-exported; one source, generated into the config header)
 
 # Pipeline depths (cycles from the first read to the last write of one pipelined loop), paid each
-# time the loop starts. They follow the operator chains of the C++: AXI / BRAM read 2, a DSP
-# multiply 3-4 (a 32x32 product 6), an adder tree log2(n), the casts 1.
-DEPTH_MEM = 2
-DEPTH_MUL = 4
-DEPTH_EXP = 10             # sm_exp_neg: d * log2(e), table read, interpolation multiply, shift
-DEPTH_GELU = 8             # table read, interpolation multiply, ReLU minus d(a)
-DEPTH_RECIP = 40           # one integer division per softmax row (a pipelined divider's latency)
-DEPTH_RSQRT = 60           # LayerNorm row: two divisions by EMBED, bit length, seed table, 2 Newton steps
-                           # of 3 dependent 64-bit products
+# time the loop starts: with their units in the units layer (edgemoe/units/_cycles.py and the unit
+# modules), re-exported here for the cycle and resource models
+from edgemoe.units._cycles import DEPTH_MEM, DEPTH_MUL, MAXI_READ_LATENCY, clog2  # noqa: F401
+from edgemoe.units.gelu import DEPTH_GELU
+from edgemoe.units.layernorm import DEPTH_RSQRT  # noqa: F401
+from edgemoe.units.softmax import DEPTH_EXP, DEPTH_RECIP, II_SOFTMAX  # noqa: F401
+
 DEPTH_AXI_READ = 20        # first beat of a burst read after its address (the published schedule's figure)
-MAXI_READ_LATENCY = 64     # Vitis's default m_axi read latency assumption (UG1399): the first word of a burst
-II_SOFTMAX = 4             # the running sum S = floor(S * e) + 1 is carried from key to key through a
-                           # multiply and an add, so the single-pass softmax loops cannot reach II=1
 # the ROMs' entries, from the golden model's tables (the config header's GELU_TABLE_SIZE, EXP2_TABLE_SIZE,
 # RSQRT_TABLE_SIZE)
 GELU_TABLE_SIZE = _gelu_table_size()                   # GELU d(a) over [0, GELU_RANGE]
@@ -32,10 +27,6 @@ EXP2_TABLE_SIZE = (1 << EXP2_SEG_LOG2) + 1             # 2^f on [0, 1]
 RSQRT_SEED_SIZE = len(_rsqrt_table())                  # LayerNorm's 1/sqrt seeds
 # DSP48E2 ports (hls/include/pack2.h's PACK2_DSP_*): the pre-adder / A input and the B input
 DSP_A_BITS, DSP_B_BITS = 27, 18
-
-
-def clog2(n: int) -> int:
-    return max(int(n - 1).bit_length(), 0)
 
 
 def dsp_per_mult(a_bits: int, b_bits: int) -> int:

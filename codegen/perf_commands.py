@@ -17,7 +17,7 @@ def resolve_target(project=None, preset=None, board=None, precision=None, design
 
     from edgemoe.design import Design, board_default, get_design
     if project:
-        from edgemoe.boards.vivado import read_manifest
+        from edgemoe.project_files import read_manifest
         man = read_manifest(project)
         spec = ModelSpec.from_dict(man["spec"])
         prec = Precision.from_dict(man["precision"])

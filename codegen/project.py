@@ -19,7 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from edgemoe.errors import EdgeMoeError
-from edgemoe.io import atomic_path, check_image, read_json, sha256_file
+from edgemoe.io import check_image, sha256_file
+from edgemoe.kernel_interface import CONFIG_NAME, kernel_id_of, read_kernel_id
+from edgemoe.project_files import record_data_files, verify_data  # re-exported: the project's data files
 
 from .aptypes import compile_cpp, find_ap_types, find_cxx
 
@@ -133,7 +135,7 @@ class Project:
 
     def run(self, images, task: int = 0, tap_id: int = -1):
         """Run the kernel on a batch (N, C, H, W) or one image; returns (out raw [N, T, d], scratch bytes)."""
-        from .pack import unpack_raw
+        from .word_packing import unpack_raw
         self._ensure()
         task = self.spec.task_index(task)
         images = np.asarray(images)
@@ -251,7 +253,7 @@ class Project:
 def kernel_taps(spec, g: dict) -> dict:
     """Golden fixed-model taps rearranged to the kernel's tap names and layouts (raw codes)."""
     from edgemoe.golden.apfixed import Fx
-    from .pack import BLOCK_STAGES, DENSE_ONLY, MOE_ONLY
+    from .tap_stages import BLOCK_STAGES, DENSE_ONLY, MOE_ONLY
 
     def raw(v):
         return v.raw if isinstance(v, Fx) else np.asarray(v, dtype=np.int64)
@@ -274,65 +276,12 @@ def kernel_taps(spec, g: dict) -> dict:
     return out
 
 
-# ---- data integrity and identity ------------------------------------------------------------------
-MANIFEST_NAME = "manifest.json"
-
-
-def _write_manifest(data_dir: Path, manifest: dict) -> None:
-    with atomic_path(data_dir / MANIFEST_NAME) as tmp:
-        Path(tmp).write_text(json.dumps(manifest, indent=1))
-
-
-def record_data_files(project_dir, names=None) -> dict:
-    """Record sha256 and size of the files of PROJECT/data (every file but manifest.json, or only
-    ``names``) in data/manifest.json's ``data_files``; returns that dict. ``edgemoe generate`` records
-    every file; a tool that rewrites one of them on purpose (write_heads) records that one again."""
-    data = Path(project_dir) / "data"
-    manifest = json.loads((data / MANIFEST_NAME).read_text())
-    rec = dict(manifest.get("data_files") or {}) if names is not None else {}
-    files = [data / n for n in names] if names is not None else \
-        sorted(f for f in data.iterdir() if f.is_file() and f.name != MANIFEST_NAME and not f.name.startswith("."))
-    for f in files:
-        rec[f.name] = dict(sha256=sha256_file(f), size=f.stat().st_size)
-    manifest["data_files"] = dict(sorted(rec.items()))
-    _write_manifest(data, manifest)
-    return manifest["data_files"]
-
-
-def verify_data(project_dir, manifest: dict | None = None) -> list:
-    """Check every data file of a generated project against data/manifest.json (sha256 and size, as
-    ``edgemoe generate`` recorded them); returns the names checked. A file that is missing or differs
-    is a one-line error naming it: ``package`` and ``csim`` call this first, so an edited file is named
-    as the cause instead of surfacing as bit mismatches."""
-    root = Path(project_dir)
-    data = root / "data"
-    if manifest is None:
-        manifest = read_json(data / MANIFEST_NAME, "project manifest")
-    records = manifest.get("data_files")
-    if not isinstance(records, dict) or not records:
-        # a project of an older edgemoe: what its manifest records (per-file sha256 of the packed inputs
-        # and golden outputs) is checked, the rest cannot be
-        records = {f["file"]: dict(sha256=f["sha256"], size=f.get("size")) for f in manifest.get("files", [])
-                   if f.get("sha256") and f.get("byte_offset", 0) == 0}
-    for name, rec in sorted(records.items()):
-        p = data / name
-        rel = f"data/{name}"
-        if not p.is_file():
-            raise EdgeMoeError(f"{rel} is missing from {root} (listed in the project's manifest): generate the "
-                               f"project again")
-        got = sha256_file(p)
-        if got != rec["sha256"] or (rec.get("size") is not None and p.stat().st_size != int(rec["size"])):
-            raise EdgeMoeError(f"{rel} differs from the project's manifest (sha256 {got[:16]}..., manifest "
-                               f"{rec['sha256'][:16]}...): the project was edited after `edgemoe generate`; "
-                               f"generate it again")
-    return sorted(records)
-
-
+# ---- identity ------------------------------------------------------------------------------------
 def project_identity(project_dir, manifest: dict) -> dict:
     """The model's identity as ``edgemoe generate`` records it (manifest key ``identity``): model,
     precision, design and board names, the config hash of the kernel's generated headers (its first
     8 hex digits are the kernel's ID register, EDGEMOE_KERNEL_ID) and the sha256 of data/weights.bin."""
-    from .config_header import CONFIG_NAME, config_hash, kernel_id_of, read_kernel_id
+    from .config_header import config_hash
     root = Path(project_dir)
     config = (root / "src" / CONFIG_NAME).read_text()
     h = config_hash(config, (root / "src" / "edgemoe_layout.h").read_text())

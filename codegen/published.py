@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 
+from edgemoe.units.layernorm import layernorm_cycles
+
 from .bandwidth import Bandwidth
 from .buffers import storage_bits
 from .model_common import DEPTH_AXI_READ, DEPTH_MEM, DEPTH_MUL, II_SOFTMAX, Layer, Widths, clog2
-from .unit_cycles import layernorm_cycles, routing_counts
+from .unit_cycles import routing_counts
 
 
 def _engine_depth(design) -> int:

@@ -216,9 +216,8 @@ def check_resources(report, est) -> tuple:
 def vitis_check(project_dir, run_dir=None) -> dict:
     """Check the Vitis run of a generated project (the newest under DIR, or ``run_dir``); the result
     dict is what ``--json`` writes. Raises :class:`EdgeMoeError` when there is no run."""
-    from edgemoe.boards.vivado import read_manifest
-
     from edgemoe.design import ENGINE_FUNCTION, SHARED_FUNCTIONS
+    from edgemoe.project_files import read_manifest
     root = Path(project_dir)
     manifest = read_manifest(root)
     top = manifest.get("top", "edgemoe_top")
@@ -331,11 +330,5 @@ def check_build_run(work, project, logs) -> dict:
                 report="logs/vitis_check.json")
 
 
-def build_command(args) -> int:
-    """``edgemoe build`` with the Vitis check after the HLS step (boards must not import codegen)."""
-    from edgemoe.boards.build import build_command as board_build
-    return board_build(args, after_hls=check_build_run)
-
-
-__all__ = ["vitis_check", "vitis_check_command", "check_build_run", "build_command", "find_run", "format_result",
+__all__ = ["vitis_check", "vitis_check_command", "check_build_run", "find_run", "format_result",
            "RESOURCE_MARGIN"]

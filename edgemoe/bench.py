@@ -10,6 +10,8 @@ import time
 
 import numpy as np
 
+from .spec import DEFAULT_PRECISION
+
 
 def _best_of(fn, repeat: int) -> float:
     best = float("inf")
@@ -91,7 +93,7 @@ def bench_accuracy(presets=("micro", "m3vit-tiny-edge")) -> dict:
     return out
 
 
-def bench_csim(preset: str = "m3vit-tiny-edge", precision: str = "w16a32", repeat: int = 2) -> dict:
+def bench_csim(preset: str = "m3vit-tiny-edge", precision: str = DEFAULT_PRECISION, repeat: int = 2) -> dict:
     """One full frame of the generated kernel in C simulation: bit-exact check, wall time, and the
     ratio to the PyTorch float golden timed in the same run."""
     import shutil
@@ -99,7 +101,7 @@ def bench_csim(preset: str = "m3vit-tiny-edge", precision: str = "w16a32", repea
     from pathlib import Path
 
     from edgemoe.codegen.generate import generate
-    from edgemoe.codegen.pack import unpack_raw
+    from edgemoe.codegen.word_packing import unpack_raw
     from edgemoe.golden.model import build_model, run_golden
     from edgemoe.spec import get_preset
     tmp = Path(tempfile.mkdtemp(prefix="edgemoe_bench_"))

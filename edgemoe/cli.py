@@ -61,19 +61,24 @@ def _cmd_generate(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from .spec import DEFAULT_PRECISION, DEFAULT_PRESET, PRECISION_NAMES
-    ap = argparse.ArgumentParser(prog="edgemoe", description="FPGA accelerators for multi-task "
-                                 "Mixture-of-Experts vision transformers (Edge-MoE / M3ViT).")
-    ap.add_argument("--version", action="version", version=f"edgemoe {__import__('edgemoe').__version__}")
-    sub = ap.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
+def _cmd_build(args) -> int:
+    """``edgemoe build``: boards/build.py runs the tools; codegen writes the project's Vivado / IP export
+    scripts when they are missing or stale, and checks the HLS run (vitis-check) before Vivado runs."""
+    from edgemoe.boards.build import build_command
+    from edgemoe.codegen.vitis_check import check_build_run
+    from edgemoe.codegen.vivado_files import write_vivado_files
+    return build_command(args, after_hls=check_build_run, write_scripts=write_vivado_files)
 
+
+def _add_presets(sub) -> None:
     p = sub.add_parser("presets", help="list the model presets with their sizes",
                        description="List the built-in model presets with their sizes.")
     p.add_argument("-v", "--verbose", action="store_true", help="also print each preset's description")
     p.set_defaults(func=_cmd_presets)
 
+
+def _add_golden(sub) -> None:
+    from .spec import DEFAULT_PRECISION, DEFAULT_PRESET
     p = sub.add_parser("golden", help="run the float or fixed-point golden model on one image",
                        description="Run the golden M3ViT encoder (float PyTorch, or the bit-accurate "
                        "fixed-point model with --fixed) on one image and write the last block's output.")
@@ -91,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--saturate", action="store_true", help=SATURATE_HELP)
     p.set_defaults(func=_lazy("edgemoe.golden.run", "golden_command"))
 
+
+def _add_export_onnx(sub) -> None:
+    from .spec import DEFAULT_PRESET
     p = sub.add_parser("export-onnx", help="export the encoder to ONNX (loads back with --onnx)",
                        description="Export the M3ViT encoder (both tasks: the task is a graph input) to ONNX, "
                        "with the model spec in the metadata so that `--onnx FILE` loads it back.")
@@ -100,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="the .onnx file to write")
     p.set_defaults(func=_cmd_export_onnx)
 
+
+def _add_demo(sub) -> None:
+    from .spec import DEFAULT_PRESET
     p = sub.add_parser("demo", help="run the whole flow that exists on the built-in default model",
                        description="Run the flow end to end on the default preset and a sample image: "
                        "float golden, fixed-point golden, task outputs as pictures and a summary.")
@@ -108,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="weights seed")
     p.set_defaults(func=_lazy("edgemoe.demo", "run_demo"))
 
+
+def _add_generate(sub) -> None:
+    from .spec import DEFAULT_PRECISION
     p = sub.add_parser("generate", help="generate a Vitis HLS project (kernel, testbench, data, scripts)",
                        description="Write a self-contained Vitis HLS project folder: kernel C++ (one header "
                        "per unit and a top kernel), configuration header, C testbench, packed weights, golden "
@@ -127,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--saturate", action="store_true", help=SATURATE_HELP)
     p.set_defaults(func=_cmd_generate)
 
+
+def _add_csim(sub) -> None:
     p = sub.add_parser("csim", help="C-simulate a generated project and compare it with the goldens",
                        description="Compile the project's kernel with g++ (ap_types from $XILINX_HLS/include, "
                        "else the hls4ml wheel), run it, compare every tap bit for bit with the fixed-point "
@@ -142,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="J", help="write the results as JSON")
     p.set_defaults(func=_lazy("edgemoe.codegen.csim", "csim_command"))
 
+
+def _add_hls_check(sub) -> None:
     p = sub.add_parser("hls-check", help="check a generated kernel against the Vitis HLS rules csim cannot show",
                        description="Without Vitis: count the instances of the shared units in the synthesis branch, "
                        "check ALLOCATION / INLINE / DEPENDENCE pragmas, the m_axi accesses of pipelined loops and "
@@ -153,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-probe", action="store_true", help="skip the instrumented C simulation")
     p.set_defaults(func=_lazy("edgemoe.codegen.hls_check", "hls_check_command"))
 
+
+def _add_sim(sub) -> None:
+    from .spec import DEFAULT_PRECISION, PRECISION_NAMES
     p = sub.add_parser("sim", help="simulate the RTL units with cocotb (Verilator, Icarus) against the goldens",
                        description="Build and run each RTL unit's cocotb bench on every installed simulator "
                        "(or --simulator), compare with the fixed-point golden and measure items per cycle. "
@@ -163,11 +184,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vectors", type=int, default=10000, metavar="N", help="test vectors per unit (default 10000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random vectors")
     p.add_argument("--rtl-dir", metavar="DIR", help="Verilog of the unit tops from Vitis instead of ours")
+    p.add_argument("--project", metavar="DIR", help="a generated project: its spec, design and precision (w8a8: "
+                   "the types calibrated on its model, from data/manifest.json) instead of the default preset's")
     p.add_argument("--precision", choices=PRECISION_NAMES, help=f"default {DEFAULT_PRECISION}")
     p.add_argument("--block", metavar="N|nominal", help="w8a8: the block whose calibrated types the RTL is built "
                    "with (default 0; nominal with --rtl-dir)")
     p.add_argument("--json", metavar="J", help="write the results as JSON")
     p.set_defaults(func=_lazy("edgemoe.sim.cli_sim", "sim_command"))
+
+
+def _add_synth_estimate(sub) -> None:
     p = sub.add_parser("synth-estimate", help="resource estimate of the RTL units with Yosys (synth_xilinx)",
                        description="Synthesise the RTL units with Yosys (synth_xilinx -family xcup) and "
                        "tabulate LUT, FF, DSP48E2, BRAM and CARRY8 counts.")
@@ -178,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--design", help="design point (default edge-moe)")
     p.set_defaults(func=_lazy("edgemoe.sim.synth_estimate", "synth_estimate_command"))
 
+
+def _add_estimate(sub) -> None:
+    from .spec import DEFAULT_PRECISION, PRECISION_NAMES
     p = sub.add_parser("estimate", help="latency and resources of the generated kernel, from the spec",
                        description="Model the generated kernel's cycles per layer and unit (trip counts, initiation "
                        "intervals, pipeline depths, weight streams overlapped with the MACs, DDR and PS-port bandwidth "
@@ -197,6 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="J", help="write the estimate as JSON")
     p.set_defaults(func=_lazy("edgemoe.codegen.perf_commands", "estimate_command"))
 
+
+def _add_explore(sub) -> None:
+    from .spec import DEFAULT_PRECISION, DEFAULT_PRESET, PRECISION_NAMES
     p = sub.add_parser("explore", help="search design points for the fastest that fits a board",
                        description="Search engine width (weight tiling), attention rows and lanes, element-wise "
                        "lanes, weight ports and UltraRAM binding for the lowest estimated latency that fits the "
@@ -216,6 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "lut and ff 0.7: designs fuller than that rarely close timing at 300 MHz)")
     p.set_defaults(func=_lazy("edgemoe.codegen.perf_commands", "explore_command"))
 
+
+def _add_report(sub) -> None:
     p = sub.add_parser("report", help="one HTML (and markdown) report on a generated project",
                        description="Write DIR/report/report.html and report.md: the spec, resources against the "
                        "board, the estimated latency per layer, the accuracy ladder float / fixed / csim / RTL / "
@@ -230,6 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "as the C-simulation rung, instead of running it")
     p.set_defaults(func=_lazy("edgemoe.codegen.report", "report_command"))
 
+
+def _add_build(sub) -> None:
     p = sub.add_parser("build", help="run Vitis HLS and Vivado on a generated project (bitstream + hwh)",
                        description="Export the kernel as a Vivado IP with Vitis HLS (v++, or vitis_hls before "
                        "2023.2), then build the block design (PS, kernel, smartconnects to the HP ports, control "
@@ -238,8 +274,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("project", metavar="DIR", help="a folder written by `edgemoe generate`")
     p.add_argument("--until", choices=["hls", "bitstream"], default="bitstream",
                    help="last step to run (default bitstream)")
-    p.set_defaults(func=_lazy("edgemoe.codegen.vitis_check", "build_command"))
+    p.set_defaults(func=_cmd_build)
 
+
+def _add_vitis_check(sub) -> None:
     p = sub.add_parser("vitis-check", help="check a Vitis HLS run: bursts, II, one engine, resources vs estimate",
                        description="Read the Vitis HLS log and csynth reports of a run of a generated project "
                        "(edgemoe build's, or your own anywhere under DIR) and report, naming the port, loop or "
@@ -253,6 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="J", help="write the findings as JSON")
     p.set_defaults(func=_lazy("edgemoe.codegen.vitis_check", "vitis_check_command"))
 
+
+def _add_package(sub) -> None:
     p = sub.add_parser("package", help="make the folder and tarball to copy to the board",
                        description="Write PKG/ and PKG.tar.gz: bitstream and hwh when built, packed weights, "
                        "golden inputs and outputs, the host runtime, run.sh and a manifest with the sha256 of "
@@ -263,6 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(a folder or file of yours is never replaced)")
     p.set_defaults(func=_lazy("edgemoe.boards.package", "package_command"))
 
+
+def _add_emulate(sub) -> None:
     p = sub.add_parser("emulate", help="a board stand-in for pynq: PYNQ.remote on 127.0.0.1, kernel in C simulation",
                        description="Serve PYNQ.remote's gRPC services (pynq 4.0) on 127.0.0.1 for a package made "
                        "by `edgemoe package`: emulated DDR for pynq.allocate, the kernel's AXI-Lite registers at "
@@ -276,7 +318,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ddr-mb", type=int, default=1024, metavar="MB", help="room for allocations (default 1024)")
     p.add_argument("--workdir", metavar="DIR", help="where to render and compile the kernel when the packaged "
                    "project is gone (default: a temporary folder)")
-    p.set_defaults(func=_lazy("edgemoe.boards.emulator", "emulate_command"))
+    p.set_defaults(func=_lazy("edgemoe.sim.emulator", "emulate_command"))
+
+
+COMMANDS = (_add_presets, _add_golden, _add_export_onnx, _add_demo, _add_generate, _add_csim, _add_hls_check,
+            _add_sim, _add_synth_estimate, _add_estimate, _add_explore, _add_report, _add_build, _add_vitis_check,
+            _add_package, _add_emulate)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="edgemoe", description="FPGA accelerators for multi-task "
+                                 "Mixture-of-Experts vision transformers (Edge-MoE / M3ViT).")
+    ap.add_argument("--version", action="version", version=f"edgemoe {__import__('edgemoe').__version__}")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for add in COMMANDS:   # in the order `edgemoe --help` lists them
+        add(sub)
     return ap
 
 

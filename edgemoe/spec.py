@@ -167,6 +167,25 @@ PRESETS = {
         description="M3ViT ViT-S on NYUD-v2 (semseg + depth)"),
 }
 
+# ---- the checkpoint format: M3ViT's parameter names ----------------------------------------------------
+def block_key(i: int, name: str) -> str:
+    """The checkpoint name of tensor ``name`` of encoder block ``i``: ``backbone.blocks.{i}.{name}``."""
+    return f"backbone.blocks.{i}.{name}"
+
+
+# the MLP's tensors (relative to the block) in a dense block and in an MoE block (M3ViT's FMoE experts)
+MLP_TENSORS = {
+    "fc1": ("mlp.fc1", "mlp.experts.htoh4"),      # embed -> hidden (then GELU)
+    "fc2": ("mlp.fc2", "mlp.experts.h4toh"),      # hidden -> embed
+    "hidden": ("mlp", "mlp.experts"),             # the GELU output's calibrated type is keyed by this
+}
+
+
+def mlp_tensor(part: str, moe: bool) -> str:
+    """``part`` ("fc1", "fc2", "hidden") of a dense (``moe`` False) or an MoE block's MLP, relative to the block."""
+    return MLP_TENSORS[part][1 if moe else 0]
+
+
 DEFAULT_PRESET = "m3vit-tiny-edge"
 DEFAULT_PRECISION = "w16a32"   # the reference design's types (golden/precision.py defines them)
 PRECISION_NAMES = ("w16a32", "w8a8")   # golden/precision.PRECISIONS, named here for the command line
@@ -193,4 +212,5 @@ def preset_table() -> str:
     return "\n".join(lines)
 
 
-__all__ = ["TaskSpec", "ModelSpec", "PRESETS", "DEFAULT_PRESET", "get_preset", "preset_table"]
+__all__ = ["TaskSpec", "ModelSpec", "PRESETS", "DEFAULT_PRESET", "DEFAULT_PRECISION", "PRECISION_NAMES", "get_preset",
+           "preset_table", "block_key", "mlp_tensor", "MLP_TENSORS"]

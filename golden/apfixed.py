@@ -10,8 +10,13 @@ Widths are limited to 64 bits, which is what the kernel uses: int64 arithmetic w
 so a wrapped W <= 64 result is exact even when an intermediate sum overflowed int64.
 
 Range monitoring: inside :func:`edgemoe.golden.range_counts.count_range`, every cast of a value into
-a type (:meth:`Fx.cast`, :meth:`FixedType.overflow`, the accumulators of :func:`fx_matmul`) counts
-the values that lie outside the target type's range after quantisation (see that module).
+a type (:meth:`Fx.cast`, :meth:`FixedType.overflow`, the accumulators of
+:func:`edgemoe.golden.exact_matmul.fx_matmul`) counts the values that lie outside the target type's
+range after quantisation (see that module).
+
+This module holds the types (:class:`FixedType`, its casts, the result types :func:`mul_type` /
+:func:`add_type`) and :class:`Fx`; the raw-code operations under them (wrap, rounding shifts) are in
+:mod:`edgemoe.golden.raw_codes`, the exact matrix product in :mod:`edgemoe.golden.exact_matmul`.
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .range_counts import active_counts
+from .raw_codes import _round_from_parts, shift_right_round, wrap
 
 QUANT_MODES = ("AP_TRN", "AP_TRN_ZERO", "AP_RND", "AP_RND_ZERO", "AP_RND_MIN_INF",
                "AP_RND_INF", "AP_RND_CONV")
@@ -238,19 +244,6 @@ class FixedType:
         return self.overflow(shift_right_round(raw, shift, self.Q))
 
 
-def wrap(raw, width: int, signed: bool = True) -> np.ndarray:
-    """Keep the low ``width`` bits (two's complement when signed)."""
-    raw = np.asarray(raw, dtype=np.int64)
-    if width >= 64:
-        return raw if signed else raw  # unsigned 64-bit values beyond int64 are not used
-    mask = np.int64((1 << width) - 1)
-    low = raw & mask
-    if signed:
-        sign = np.int64(1 << (width - 1))
-        return (low ^ sign) - sign
-    return low
-
-
 def _shl_checked(raw, n: int, src: FixedType):
     """``raw << n`` wrapped modulo 2**64, with masks of the elements whose exact result is
     above / below the int64 range (so a saturating target can still tell they overflowed)."""
@@ -262,50 +255,6 @@ def _shl_checked(raw, n: int, src: FixedType):
     too_small = raw < -((1 << 63) >> n)
     shifted = raw << np.int64(n) if n < 64 else np.zeros_like(raw)  # C++: shifted out -> 0
     return shifted, too_big, too_small
-
-
-def _round_from_parts(fl, exact, half, above_half, negative, mode):
-    """Pick floor or floor+1 for a value split into ``fl`` (floor) and its fraction."""
-    up = np.zeros(np.shape(fl), dtype=bool)
-    if mode == "AP_TRN":
-        pass
-    elif mode == "AP_TRN_ZERO":
-        up = negative & ~exact
-    elif mode == "AP_RND":
-        up = half | above_half
-    elif mode == "AP_RND_ZERO":
-        up = above_half | (half & negative)
-    elif mode == "AP_RND_MIN_INF":
-        up = above_half
-    elif mode == "AP_RND_INF":
-        up = above_half | (half & ~negative)
-    elif mode == "AP_RND_CONV":
-        odd = np.mod(np.where(np.isfinite(fl), fl, 0), 2) != 0  # (inf: beyond 2**1024, even)
-        up = above_half | (half & odd)
-    else:  # pragma: no cover - FixedType validates modes
-        raise ValueError(mode)
-    return fl + up
-
-
-def shift_right_round(raw, n: int, mode: str = "AP_TRN") -> np.ndarray:
-    """``raw / 2**n`` quantised with ap_fixed quantisation ``mode`` (n <= 0 shifts left, exactly)."""
-    raw = np.asarray(raw, dtype=np.int64)
-    if n <= 0:
-        return raw << np.int64(-n)
-    if n <= 63:
-        fl = raw >> np.int64(n)
-        rem = raw & np.int64((1 << n) - 1)
-        half_v = np.int64(1 << (n - 1))
-        exact = rem == 0
-        half = rem == half_v
-        above = rem > half_v
-    else:  # |raw| <= 2**63 <= 2**(n-1): the quotient is in [-0.5, 0.5)
-        fl = raw >> np.int64(63)
-        exact = raw == 0
-        half = (raw == np.iinfo(np.int64).min) if n == 64 else np.zeros(raw.shape, dtype=bool)
-        above = (raw < 0) & ~half
-    negative = raw < 0
-    return _round_from_parts(fl, exact, half, above, negative, mode).astype(np.int64)
 
 
 def _result_signed(a: FixedType, b: FixedType) -> bool:
@@ -405,66 +354,3 @@ class Fx:
     def __gt__(self, other):
         a, b = self._align(other)
         return a > b
-
-
-def int_bits_needed(values) -> int:
-    """Bits (with sign) that hold every integer in ``values``."""
-    v = np.asarray(values, dtype=np.int64)
-    if v.size == 0:
-        return 1
-    hi = int(v.max())
-    lo = int(v.min())
-    return max(max(hi, 0).bit_length(), (-lo - 1).bit_length() if lo < 0 else 0) + 1
-
-
-def exact_int_matmul(a, b, a_bits: int | None = None, b_bits: int | None = None) -> np.ndarray:
-    """``a @ b`` on int64 matrices, exact modulo 2**64, using float64 BLAS on split operands.
-
-    ``b`` is cut into chunks narrow enough that each partial product sum stays below 2**53,
-    so every float64 matmul is exact; the chunks are recombined with int64 shifts.
-    """
-    a = np.asarray(a, dtype=np.int64)
-    b = np.asarray(b, dtype=np.int64)
-    n = a.shape[-1]
-    a_bits = a_bits or int_bits_needed(a)
-    b_bits = b_bits or int_bits_needed(b)
-    sum_bits = max(1, int(np.ceil(np.log2(max(n, 2)))))
-    if a_bits > b_bits:  # split the wider operand
-        return np.swapaxes(exact_int_matmul(np.swapaxes(b, -1, -2), np.swapaxes(a, -1, -2),
-                                            b_bits, a_bits), -1, -2)
-    chunk = 52 - a_bits - sum_bits
-    if chunk < 1:
-        raise OverflowError(f"operands of {a_bits} bits over {n} terms are too wide for exact matmul")
-    af = a.astype(np.float64)
-    result = None
-    rest = b
-    shift = 0
-    while True:
-        if int_bits_needed(rest) <= chunk:
-            part = np.matmul(af, rest.astype(np.float64))
-            term = part.astype(np.int64) << np.int64(shift)
-            result = term if result is None else result + term
-            break
-        low = rest & np.int64((1 << chunk) - 1)  # unsigned low chunk
-        part = np.matmul(af, low.astype(np.float64))
-        term = part.astype(np.int64) << np.int64(shift)
-        result = term if result is None else result + term
-        rest = rest >> np.int64(chunk)
-        shift += chunk
-    return result
-
-
-def fx_matmul(a: Fx, b: Fx, acc: FixedType) -> Fx:
-    """Sum of exact products ``a @ b`` accumulated in ``acc`` (wrap), as a MAC array does.
-
-    ``acc`` must hold the products without rounding (``acc.F == a.F + b.F``); that is what the
-    kernel's accumulators do, which makes the result independent of the summation order.
-    """
-    if acc.F != a.t.F + b.t.F:
-        raise ValueError(f"accumulator {acc.cpp} must have {a.t.F + b.t.F} fraction bits "
-                         f"for {a.t.cpp} x {b.t.cpp}")
-    if acc.O != "AP_WRAP":
-        raise ValueError("accumulators wrap; saturating accumulation is order dependent")
-    s = exact_int_matmul(a.raw, b.raw, a.t.W, b.t.W)
-    acc.record(s)
-    return Fx(wrap(s, acc.W, acc.signed), acc)

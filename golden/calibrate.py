@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgemoe.spec import ModelSpec
+from edgemoe.spec import ModelSpec, block_key, mlp_tensor
 
 from .precision import Precision, base_precision, pow2_type
 from .units.gelu import gelu_float
@@ -28,9 +28,10 @@ def _gelu_amax(pre: np.ndarray) -> float:
     return float(np.abs(gelu_float(np.array([lo, hi, min(max(-0.7518, lo), hi)]))).max())
 
 
-def calibrate_w8a8(spec: ModelSpec, params: dict, taps_list: list) -> Precision:
-    """``taps_list``: float taps (numpy, no batch axis) of several (image, task) runs."""
-    prec = base_precision("w8a8")
+def calibrate_w8a8(spec: ModelSpec, params: dict, taps_list: list, base: Precision | None = None) -> Precision:
+    """``taps_list``: float taps (numpy, no batch axis) of several (image, task) runs; ``base``: the
+    uncalibrated w8a8 precision (default golden/precision.py's)."""
+    prec = base if base is not None else base_precision("w8a8")
     ov = {}
     t = lambda name: [tp[name] for tp in taps_list]  # noqa: E731
 
@@ -40,35 +41,36 @@ def calibrate_w8a8(spec: ModelSpec, params: dict, taps_list: list) -> Precision:
 
     acts = t("patch_embed")
     for i in range(spec.depth):
-        k = f"backbone.blocks.{i}"
+        k = lambda n, i=i: block_key(i, n)  # noqa: E731
         p = f"blocks.{i}."
         acts += t(p + "res1") + t(p + "out")
-        ov[f"{k}.ln1.ln_out"] = pow2_type(_amax(t(p + "ln1")), 8)
-        ov[f"{k}.ln2.ln_out"] = pow2_type(_amax(t(p + "ln2")), 8)
-        ov[f"{k}.attn.qkv"] = pow2_type(_amax(t(p + "q") + t(p + "k") + t(p + "v")), 8)
-        ov[f"{k}.attn_out.attn_out"] = pow2_type(_amax(t(p + "attn_out")), 8)
+        moe = spec.is_moe(i)
+        ov[k("ln1.ln_out")] = pow2_type(_amax(t(p + "ln1")), 8)
+        ov[k("ln2.ln_out")] = pow2_type(_amax(t(p + "ln2")), 8)
+        ov[k("attn.qkv")] = pow2_type(_amax(t(p + "q") + t(p + "k") + t(p + "v")), 8)
+        ov[k("attn_out.attn_out")] = pow2_type(_amax(t(p + "attn_out")), 8)
         # probabilities shrink as 1/tokens: a fixed [0, 1) range would round most of them to 0
-        ov[f"{k}.attn.prob"] = pow2_type(_amax(t(p + "attn_probs")), prec.types["prob"].W, signed=False)
-        weight(f"{k}.attn.qkv")
-        weight(f"{k}.attn.proj")
-        if spec.is_moe(i):
-            w1 = np.asarray(params[f"{k}.mlp.experts.htoh4.weight"], np.float64)
-            b1 = np.asarray(params[f"{k}.mlp.experts.htoh4.bias"], np.float64)
+        ov[k("attn.prob")] = pow2_type(_amax(t(p + "attn_probs")), prec.types["prob"].W, signed=False)
+        weight(k("attn.qkv"))
+        weight(k("attn.proj"))
+        fc1, fc2, hidden = (k(mlp_tensor(part, moe)) for part in ("fc1", "fc2", "hidden"))
+        if moe:
+            w1 = np.asarray(params[fc1 + ".weight"], np.float64)
+            b1 = np.asarray(params[fc1 + ".bias"], np.float64)
             # each expert over the tokens the float gate sent it on the calibration runs
             hid = [0.0]
             for x, idx in zip(t(p + "ln2"), t(p + "topk_idx")):
                 for e in np.unique(idx):
                     rows = np.asarray(x, np.float64)[np.any(idx == e, axis=-1)]
                     hid.append(_gelu_amax(rows @ w1[e].T + b1[e]))
-            ov[f"{k}.mlp.experts.hidden"] = pow2_type(max(hid), 8)
-            for n in ("htoh4", "h4toh"):
-                weight(f"{k}.mlp.experts.{n}")
-            gates = [params[f"{k}.mlp.gate.{j}.w_gate"] for j in range(spec.num_tasks)]
-            ov[f"{k}.mlp.gate.gate_w"] = pow2_type(_amax(gates), prec.types["gate_w"].W)
+            ov[hidden + ".hidden"] = pow2_type(max(hid), 8)
         else:
-            ov[f"{k}.mlp.hidden"] = pow2_type(_amax(t(p + "fc1")), 8)
-            weight(f"{k}.mlp.fc1")
-            weight(f"{k}.mlp.fc2")
+            ov[hidden + ".hidden"] = pow2_type(_amax(t(p + "fc1")), 8)
+        weight(fc1)
+        weight(fc2)
+        if moe:
+            gates = [params[k(f"mlp.gate.{j}.w_gate")] for j in range(spec.num_tasks)]
+            ov[k("mlp.gate.gate_w")] = pow2_type(_amax(gates), prec.types["gate_w"].W)
     types = dict(prec.types)
     types["patch_w"] = pow2_type(_amax([params["backbone.patch_embed.proj.weight"]]), prec.types["patch_w"].W)
     types["act"] = pow2_type(_amax(acts), prec.types["act"].W)
@@ -92,11 +94,12 @@ def calibration_taps(model, spec: ModelSpec, images=None) -> list:
     return out
 
 
-def precision_for(name: str, spec: ModelSpec, model=None, params=None) -> Precision:
-    """The named precision, calibrated on the model where it needs calibration."""
-    prec = base_precision(name)
-    if name != "w8a8":
+def precision_for(precision, spec: ModelSpec, model=None, params=None) -> Precision:
+    """The precision (a name or the uncalibrated :class:`Precision` of one), calibrated on the model
+    where it needs calibration."""
+    prec = base_precision(precision) if isinstance(precision, str) else precision
+    if prec.name != "w8a8":
         return prec
     from .model import params_numpy
     params = params if params is not None else params_numpy(model)
-    return calibrate_w8a8(spec, params, calibration_taps(model, spec))
+    return calibrate_w8a8(spec, params, calibration_taps(model, spec), prec)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgemoe.errors import EdgeMoeError
-from edgemoe.spec import ModelSpec
+from edgemoe.spec import ModelSpec, block_key, mlp_tensor
 
 from .apfixed import FixedType, Fx
 from .precision import Precision
@@ -26,10 +26,6 @@ from .units.moe_route import route_fixed
 from .units.patch_embed import patchify, patch_embed_fixed
 
 DEFAULT_ATTN_ROWS = 4  # the reference design keeps 4 query rows on chip
-
-
-def block_key(i: int, name: str) -> str:
-    return f"backbone.blocks.{i}.{name}"
 
 
 SATURATE_HINT = "pass --saturate (saturate_params=True) to clamp them to the type's range instead"
@@ -115,19 +111,14 @@ def quantize_params(spec: ModelSpec, prec: Precision, params: dict, saturate_par
         q[k("attn.qkv.bias")] = fx(k("attn.qkv.bias"), prec.t("qkv_b"))
         q[k("attn.proj.weight")] = fx(k("attn.proj.weight"), prec.t("w", tensor=k("attn.proj")))
         q[k("attn.proj.bias")] = fx(k("attn.proj.bias"), prec.t("b"))
+        for part in ("fc1", "fc2"):
+            base = k(mlp_tensor(part, spec.is_moe(i)))
+            q[base + ".weight"] = fx(base + ".weight", prec.t("w", tensor=base))
+            q[base + ".bias"] = fx(base + ".bias", prec.t("b"))
         if spec.is_moe(i):
-            for n in ("htoh4", "h4toh"):
-                base = k(f"mlp.experts.{n}")
-                q[base + ".weight"] = fx(base + ".weight", prec.t("w", tensor=base))
-                q[base + ".bias"] = fx(base + ".bias", prec.t("b"))
             for t in range(spec.num_tasks):
                 g = k(f"mlp.gate.{t}.w_gate")
                 q[g] = fx(g, prec.t("gate_w", tensor=k("mlp.gate")), get(g).T)  # [E, d]
-        else:
-            for n in ("fc1", "fc2"):
-                base = k(f"mlp.{n}")
-                q[base + ".weight"] = fx(base + ".weight", prec.t("w", tensor=base))
-                q[base + ".bias"] = fx(base + ".bias", prec.t("b"))
     if report is not None:
         report.extend(bad)
     if bad and not saturate_params:
@@ -215,20 +206,22 @@ class FixedM3ViT:
                 y = self._moe(i, ln2, task, tap, p)
             else:
                 range_stage("fc1")
-                h = self._fc1_gelu(ln2, k("mlp.fc1"), q[k("mlp.fc1.weight")], q[k("mlp.fc1.bias")])
+                fc1, fc2 = k(mlp_tensor("fc1", False)), k(mlp_tensor("fc2", False))
+                h = self._fc1_gelu(ln2, k(mlp_tensor("hidden", False)), q[fc1 + ".weight"], q[fc1 + ".bias"])
                 tap(p + "fc1", h)
                 range_stage("mlp_out")
-                y = linear_fixed(h, q[k("mlp.fc2.weight")], q[k("mlp.fc2.bias")], prec, act)
+                y = linear_fixed(h, q[fc2 + ".weight"], q[fc2 + ".bias"], prec, act)
             tap(p + "mlp_out", y)
             range_stage("out")
             x = (x + y).cast(act)
             tap(p + "out", x)
         return x
 
-    def _fc1_gelu(self, x: Fx, name: str, w: Fx, b: Fx) -> Fx:
+    def _fc1_gelu(self, x: Fx, hidden: str, w: Fx, b: Fx) -> Fx:
+        """fc1 then GELU into the type of the MLP's hidden tensor ``hidden`` (its checkpoint name)."""
         prec = self.prec
         h = linear_fixed(x, w, b, prec, prec.t("gelu_in"))
-        return gelu_fixed(h, prec, out_t=prec.t("hidden", tensor=name.rsplit(".", 1)[0]), table=self.gelu_tab)
+        return gelu_fixed(h, prec, out_t=prec.t("hidden", tensor=hidden), table=self.gelu_tab)
 
     def _moe(self, i: int, ln2: Fx, task: int, tap, p: str) -> Fx:
         """Route, run each expert over its own queue only, scatter score * y into the output."""
@@ -238,14 +231,15 @@ class FixedM3ViT:
         route = route_fixed(ln2, q[k(f"mlp.gate.{task}.w_gate")], prec, spec.top_k)
         tap(p + "gate_logits", route.logits), tap(p + "gate_probs", route.probs)
         tap(p + "topk_idx", route.topk_idx), tap(p + "topk_score", route.topk_score)
-        w1, b1 = q[k("mlp.experts.htoh4.weight")], q[k("mlp.experts.htoh4.bias")]
-        w2, b2 = q[k("mlp.experts.h4toh.weight")], q[k("mlp.experts.h4toh.bias")]
+        fc1, fc2 = k(mlp_tensor("fc1", True)), k(mlp_tensor("fc2", True))
+        w1, b1 = q[fc1 + ".weight"], q[fc1 + ".bias"]
+        w2, b2 = q[fc2 + ".weight"], q[fc2 + ".bias"]
         out = Fx.zeros(ln2.shape, act)
         for e, (tok, score) in enumerate(route.queues):
             if len(tok) == 0:
                 continue  # an expert without tokens is skipped (and not fetched)
             range_stage("fc1")
-            h = self._fc1_gelu(ln2[tok], k("mlp.experts.htoh4"), w1[e], b1[e])
+            h = self._fc1_gelu(ln2[tok], k(mlp_tensor("hidden", True)), w1[e], b1[e])
             range_stage("mlp_out")
             y = linear_fixed(h, w2[e], b2[e], prec, act)
             contrib = (Fx(score.raw[:, None], score.t) * y).cast(act)

@@ -2,7 +2,7 @@
 
 Inside :func:`count_range`, every cast of a value into an ap_fixed type (see
 :mod:`edgemoe.golden.apfixed`: :meth:`Fx.cast`, :meth:`FixedType.overflow`, the accumulators of
-:func:`fx_matmul`) counts the values that lie outside the target type's range after quantisation,
+:func:`edgemoe.golden.exact_matmul.fx_matmul`) counts the values that lie outside the target type's range after quantisation,
 i.e. the values that the cast saturates or wraps, per stage (:func:`range_stage`). Outside it,
 casts cost one lookup.
 

@@ -43,7 +43,7 @@ def _fmt(v, spec="{:.3f}"):
     return "-" if v is None else spec.format(v)
 
 
-EMULATOR_SIGNATURE = "(edgemoe emulate)"   # in /proc/version of `edgemoe emulate`'s board (boards/emulator.py)
+EMULATOR_SIGNATURE = "(edgemoe emulate)"   # in /proc/version of `edgemoe emulate`'s board (sim/emulator_board.py)
 IDENTITY_KEYS = ("model", "precision", "design", "board", "config_hash", "weights_sha256")
 
 

@@ -7,51 +7,12 @@ M3ViT does. BatchNorm is folded into the conv before it, once per call.
 """
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 
 from edgemoe.errors import EdgeMoeError
 
 BN_EPS = 1e-5  # torch BatchNorm2d / SyncBN default
 ROUNDS = 4
-
-
-class HeadSpec:
-    """The few model facts :func:`run_head` (and the runtime: tasks, output shape) needs, from
-    data/manifest.json's spec (edgemoe.spec is not part of the package)."""
-
-    def __init__(self, d: dict):
-        self.name = d["name"]
-        self.img_h, self.img_w, self.patch = int(d["img_h"]), int(d["img_w"]), int(d["patch"])
-        self.embed = int(d["embed"])
-        self.ln_eps = float(d.get("ln_eps", 1e-6))
-        self.tasks = tuple(SimpleNamespace(name=t["name"], channels=int(t["channels"]), kind=t.get("kind"))
-                           for t in d["tasks"])
-
-    @property
-    def grid(self) -> tuple:
-        return (self.img_h // self.patch, self.img_w // self.patch)
-
-    @property
-    def tokens(self) -> int:
-        return self.grid[0] * self.grid[1] + 1
-
-    @property
-    def output_shape(self) -> tuple:
-        return (self.tokens, self.embed)
-
-    def task_index(self, task) -> int:
-        names = [t.name for t in self.tasks]
-        if isinstance(task, str) and not task.lstrip("-").isdigit():
-            if task in names:
-                return names.index(task)
-        else:
-            i = int(task)
-            if 0 <= i < len(names):
-                return i
-        known = ", ".join(f"{i}={n}" for i, n in enumerate(names))
-        raise EdgeMoeError(f"unknown task {task!r} for {self.name} (known: {known})")
 
 
 def layernorm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float) -> np.ndarray:
@@ -103,7 +64,8 @@ def resize_bilinear(x: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
 
 
 def run_head(tokens: np.ndarray, head_params: dict, spec, task) -> np.ndarray:
-    """Encoder output (tokens, d) -> task output [C, H, W] float32."""
+    """Encoder output (tokens, d) -> task output [C, H, W] float32; ``spec``: the
+    :class:`edgemoe.spec.ModelSpec` (on the board: of the package's manifest)."""
     t = spec.task_index(task)
     tokens = np.asarray(tokens, dtype=np.float32)
     if tokens.shape != spec.output_shape:
@@ -134,4 +96,4 @@ def run_head(tokens: np.ndarray, head_params: dict, spec, task) -> np.ndarray:
     return x.astype(np.float32)
 
 
-__all__ = ["HeadSpec", "run_head", "conv3x3", "resize_bilinear", "fold_bn", "layernorm"]
+__all__ = ["run_head", "conv3x3", "resize_bilinear", "fold_bn", "layernorm"]

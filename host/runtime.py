@@ -42,9 +42,10 @@ import numpy as np
 
 from edgemoe.errors import EdgeMoeError, ToolMissingError
 from edgemoe.kernel_interface import MAX_IMAGES, TAP_NONE
+from edgemoe.spec import ModelSpec
 
 from .fixed import FixedFormat
-from .heads import HeadSpec, run_head
+from .heads import run_head
 from .package_files import PACKAGE_MANIFEST, expected_kernel_id, load_heads, read_package_manifest, verify_files
 from .power import BoardPower
 from .remote import check_remote, device_call, select_remote_port
@@ -77,7 +78,7 @@ class EdgeMoeRuntime:
         m = self.manifest
         self.word_bytes = int(m.get("word_bytes") or int(m["axi_bits"]) // 8)
         self.sizes = {k: int(v) for k, v in m["sizes"].items()}
-        self.spec = HeadSpec(m["spec"])
+        self.spec = ModelSpec.from_dict(m["spec"])
         self.act = FixedFormat.parse(m["types"]["act"])
         self.num_tasks = len(self.spec.tasks)
         self._parse_kernel(self.pm["kernel"])
@@ -364,4 +365,4 @@ class EdgeMoeRuntime:
         return outs, (time.perf_counter() - t0) / max(len(outs), 1)
 
 
-__all__ = ["EdgeMoeRuntime", "RunResult", "HeadSpec", "verify_files", "PACKAGE_MANIFEST", "MAX_IMAGES"]
+__all__ = ["EdgeMoeRuntime", "RunResult", "verify_files", "PACKAGE_MANIFEST", "MAX_IMAGES"]

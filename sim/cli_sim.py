@@ -2,6 +2,8 @@
 
 Precision: ``--precision w16a32|w8a8`` and ``--block N|nominal`` when the parser has them, else
 $EDGEMOE_SIM_PRECISION / $EDGEMOE_SIM_BLOCK; default edgemoe.sim.units.DEFAULT_SPEC (w16a32).
+``--project DIR`` (a folder written by `edgemoe generate`): the project's spec, design and precision (w8a8
+as calibrated on the project's model, from its data/manifest.json) instead of the default preset's.
 
 Exit codes: 0 all units ran without mismatches, 1 some unit has mismatches, 2 an error (a missing
 simulator, a missing top in --rtl-dir, a bench that hung or failed: reported after the table).
@@ -36,10 +38,13 @@ def parse_block(value):
 
 
 def sim_config(args) -> dict:
-    """The simulation config from --precision / --block (or $EDGEMOE_SIM_PRECISION / $EDGEMOE_SIM_BLOCK).
-    w8a8 defaults to block 0's calibrated types; with --rtl-dir to the nominal types, which are what
-    the Vitis unit tops implement (they call the units with zero fraction-bit offsets)."""
-    cfg = resolve_config(None)
+    """The simulation config from --project, --precision / --block (or $EDGEMOE_SIM_PRECISION /
+    $EDGEMOE_SIM_BLOCK). w8a8 defaults to block 0's calibrated types; with --rtl-dir to the nominal types,
+    which are what the Vitis unit tops implement (they call the units with zero fraction-bit offsets).
+    With --project the names are the project's (a different --precision is an error) and w8a8's types are
+    those calibrated on its model; without, on a seed-0 random model of the preset (cfg["calibrated_on"])."""
+    project = getattr(args, "project", None)
+    cfg = {} if project else {k: v for k, v in resolve_config(None).items() if k in ("preset", "precision", "design")}
     precision = getattr(args, "precision", None) or os.environ.get(PRECISION_ENV)
     if precision:
         from edgemoe.golden.precision import base_precision
@@ -49,7 +54,7 @@ def sim_config(args) -> dict:
     block = parse_block(block if block is not None else os.environ.get(BLOCK_ENV))
     if block is None and getattr(args, "rtl_dir", None):
         block = "nominal"
-    cfg = resolve_config({k: v for k, v in cfg.items() if k != "block"})
+    cfg = resolve_config(cfg, project)
     if cfg["precision"] == "w8a8" and block is not None:
         cfg["block"] = None if block == "nominal" else block
     return cfg
@@ -131,7 +136,10 @@ def sim_command(args) -> int:
             r.setdefault("simulator", s)
             rows.append(r)
     blk = f" (block {cfg['block'] if cfg['block'] is not None else 'nominal'})" if "block" in cfg else ""
-    print(f"preset {cfg['preset']}, precision {cfg['precision']}{blk}, design {cfg['design']}")
+    print(f"preset {cfg['preset']}, precision {cfg['precision']}{blk}, design {cfg['design']}"
+          + (f", project {cfg['project']}" if cfg.get("project") else ""))
+    if cfg.get("calibrated_on"):
+        print(f"{cfg['precision']} types calibrated on {cfg['calibrated_on']}")
     print(format_table(rows))
     mismatched = [f"{r['unit']}/{r['simulator']}" for r in rows if r.get("mismatches")]
     if getattr(args, "json", None):

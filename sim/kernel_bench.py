@@ -259,7 +259,7 @@ def run_kernel(top: str, simulator: str, *, rtl_dir=None, sources=None, header=N
 def run_project_kernel(project_dir, rtl_dir, simulator: str, task: int = 0, **kw) -> dict:
     """One image through a generated project's kernel RTL (Vitis output in ``rtl_dir``), compared with
     the project's golden_out_task{task}.bin."""
-    from edgemoe.codegen.config_header import CONFIG_NAME, read_kernel_id
+    from edgemoe.kernel_interface import CONFIG_NAME, read_kernel_id
     m = json.loads((Path(project_dir) / "data" / "manifest.json").read_text())
     buffers, scalars = project_kernel_inputs(project_dir, task)
     r = run_kernel(m.get("top", "edgemoe_top"), simulator, rtl_dir=rtl_dir, buffers=buffers, scalars=scalars, **kw)

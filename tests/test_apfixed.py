@@ -8,9 +8,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from edgemoe.golden.apfixed import (MAX_WIDTH, OVERFLOW_MODES, QUANT_MODES, FixedType, Fx, add_type,
-                                    exact_int_matmul, fx_matmul, int_bits_needed, mul_type,
-                                    shift_right_round, wrap)
+from edgemoe.golden.apfixed import MAX_WIDTH, OVERFLOW_MODES, QUANT_MODES, FixedType, Fx, add_type, mul_type
+from edgemoe.golden.exact_matmul import exact_int_matmul, fx_matmul, int_bits_needed
+from edgemoe.golden.raw_codes import shift_right_round, wrap
 
 SETTINGS = settings(max_examples=150, deadline=None)
 

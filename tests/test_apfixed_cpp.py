@@ -18,8 +18,9 @@ import pytest
 
 from edgemoe.codegen.aptypes import compile_cpp, find_ap_types, find_cxx
 from edgemoe.errors import ToolMissingError
-from edgemoe.golden.apfixed import (OVERFLOW_MODES, QUANT_MODES, FixedType, Fx, add_type,
-                                    exact_int_matmul, fx_matmul, mul_type, wrap)
+from edgemoe.golden.apfixed import OVERFLOW_MODES, QUANT_MODES, FixedType, Fx, add_type, mul_type
+from edgemoe.golden.exact_matmul import exact_int_matmul, fx_matmul
+from edgemoe.golden.raw_codes import wrap
 
 SEED = 20240611
 N_CAST = 2500       # values per cast case (edge values included)

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from edgemoe.board_facts import BOARDS, BUNDLES, KERNEL_BASE_ADDRESS, PS_SLAVE_PORTS, get_board
-from edgemoe.boards.vivado import hls_ip_config, kernel_interface, kernel_record, register_map, write_vivado_files
+from edgemoe.codegen.vivado_files import hls_ip_config, write_vivado_files
 from edgemoe.errors import EdgeMoeError
+from edgemoe.kernel_interface import kernel_record, register_map
+from edgemoe.project_files import kernel_interface
 
 TCLSH = shutil.which("tclsh")
 

@@ -375,7 +375,7 @@ def test_package_names_an_edited_data_file(proj, tmp_path, capsys, name):
 def test_project_data_files_are_recorded(proj):
     """generate records sha256 + size of every data file (manifest.json aside); write_heads of the
     project's own heads.npz records the new file (a sanctioned rewrite), an edit by hand does not."""
-    from edgemoe.codegen.project import verify_data
+    from edgemoe.project_files import verify_data
     from edgemoe.codegen.pack_heads import write_heads
     m = json.loads((proj / "data" / "manifest.json").read_text())
     on_disk = sorted(p.name for p in (proj / "data").iterdir() if p.name != "manifest.json")

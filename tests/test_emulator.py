@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from edgemoe.boards.emulator import DDR, HOST, BoardEmulator, Emulator, KernelFault, RemoteError, render_kernel_project
+from edgemoe.sim.emulator import DDR, HOST, BoardEmulator, Emulator, KernelFault, RemoteError, render_kernel_project
 
 ROOT = Path(__file__).resolve().parents[1]
 PYNQ_PY = ROOT / ".venv-pynq" / "bin" / "python"
@@ -162,7 +162,7 @@ def test_protocol_matches_pynq():
     script = r"""
 from google.protobuf import descriptor_pb2
 from pynq.remote import remote_device_pb2, mmio_pb2, buffer_pb2, gpio_pb2
-from edgemoe.boards import pynq_remote as pr
+from edgemoe.sim import pynq_remote as pr
 def norm(fd):
     p = descriptor_pb2.FileDescriptorProto()
     fd.CopyToProto(p)
@@ -298,7 +298,7 @@ def test_id_register_comes_from_the_kernel(emu_pkg, tmp_path):
     Python: a kernel compiled with another EDGEMOE_KERNEL_ID reads back that one."""
     import re
 
-    from edgemoe.boards.emulator import CsimKernel
+    from edgemoe.sim.emulator import CsimKernel
     from edgemoe.codegen.project import Project
     pkg, _ = emu_pkg
     pm = json.loads((pkg / "package_manifest.json").read_text())
@@ -348,9 +348,9 @@ def test_emulate_port_checks(emu_pkg, tmp_path, capsys):
 
 
 def test_parts_are_re_exported_and_render_through_generate(emu_pkg, monkeypatch, tmp_path):
-    """boards/emulator.py re-exports the names of its parts (the same objects), and the package's kernel is
+    """sim/emulator.py re-exports the names of its parts (the same objects), and the package's kernel is
     rendered by generate's own write_kernel_sources (looked up in edgemoe.codegen.generate at call time)."""
-    from edgemoe.boards import emulator, emulator_board, emulator_ddr, emulator_kernel, emulator_service
+    from edgemoe.sim import emulator, emulator_board, emulator_ddr, emulator_kernel, emulator_service
     for mod in (emulator_ddr, emulator_kernel, emulator_board, emulator_service):
         for name in mod.__all__:
             assert getattr(emulator, name) is getattr(mod, name), name

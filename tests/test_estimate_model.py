@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from edgemoe.board_facts import BUNDLES, DDR_PORT_OF, get_board
-from edgemoe.codegen import design as design_mod
+from edgemoe import design as design_mod
 from edgemoe.codegen.bandwidth import Bandwidth
 from edgemoe.codegen.caps import UTIL_CAPS, parse_max_util
 from edgemoe.design import Design, get_design

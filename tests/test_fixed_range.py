@@ -11,7 +11,8 @@ import torch
 
 from edgemoe.cli import main
 from edgemoe.errors import EdgeMoeError
-from edgemoe.golden.apfixed import FixedType, Fx, fx_matmul
+from edgemoe.golden.apfixed import FixedType, Fx
+from edgemoe.golden.exact_matmul import fx_matmul
 from edgemoe.golden.calibrate import precision_for
 from edgemoe.golden.checkpoint import load_model, save_checkpoint
 from edgemoe.golden.fixed_model import FixedM3ViT, quantize_params

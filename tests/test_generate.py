@@ -12,13 +12,14 @@ import pytest
 from edgemoe.cli import main
 from edgemoe.codegen.aptypes import compile_cpp
 from edgemoe.codegen.generate import TOP, generate, kernel_sources
-from edgemoe.codegen.pack import from_tile_order, pack_raw, storage_bits, unpack_raw
+from edgemoe.codegen.word_packing import from_tile_order, pack_raw, unpack_raw
 from edgemoe.codegen.project import STRICT_CHECK_FLAGS
 from edgemoe.codegen.synth_check import check_files, strip_comments
 from edgemoe.errors import EdgeMoeError, ToolMissingError
 from edgemoe.golden.apfixed import FixedType
 from edgemoe.golden.fixed_model import quantize_params
 from edgemoe.golden.model import build_model, params_numpy
+from edgemoe.kernel_interface import storage_bits
 from edgemoe.spec import get_preset
 
 

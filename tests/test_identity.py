@@ -86,7 +86,8 @@ def test_project_kernel_id_from_c_simulation(projects):
 
 
 def test_register_map_has_the_id_register(projects):
-    from edgemoe.boards.vivado import kernel_interface, register_map
+    from edgemoe.kernel_interface import register_map
+    from edgemoe.project_files import kernel_interface
     p = projects[0]
     iface = kernel_interface(p.path, "edgemoe_top")
     regs = {r["name"]: r for r in register_map(iface["args"])}

@@ -24,22 +24,25 @@ from edgemoe.design import get_design
 from edgemoe.golden.precision import base_precision
 from edgemoe.sim import rtl
 from edgemoe.spec import get_preset
+from edgemoe.units import gelu, linear
 
 ROOT = Path(edgemoe.codegen.__file__).resolve().parent.parent
 # where templates, benches and formulas live
 SCAN_DIRS = ("hls/templates", "hls/include", "hls/rtl", "sim/benches")
-SCAN_GLOBS = ("codegen/unit_*.py", "codegen/estimate*.py", "codegen/model_common.py", "sim/rtl.py", "sim/units.py")
+SCAN_GLOBS = ("codegen/unit_*.py", "codegen/estimate*.py", "codegen/model_common.py", "sim/rtl.py", "sim/units.py",
+              "edgemoe/units/*.py")
 HEADER_POINTS = (("micro", "w16a32", "edge-moe"), ("micro", "w8a8", "edge-moe"))
 
 # constants that have one source outside the header: name -> the one file allowed to give it a number
 # (None: no file; the name is an alias or a copy that was removed and must not come back)
 UNIT_CONSTANTS = {
-    # the RTL linear unit: s_axi_control registers and its `mode` field (sim/rtl.py)
-    **{n: "sim/rtl.py" for n in ("LIN_REGS", "LIN_MODE_BITS", "LIN_MODE_QKV", "LIN_MODE_ACT", "LIN_MODE_GELU",
-                                 "LIN_MODE_SCORE", "LIN_BIAS_QKV_BIT")},
-    # pipeline depths of the RTL datapaths (sim/rtl.py): templates, benches and the cycle model read them
-    **{n: "sim/rtl.py" for n in ("GELU_CORE_DEPTH", "EXP_CORE_DEPTH", "LIN_CORE_DEPTH", "LN_SQUARE_DEPTH",
-                                 "LN_NORM_DEPTH")},
+    # the RTL linear unit: s_axi_control registers and its `mode` field (edgemoe/units/linear.py)
+    **{n: "edgemoe/units/linear.py" for n in ("LIN_REGS", "LIN_MODE_BITS", "LIN_MODE_QKV", "LIN_MODE_ACT", "LIN_MODE_GELU",
+                                              "LIN_MODE_SCORE", "LIN_BIAS_QKV_BIT")},
+    # pipeline depths of the RTL datapaths (edgemoe/units/<unit>.py): templates, benches and the cycle model read them
+    "GELU_CORE_DEPTH": "edgemoe/units/gelu.py", "EXP_CORE_DEPTH": "edgemoe/units/softmax.py",
+    "LIN_CORE_DEPTH": "edgemoe/units/linear.py",
+    **{n: "edgemoe/units/layernorm.py" for n in ("LN_SQUARE_DEPTH", "LN_NORM_DEPTH")},
     # the kernel engine's modes (codegen/config_header.py, the header's ENG_*); the harness's calls are them
     "ENGINE_MODES": "codegen/config_header.py",
     **{n: None for n in ("LIN_QKV", "LIN_ACT", "LIN_GELU", "LIN_SCATTER")},
@@ -194,7 +197,7 @@ def test_the_scanner_finds_redefinitions():
                                                       "offset"]
 
 
-# ---- the linear unit's interface: its register offsets and mode codes only in sim/rtl.py -------------
+# ---- the linear unit's interface: its register offsets and mode codes only in edgemoe/units/linear.py -
 LINEAR_FILES = ("hls/rtl/linear.v.j2", "hls/rtl/axilite.v.j2", "hls/templates/unit_tops/linear_top.cpp.j2",
                 "hls/templates/scripts/README.md.j2", "sim/benches/linear.py", "codegen/unit_tops.py")
 
@@ -202,12 +205,12 @@ LINEAR_FILES = ("hls/rtl/linear.v.j2", "hls/rtl/axilite.v.j2", "hls/templates/un
 @pytest.mark.parametrize("path", LINEAR_FILES)
 def test_linear_register_offsets_and_modes_are_not_literals(path):
     text = (ROOT / path).read_text()
-    offs = [off for _, off, _ in rtl.LIN_REGS]
+    offs = [off for _, off, _ in linear.LIN_REGS]
     found = [m.group(0) for m in re.finditer(r"\b0[xX]0*([0-9a-fA-F]+)\b", text) if int(m.group(1), 16) in offs]
-    assert not found, f"{path}: register offsets {found} typed in (edgemoe.sim.rtl.LIN_REGS)"
+    assert not found, f"{path}: register offsets {found} typed in (edgemoe.units.linear.LIN_REGS)"
     code = _strip_comments(text)
     modes = re.findall(r"\b(?:mode|kind)\s*(?:==|!=|&)\s*(?:\d+'[dhb])?\d+", code)
-    assert not modes, f"{path}: mode codes typed in: {modes} (edgemoe.sim.rtl.LIN_MODE_*)"
+    assert not modes, f"{path}: mode codes typed in: {modes} (edgemoe.units.linear.LIN_MODE_*)"
     assert not re.search(r"write_dword\(\s*(?:0[xX][0-9a-fA-F]+|\d+)", code), path
 
 
@@ -216,17 +219,17 @@ def test_rendered_linear_unit_follows_its_constants():
     from edgemoe.codegen.unit_tops import UNIT_TOP_TEMPLATES, unit_top_contexts
     spec, prec, des = get_preset("micro"), base_precision("w16a32"), get_design("edge-moe")
     ctx = rtl.unit_context("linear", spec, prec, des)
-    assert [(r["name"], r["offset"]) for r in ctx["regs"]] == [(n, o) for n, o, _ in rtl.LIN_REGS]
-    assert ctx["L"]["depth"] == rtl.LIN_CORE_DEPTH + rtl.GELU_CORE_DEPTH
-    assert ctx["M"]["bias_qkv"] == rtl.LIN_BIAS_QKV_BIT == 1 << rtl.LIN_MODE_BITS
+    assert [(r["name"], r["offset"]) for r in ctx["regs"]] == [(n, o) for n, o, _ in linear.LIN_REGS]
+    assert ctx["L"]["depth"] == linear.LIN_CORE_DEPTH + gelu.GELU_CORE_DEPTH
+    assert ctx["M"]["bias_qkv"] == linear.LIN_BIAS_QKV_BIT == 1 << linear.LIN_MODE_BITS
     top = render_template(UNIT_TOP_TEMPLATES["linear"], **unit_top_contexts(spec, "w16a32", des)["linear"])
     pragmas = dict(re.findall(r"mode=s_axilite port=(\w+) bundle=control offset=(0x[0-9A-Fa-f]+)", top))
-    assert {k: int(v, 16) for k, v in pragmas.items()} == {n: o for n, o, _ in rtl.LIN_REGS}
+    assert {k: int(v, 16) for k, v in pragmas.items()} == {n: o for n, o, _ in linear.LIN_REGS}
     v = rtl.environment().get_template("linear.v.j2").render(**ctx)
     aw = ctx["reg_aw"]
     assert sorted(int(x, 16) for x in set(re.findall(rf"{aw}'h([0-9A-F]+): \w+ <= wmerge", v))) == \
-        [o for _, o, _ in rtl.LIN_REGS]
-    assert f"mode == {rtl.LIN_MODE_BITS}'d{rtl.LIN_MODE_GELU}" in v
+        [o for _, o, _ in linear.LIN_REGS]
+    assert f"mode == {linear.LIN_MODE_BITS}'d{linear.LIN_MODE_GELU}" in v
 
 
 def test_engine_modes_in_header_and_harness():

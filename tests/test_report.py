@@ -235,7 +235,7 @@ class _Local:
 def test_run_target_asks_the_device_where_it_ran(monkeypatch):
     from types import SimpleNamespace
 
-    from edgemoe.boards.emulator import BOARD_FILES
+    from edgemoe.sim.emulator import BOARD_FILES
     from edgemoe.host.cli import run_target
     emulated = BOARD_FILES["/proc/version"]
     real = b"Linux version 6.6.10-xilinx-v2024.1 (oe-user@oe-host) #1 SMP aarch64 GNU/Linux\n"

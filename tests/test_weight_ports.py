@@ -9,10 +9,10 @@ import subprocess
 
 import pytest
 
-from edgemoe.boards.vivado import kernel_interface
 from edgemoe.codegen.aptypes import compile_cpp
 from edgemoe.codegen.csim import run_csim
 from edgemoe.design import URAM_CANDIDATES, get_design
+from edgemoe.project_files import kernel_interface
 from edgemoe.codegen.generate import TOP, generate
 
 

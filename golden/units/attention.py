@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..apfixed import Fx, fx_matmul
+from ..apfixed import Fx
+from ..exact_matmul import fx_matmul
 from ..precision import Precision
 from ..range_counts import range_stage
 from .softmax import exp2_table, online_softmax_fixed, probs_fixed, softmax_float

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..apfixed import Fx, shift_right_round
+from ..apfixed import Fx
 from ..precision import RSQRT_IDX_BITS, RSQRT_MANT_F, RSQRT_NEWTON_STEPS, Precision
+from ..raw_codes import shift_right_round
 
 SEED_F = 17  # fraction bits of the rsqrt seed table (values in (0.5, 1])
 

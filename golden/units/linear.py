@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..apfixed import Fx, fx_matmul, wrap
+from ..apfixed import Fx
+from ..exact_matmul import fx_matmul
 from ..precision import Precision
+from ..raw_codes import wrap
 
 
 def linear_float(x, w, b=None) -> np.ndarray:

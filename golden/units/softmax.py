@@ -13,8 +13,9 @@ import numpy as np
 
 from edgemoe.errors import EdgeMoeError
 
-from ..apfixed import FixedType, Fx, shift_right_round
+from ..apfixed import FixedType, Fx
 from ..precision import EXP2_SEG_LOG2, Precision
+from ..raw_codes import shift_right_round
 
 LOG2E_T = FixedType(18, 1, False, "AP_RND", "AP_SAT")
 

@@ -6,7 +6,11 @@ Environment (set by ``edgemoe sim`` / :mod:`edgemoe.sim.runner`):
   EDGEMOE_VECTORS      number of input vectors (default 1000)
   EDGEMOE_SEED         random seed (default 0)
   EDGEMOE_CONFIG       JSON {"preset", "precision", "design"[, "block"]} (default edgemoe.sim.units.DEFAULT_SPEC)
+  EDGEMOE_SPEC         JSON of the ModelSpec the RTL was rendered with (any spec, not only a preset's;
+                       default: the config's preset)
   EDGEMOE_PRECISION    JSON of the Precision the RTL was rendered with (default: from the config)
+  EDGEMOE_DESIGN       JSON of the Design the RTL was rendered with (default: the config's design)
+  (edgemoe.sim.bench_config.bench_files writes those four files; bench_objects reads them)
   EDGEMOE_RESULT       where to write the result JSON (default ./result.json)
   EDGEMOE_CYCLE_LIMIT  cycles without any handshake after which the bench fails as hung
   EDGEMOE_TAPS_CACHE   optional path of the .npz of golden-model taps (default: beside the build dir)
@@ -25,30 +29,36 @@ import numpy as np
 CLOCK_NS = 10
 
 
+def bench_objects(environ=None) -> tuple:
+    """(config, ModelSpec, Precision, Design) the runner rendered the RTL with, read from the JSON files
+    named by EDGEMOE_CONFIG / EDGEMOE_SPEC / EDGEMOE_PRECISION / EDGEMOE_DESIGN; an object whose variable
+    is unset comes from the config (a bench run by hand), the config from edgemoe.sim.units.DEFAULT_SPEC."""
+    from edgemoe.design import Design
+    from edgemoe.golden.precision import Precision
+    from edgemoe.sim.bench_config import config_objects, default_spec, resolve_config
+    from edgemoe.spec import ModelSpec
+
+    environ = os.environ if environ is None else environ
+
+    def read(var: str):
+        path = environ.get(var)
+        return json.loads(Path(path).read_text()) if path else None
+
+    cfg = read("EDGEMOE_CONFIG") or dict(zip(("preset", "precision", "design"), default_spec()))
+    spec, prec, design = (read(v) for v in ("EDGEMOE_SPEC", "EDGEMOE_PRECISION", "EDGEMOE_DESIGN"))
+    if spec is None or prec is None or design is None:
+        named = config_objects(resolve_config(cfg))
+    return (cfg, ModelSpec.from_dict(spec) if spec is not None else named[0],
+            Precision.from_dict(prec) if prec is not None else named[1],
+            Design.from_dict(design) if design is not None else named[2])
+
+
 class Env:
     def __init__(self, unit: str):
-        from edgemoe.design import get_design
-        from edgemoe.golden.precision import Precision
-        from edgemoe.spec import get_preset
-
         self.unit = unit
         self.vectors = int(os.environ.get("EDGEMOE_VECTORS", "1000"))
         self.seed = int(os.environ.get("EDGEMOE_SEED", "0"))
-        cfg_path = os.environ.get("EDGEMOE_CONFIG")
-        if cfg_path:
-            cfg = json.loads(Path(cfg_path).read_text())
-        else:
-            from edgemoe.sim.units import DEFAULT_SPEC
-            cfg = dict(zip(("preset", "precision", "design"), DEFAULT_SPEC))
-        self.cfg = cfg
-        self.spec = get_preset(cfg["preset"])
-        prec_path = os.environ.get("EDGEMOE_PRECISION")
-        if prec_path:                    # what the runner rendered the RTL with
-            self.prec = Precision.from_dict(json.loads(Path(prec_path).read_text()))
-        else:
-            from edgemoe.sim.runner import resolve_config, sim_precision
-            self.prec = sim_precision(resolve_config(cfg), self.spec)
-        self.design = get_design(cfg["design"])
+        self.cfg, self.spec, self.prec, self.design = bench_objects()
         self.result_path = Path(os.environ.get("EDGEMOE_RESULT", "result.json"))
         lim = os.environ.get("EDGEMOE_CYCLE_LIMIT")
         self.cycle_limit = int(lim) if lim else None
@@ -257,13 +267,13 @@ def _taps_path(env: Env) -> Path:
     if p:
         return Path(p)
     base = Path.cwd().parent.parent if Path.cwd().parent != Path.cwd() else Path.cwd()
-    # calibrated types differ by block: the cache is keyed by the types, not only the name
-    key = hashlib.sha256(env.prec.to_json().encode()).hexdigest()[:8]
+    # calibrated types differ by block, a custom spec may share a preset's name: keyed by both objects
+    key = hashlib.sha256((env.spec.to_json() + env.prec.to_json()).encode()).hexdigest()[:8]
     return base / f"edgemoe_taps_{env.spec.name}_{env.prec.name}_{key}.npz"
 
 
 def golden_taps(env: Env) -> dict:
-    """Raw codes of real activations of the fixed-point golden model on the configured preset and
+    """Raw codes of real activations of the fixed-point golden model on the configured spec and
     precision (2 weight seeds x 2 images x every task), cached in a .npz beside the build dir:
     gelu_in [N], scores [R, T], ln_x [R, d], ln_gamma/ln_beta [B, d], lin_x [R, d],
     gate_logits [R, E]."""
@@ -271,9 +281,10 @@ def golden_taps(env: Env) -> dict:
     if path.is_file():
         with np.load(path) as z:
             return {k: z[k] for k in z.files}
-    from edgemoe.golden.fixed_model import FixedM3ViT, block_key
+    from edgemoe.golden.fixed_model import FixedM3ViT
     from edgemoe.golden.model import build_model, params_numpy, sample_image
     from edgemoe.golden.units.linear import linear_fixed
+    from edgemoe.spec import block_key, mlp_tensor
 
     spec, prec = env.spec, env.prec
     acc = {k: [] for k in ("gelu_in", "scores", "ln_x", "ln_gamma", "ln_beta", "lin_x", "gate_logits")}
@@ -295,8 +306,8 @@ def golden_taps(env: Env) -> dict:
                     acc["scores"].append(taps[f"blocks.{i}.scores"].raw.reshape(-1, spec.tokens))
                     ln2 = taps[f"blocks.{i}.ln2"]
                     acc["lin_x"] += [taps[f"blocks.{i}.ln1"].raw, ln2.raw]
-                    w1 = fm.q[k("mlp.experts.htoh4.weight" if spec.is_moe(i) else "mlp.fc1.weight")]
-                    b1 = fm.q[k("mlp.experts.htoh4.bias" if spec.is_moe(i) else "mlp.fc1.bias")]
+                    fc1 = k(mlp_tensor("fc1", spec.is_moe(i)))
+                    w1, b1 = fm.q[fc1 + ".weight"], fm.q[fc1 + ".bias"]
                     if spec.is_moe(i):
                         w1, b1 = w1[0], b1[0]
                         acc["gate_logits"].append(taps[f"blocks.{i}.gate_logits"].raw)

@@ -105,7 +105,7 @@ async def layernorm_bench(dut):
     tp_cycles = await phase(tx, tg, tb, 0.0)
     tp_items = tx.size
     lat_cycles = await phase(tx[:1], tg[:1], tb[:1], 0.0)     # one row through the empty unit
-    # stages a row passes beyond its two further passes over D values (sim/rtl.py): the cycle model's fill
+    # stages a row passes beyond its two further passes over D values (edgemoe/units/layernorm.py): the cycle model's fill
     workload = dict(rows=len(tx), width=c["D"], stages=c["latency"], latency_cycles=lat_cycles)
     wd.note()
     env.write_result(vectors=n, items=chk.items, mismatches=chk.mismatches, cycles=cycles,

@@ -15,7 +15,7 @@ import numpy as np
 from edgemoe.golden.apfixed import Fx
 from edgemoe.golden.units.gelu import gelu_fixed
 from edgemoe.golden.units.linear import linear_fixed
-from edgemoe.sim.rtl import LIN_BIAS_QKV_BIT, LIN_MODE_ACT, LIN_MODE_GELU, LIN_MODE_QKV, LIN_MODE_SCORE
+from edgemoe.units.linear import LIN_BIAS_QKV_BIT, LIN_MODE_ACT, LIN_MODE_GELU, LIN_MODE_QKV, LIN_MODE_SCORE
 
 from ._util import Checker, Env, Watchdog, golden_taps, make_stream, pack, start, stream_phase, unpack
 
@@ -121,7 +121,7 @@ async def linear_bench(dut):
     cocotb.start_soon(wd.run())
     chk = Checker(dut, "linear")
 
-    reg = {r["name"]: r["offset"] for r in env.ctx["regs"]}     # s_axi_control (edgemoe.sim.rtl.LIN_REGS)
+    reg = {r["name"]: r["offset"] for r in env.ctx["regs"]}     # s_axi_control (edgemoe.units.linear.LIN_REGS)
 
     async def run_call(c: Call, pause: float, k: int):
         await ctl.write_dword(reg["n_rows"], c.rows)

@@ -4,8 +4,8 @@
   (package_manifest.json "kernel"): 0x00 control (bit0 ap_start, bit1 ap_done clear-on-read, bit2
   ap_idle, bit3 ap_ready clear-on-read, bit7 auto_restart, stored only), 0x04 GIE, 0x08 IER, 0x0C ISR
   (toggle on write), then the argument registers (a pointer is two 32-bit words, low first);
-* ap_start runs the kernel (:class:`edgemoe.boards.emulator_kernel.CsimKernel`, in a thread) on the
-  emulated DDR (:mod:`edgemoe.boards.emulator_ddr`) at the pointer registers, with the scalar registers as
+* ap_start runs the kernel (:class:`edgemoe.sim.emulator_kernel.CsimKernel`, in a thread) on the
+  emulated DDR (:mod:`edgemoe.sim.emulator_ddr`) at the pointer registers, with the scalar registers as
   arguments; the kernel writes back ``out``, tap regions of ``scratch`` and the output scalar registers
   (kind "output": ``kernel_id``, the value the C-simulated kernel wrote, with its ap_vld bit set in the
   control word after it, cleared on read). A call with n_images = 0 runs the kernel too (it writes its

@@ -1,12 +1,12 @@
 """``edgemoe emulate``'s server: pynq 4.0's PYNQ.remote gRPC services (protocol in
-:mod:`edgemoe.boards.pynq_remote`) on 127.0.0.1 only, each RPC answered from a
-:class:`~edgemoe.boards.emulator_board.BoardEmulator` (gpio is not emulated: UNIMPLEMENTED).
+:mod:`edgemoe.sim.pynq_remote`) on 127.0.0.1 only, each RPC answered from a
+:class:`~edgemoe.sim.emulator_board.BoardEmulator` (gpio is not emulated: UNIMPLEMENTED).
 
 Errors reach the client as pynq expects them: the mmio and buffer replies carry a
-:class:`~edgemoe.boards.emulator_ddr.RemoteError` in their ``msg`` field (pynq raises RuntimeError with
+:class:`~edgemoe.sim.emulator_ddr.RemoteError` in their ``msg`` field (pynq raises RuntimeError with
 it); other RPCs abort with its gRPC status; a bug in a handler is logged and returned as INTERNAL.
 :class:`Emulator` puts it together: checks the package and the port, gets the kernel
-(:func:`~edgemoe.boards.emulator_kernel.kernel_project`), compiles it and serves.
+(:func:`~edgemoe.sim.emulator_kernel.kernel_project`), compiles it and serves.
 """
 from __future__ import annotations
 

@@ -4,14 +4,14 @@ It serves pynq 4.0's PYNQ.remote gRPC services on 127.0.0.1 only and behind them
 program touches on the board: DDR buffers, the kernel's AXI-Lite registers (ap_start runs the generated
 kernel in C simulation on the bytes in emulated DDR), other registers and a small file system. The parts:
 
-* :mod:`edgemoe.boards.emulator_ddr`: the emulated DDR (``pynq.allocate`` buffers), the errors sent to the client;
-* :mod:`edgemoe.boards.emulator_kernel`: the kernel's C++ (the packaged project's, or rendered again from the
+* :mod:`edgemoe.sim.emulator_ddr`: the emulated DDR (``pynq.allocate`` buffers), the errors sent to the client;
+* :mod:`edgemoe.sim.emulator_kernel`: the kernel's C++ (the packaged project's, or rendered again from the
   package's data/manifest.json by ``edgemoe generate``'s own function) and its C-simulation run on DDR;
-* :mod:`edgemoe.boards.emulator_board`: the board state: the kernel's registers (control, interrupts, arguments,
+* :mod:`edgemoe.sim.emulator_board`: the board state: the kernel's registers (control, interrupts, arguments,
   the kernel_id output register), the bus, MMIO regions, files and the bitstream;
-* :mod:`edgemoe.boards.emulator_service`: the PYNQ.remote gRPC handlers and the server (:class:`Emulator`);
+* :mod:`edgemoe.sim.emulator_service`: the PYNQ.remote gRPC handlers and the server (:class:`Emulator`);
 * here: the command (:func:`emulate_command`), and every public name of the parts, so that
-  ``from edgemoe.boards.emulator import ...`` keeps working. A test that monkeypatches a name must patch it in
+  ``from edgemoe.sim.emulator import ...`` keeps working. A test that monkeypatches a name must patch it in
   the module that looks it up (e.g. ``emulator_service.kernel_project``), not here.
 """
 from __future__ import annotations
