@@ -24,13 +24,14 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from edgemoe.errors import EdgeMoeError
+from edgemoe.units.residual import residual_cycles
 
 from .bandwidth import EFFICIENCY, PS_PORT_BITS, Bandwidth
 from .buffers import storage_bits
 from .caps import UTIL_CAPS, limiting_resource, over_caps, use_of
 from .estimate_resources import RESOURCE_KEYS, memories, resources, totals
 from .kernel_plan import KERNEL_PLAN, sizes
-from .model_common import (DEPTH_MEM, MAXI_READ_LATENCY, Layer, Widths, clog2, dsp_per_mult, engine_depth,
+from .model_common import (MAXI_READ_LATENCY, Layer, Widths, clog2, dsp_per_mult, engine_depth,
                            macs_per_dsp_best, packed_int8)
 from .word_packing import tile_words
 from .unit_cycles import (attention_cycles, engine_cycles, engine_load_steps, layernorm_cycles, linear_cycles,
@@ -207,10 +208,7 @@ def schedule(spec, prec, design, bw: Bandwidth, routing=None) -> list:
         if s.kind == "attention":
             return attention_cycles(rows, ind, spec.heads, design), 2 * rows * rows * ind, 0
         if s.kind == "residual":
-            # the MLP output (or attention's) added to the residual stream; a MoE block's experts wrote TOP_K
-            # output slots (no read-modify-write), which the same pass adds first (a word of every slot per
-            # cycle, the slots' adds deepen its pipeline)
-            return stream_cycles(rows * ind, vec, DEPTH_MEM + 1 + (dims[s.slots] - 1)), 0, 0
+            return residual_cycles(rows * ind, vec, dims[s.slots]), 0, 0
         if s.kind == "route":
             return moe_route_cycles(rows, ind, outd), 0, 0
         if s.kind == "write_out":

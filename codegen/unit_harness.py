@@ -12,14 +12,14 @@ import hashlib
 from pathlib import Path
 
 from edgemoe.design import DEFAULT_DESIGN, Design, get_design
+from edgemoe.units import HLS_HEADERS
 
 from .aptypes import compile_cpp
 from .config_header import CONFIG_NAME, DELTA_TABLES, render_config
 from .render import INCLUDE_DIR, render_template
 from .unit_lib import BIAS_B, BIAS_QKV, HARNESS_SIZES, LIN_ACT, LIN_GELU, LIN_QKV, LIN_SCATTER, UnitLib
 
-UNIT_HEADERS = ("patch_embed.h", "layernorm.h", "linear.h", "attention.h", "softmax.h", "gelu.h",
-                "moe_route.h", "residual.h")
+UNIT_HEADERS = HLS_HEADERS    # every unit's header (edgemoe/units/<unit>.py HLS_HEADER)
 CXX_FLAGS = ("-Wall", "-Wextra", "-Werror", "-Wno-unknown-pragmas", "-Wno-unused-label", "-O0")
 HARNESS_TEMPLATE = "csim/unit_harness.cpp.j2"
 # em_route_logits: the logit of the route's padded rows (GATE_ROWS beyond NUM_EXPERTS), high enough to

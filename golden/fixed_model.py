@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgemoe.design import DEFAULT_DESIGN, get_design
 from edgemoe.errors import EdgeMoeError
 from edgemoe.spec import ModelSpec, block_key, mlp_tensor
 
@@ -25,7 +26,9 @@ from .units.linear import linear_fixed
 from .units.moe_route import route_fixed
 from .units.patch_embed import patchify, patch_embed_fixed
 
-DEFAULT_ATTN_ROWS = 4  # the reference design keeps 4 query rows on chip
+# the query rows on chip of the default design (the reference design keeps 4): a golden run without a
+# design computes attention in the same row groups as the kernel generated for it
+DEFAULT_ATTN_ROWS = get_design(DEFAULT_DESIGN).attn_rows
 
 
 SATURATE_HINT = "pass --saturate (saturate_params=True) to clamp them to the type's range instead"

@@ -18,11 +18,16 @@ from __future__ import annotations
 
 from edgemoe.errors import EdgeMoeError
 
-from . import attention, gelu, layernorm, linear, moe_route, softmax
+from . import attention, gelu, layernorm, linear, moe_route, patch_embed, residual, softmax
 from ._rtl import LIMITATIONS
 
 UNITS = {"gelu": gelu, "softmax": softmax, "layernorm": layernorm, "linear": linear, "moe_route": moe_route,
-         "attention": attention}
+         "attention": attention, "patch_embed": patch_embed, "residual": residual}
+# every unit's C++ header, in the order the unit test harness includes them
+HLS_HEADERS = tuple(UNITS[n].HLS_HEADER for n in ("patch_embed", "layernorm", "linear", "attention", "softmax", "gelu",
+                                                   "moe_route", "residual"))
+# the harness's extern "C" entries: the units' own, and the two that read the generated header back
+HARNESS_COMMON = ("em_sizes", "em_deltas")
 RTL_UNITS = {name: u for name, u in UNITS.items() if hasattr(u, "rtl_context")}
 UNIT_NAMES = tuple(RTL_UNITS)       # gelu, softmax, layernorm, linear, moe_route
 
@@ -55,4 +60,5 @@ def rtl_unit_cycles(unit: str, w: dict) -> int:
     return u.rtl_cycles(w)
 
 
-__all__ = ["UNITS", "RTL_UNITS", "UNIT_NAMES", "LIMITATIONS", "top_name", "unit_context", "rtl_unit_cycles"]
+__all__ = ["UNITS", "HLS_HEADERS", "HARNESS_COMMON", "RTL_UNITS",
+           "UNIT_NAMES", "LIMITATIONS", "top_name", "unit_context", "rtl_unit_cycles"]

@@ -10,6 +10,9 @@ from ._cycles import DEPTH_MEM, DEPTH_MUL
 from .softmax import DEPTH_EXP, DEPTH_RECIP, II_SOFTMAX
 
 
+# its C++ (hls/include/) and its extern "C" wrappers in the unit test harness (csim/unit_harness.cpp.j2)
+HLS_HEADER = "attention.h"
+HARNESS_ENTRIES = ("em_attention",)
 def attention_cycles(n_tok: int, embed: int, heads: int, design) -> int:
     r, lanes = design.attn_rows, design.attn_lanes
     chunks = embed // lanes
@@ -23,4 +26,4 @@ def attention_cycles(n_tok: int, embed: int, heads: int, design) -> int:
     return groups * per_group
 
 
-__all__ = ["attention_cycles"]
+__all__ = ["HLS_HEADER", "HARNESS_ENTRIES", "attention_cycles"]

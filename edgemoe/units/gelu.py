@@ -21,6 +21,9 @@ from ._rtl import _bits, _modes, stream_bits
 GELU_CORE_DEPTH = 4        # gelu_core.v.j2: |x| and index, table entries, interpolation, relu - d and cast
 DEPTH_GELU = 8             # the C++ (gelu.h): table read, interpolation multiply, ReLU minus d(a)
 
+# its C++ (hls/include/) and its extern "C" wrappers in the unit test harness (csim/unit_harness.cpp.j2)
+HLS_HEADER = "gelu.h"
+HARNESS_ENTRIES = ("em_gelu",)
 ITEM = "value"                     # what an item of the RTL unit's rate is
 HLS_TOP_HEADERS = ["gelu.h"]       # unit headers its HLS top includes (beyond edgemoe_config.h, edgemoe_fixed.h)
 
@@ -70,5 +73,5 @@ def rate(design) -> float:
     return 1.0
 
 
-__all__ = ["GELU_CORE_DEPTH", "DEPTH_GELU", "ITEM", "HLS_TOP_HEADERS", "gelu_ctx", "rtl_context", "hls_top_streams",
-           "hls_top_context", "rtl_cycles", "rate"]
+__all__ = ["HLS_HEADER", "HARNESS_ENTRIES", "GELU_CORE_DEPTH", "DEPTH_GELU", "ITEM", "HLS_TOP_HEADERS", "gelu_ctx",
+           "rtl_context", "hls_top_streams", "hls_top_context", "rtl_cycles", "rate"]

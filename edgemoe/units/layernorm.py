@@ -24,6 +24,9 @@ LN_NORM_DEPTH = 4          # layernorm.v.j2: pass C's stages c1..c4 (normalise, 
 DEPTH_RSQRT = 60           # LayerNorm row: two divisions by EMBED, bit length, seed table, 2 Newton steps
                            # of 3 dependent 64-bit products
 
+# its C++ (hls/include/) and its extern "C" wrappers in the unit test harness (csim/unit_harness.cpp.j2)
+HLS_HEADER = "layernorm.h"
+HARNESS_ENTRIES = ("em_layernorm", "em_rsqrt")
 ITEM = "value"                     # what an item of the RTL unit's rate is (a vector is a row of embed values)
 HLS_TOP_HEADERS = ["layernorm.h"]  # unit headers its HLS top includes (beyond edgemoe_config.h, edgemoe_fixed.h)
 
@@ -112,6 +115,6 @@ def rate(design) -> float:
     return 1.0
 
 
-__all__ = ["LN_SQUARE_DEPTH", "LN_NORM_DEPTH", "DEPTH_RSQRT", "ITEM", "HLS_TOP_HEADERS", "cdiv_latency",
-           "rsqrt_latency", "rtl_context", "hls_top_streams", "hls_top_context", "layernorm_cycles", "rtl_cycles",
-           "rate"]
+__all__ = ["HLS_HEADER", "HARNESS_ENTRIES", "LN_SQUARE_DEPTH", "LN_NORM_DEPTH", "DEPTH_RSQRT", "ITEM",
+           "HLS_TOP_HEADERS", "cdiv_latency", "rsqrt_latency", "rtl_context", "hls_top_streams", "hls_top_context",
+           "layernorm_cycles", "rtl_cycles", "rate"]

@@ -37,6 +37,9 @@ LIN_REGS = (("n_rows", 0x10, "rows of the call"),
 LIN_CORE_DEPTH = 4         # linear.v.j2: stages A (row), B (products), C (sums), D (accumulator); then
                            # stage E, the output casts beside the GELU core (gelu.GELU_CORE_DEPTH)
 
+# its C++ (hls/include/) and its extern "C" wrappers in the unit test harness (csim/unit_harness.cpp.j2)
+HLS_HEADER = "linear.h"
+HARNESS_ENTRIES = ("em_linear",)
 ITEM = "MAC"                       # what an item of the RTL unit's rate is
 HLS_TOP_HEADERS = ["linear.h"]     # unit headers its HLS top includes (beyond edgemoe_config.h, edgemoe_fixed.h)
 
@@ -140,6 +143,7 @@ def rate(design) -> float:
     return float(design.engine_in * design.engine_out)
 
 
-__all__ = ["LIN_REGS", "LIN_MODE_BITS", "LIN_MODE_QKV", "LIN_MODE_ACT", "LIN_MODE_GELU", "LIN_MODE_SCORE",
-           "LIN_BIAS_QKV_BIT", "LIN_CORE_DEPTH", "ITEM", "HLS_TOP_HEADERS", "rtl_context", "hls_top_streams",
-           "hls_top_context", "engine_cycles", "engine_load_steps", "linear_cycles", "rtl_cycles", "rate"]
+__all__ = ["HLS_HEADER", "HARNESS_ENTRIES", "LIN_REGS", "LIN_MODE_BITS", "LIN_MODE_QKV", "LIN_MODE_ACT",
+           "LIN_MODE_GELU", "LIN_MODE_SCORE", "LIN_BIAS_QKV_BIT", "LIN_CORE_DEPTH", "ITEM", "HLS_TOP_HEADERS",
+           "rtl_context", "hls_top_streams", "hls_top_context", "engine_cycles", "engine_load_steps", "linear_cycles",
+           "rtl_cycles", "rate"]

@@ -17,6 +17,9 @@ from ._cycles import DEPTH_MUL, HANDSHAKE, stream_cycles
 from ._rtl import _bits, stream_bits
 from .softmax import DEPTH_EXP, DEPTH_RECIP, EXP_CORE_DEPTH, exp_ctx, softmax_core_ctx
 
+# its C++ (hls/include/) and its extern "C" wrappers in the unit test harness (csim/unit_harness.cpp.j2)
+HLS_HEADER = "moe_route.h"
+HARNESS_ENTRIES = ("em_moe_route", "em_route_logits")
 ITEM = "token"                     # what an item of the RTL unit's rate is (a vector is a token: its E gate logits)
 HLS_TOP_HEADERS = ["softmax.h"]    # unit headers its HLS top includes (beyond edgemoe_config.h, edgemoe_fixed.h)
 
@@ -71,5 +74,5 @@ def rate(design) -> float:
     return 1.0
 
 
-__all__ = ["ITEM", "HLS_TOP_HEADERS", "rtl_context", "hls_top_streams", "hls_top_context", "moe_route_cycles",
-           "rtl_cycles", "rate"]
+__all__ = ["HLS_HEADER", "HARNESS_ENTRIES", "ITEM", "HLS_TOP_HEADERS", "rtl_context", "hls_top_streams",
+           "hls_top_context", "moe_route_cycles", "rtl_cycles", "rate"]

@@ -27,6 +27,9 @@ DEPTH_RECIP = 40           # one integer division per softmax row (a pipelined d
 II_SOFTMAX = 4             # the running sum S = floor(S * e) + 1 is carried from key to key through a
                            # multiply and an add, so the single-pass softmax loops cannot reach II=1
 
+# its C++ (hls/include/) and its extern "C" wrappers in the unit test harness (csim/unit_harness.cpp.j2)
+HLS_HEADER = "softmax.h"
+HARNESS_ENTRIES = ("em_softmax",)
 ITEM = "score"                     # what an item of the RTL unit's rate is
 HLS_TOP_HEADERS = ["softmax.h"]    # unit headers its HLS top includes (beyond edgemoe_config.h, edgemoe_fixed.h)
 
@@ -103,5 +106,6 @@ def rate(design) -> float:
     return 1.0
 
 
-__all__ = ["EXP_CORE_DEPTH", "DEPTH_EXP", "DEPTH_RECIP", "II_SOFTMAX", "ITEM", "HLS_TOP_HEADERS", "exp_ctx",
-           "softmax_core_ctx", "rtl_context", "hls_top_streams", "hls_top_context", "rtl_cycles", "rate"]
+__all__ = ["HLS_HEADER", "HARNESS_ENTRIES", "EXP_CORE_DEPTH", "DEPTH_EXP", "DEPTH_RECIP", "II_SOFTMAX", "ITEM",
+           "HLS_TOP_HEADERS", "exp_ctx", "softmax_core_ctx", "rtl_context", "hls_top_streams", "hls_top_context",
+           "rtl_cycles", "rate"]
