@@ -30,16 +30,16 @@ import re
 
 from edgemoe.errors import EdgeMoeError
 from edgemoe.golden.apfixed import FixedType
+from edgemoe.golden.block_types import BLOCK_TABLES, block_types
 from edgemoe.golden.precision import (EXP2_SEG_LOG2, GELU_RANGE, GELU_STEPS_LOG2, RSQRT_IDX_BITS,
                                       RSQRT_MANT_F, RSQRT_NEWTON_STEPS, Precision)
 from edgemoe.golden.units.gelu import gelu_limit_raw, gelu_table
 from edgemoe.golden.units.layernorm import SEED_F, eps_raw, rsqrt_table
 from edgemoe.golden.units.softmax import LOG2E_T, check_exp_arg, exp2_table, log2e_raw
 from edgemoe.kernel_interface import CONFIG_NAME, KERNEL_ID_MACRO, MAX_IMAGES, kernel_id_of, read_kernel_id
-from edgemoe.spec import block_key
+from edgemoe.design import ENGINE_ACC_DISTANCE, MAXI_BURST_BEATS, MAXI_OUTSTANDING, ROUTE_GROUP, Design
 
 from .buffers import act_lanes, buffer_context, storage_bits
-from edgemoe.design import ENGINE_ACC_DISTANCE, MAXI_BURST_BEATS, MAXI_OUTSTANDING, ROUTE_GROUP, Design
 from .model_common import Widths, engine_sum_depth
 from .render import render_template
 
@@ -54,20 +54,9 @@ STATIC_ROLES = ("pixel", "patch_w", "bias", "act", "ln_param", "ln_sum", "ln_dif
                 "ln_rstd", "ln_norm", "w", "qkv_b", "b", "qkv", "scale", "score", "exp_arg",
                 "exp2_tab", "exp", "sm_sum", "recip", "prob", "gelu_in", "gelu_tab", "gate_w",
                 "gate_logit", "gate_score")
-# per-block scale offsets, in the order of the data flow: (C++ name, role, nominal role, description)
-DELTA_TABLES = (
-    ("D_LN1", "ln_out", "ln_out", "norm1 output (ln_out of blocks.i.ln1)"),
-    ("D_W_QKV", "w", "w", "qkv weights"),
-    ("D_QKV", "qkv", "qkv", "Q, K, V"),
-    ("D_ATTN_OUT", "attn_out", "ln_out", "attention output (proj input)"),
-    ("D_W_PROJ", "w", "w", "proj weights"),
-    ("D_LN2", "ln_out", "ln_out", "norm2 output (ln_out of blocks.i.ln2)"),
-    ("D_W_FC1", "w", "w", "fc1 weights (MoE blocks: expert htoh4)"),
-    ("D_HIDDEN", "hidden", "ln_out", "GELU output = fc2 input (MoE blocks: the experts' hidden)"),
-    ("D_W_FC2", "w", "w", "fc2 weights (MoE blocks: expert h4toh)"),
-    ("D_GATE_W", "gate_w", "gate_w", "MoE gate weights (0 in dense blocks)"),
-    ("D_PROB", "prob", "prob", "attention probabilities (calibrated per block in w8a8)"),
-)
+# per-block scale offsets, in the order of the data flow: (C++ name, role, nominal role, description), of
+# golden/block_types.py's tables
+DELTA_TABLES = tuple((name, role, nominal, desc) for name, role, nominal, _, desc in BLOCK_TABLES)
 
 # the linear engine's modes (engine_cmd.mode, hls/include/linear.h): what a call adds as bias, its
 # epilogue and its destination.  #defines of the config header; the unit test harness
@@ -90,27 +79,6 @@ def _cpp(t: FixedType, modes: bool = True) -> str:
 
 def _exact_acc(prec: Precision, role: str, a: FixedType, b: FixedType) -> FixedType:
     return prec.acc_for(role, a, b)
-
-
-def block_types(spec, prec: Precision) -> dict:
-    """Per block, the actual type of every calibrated tensor, looked up exactly as
-    :class:`edgemoe.golden.fixed_model.FixedM3ViT` does (``prec.t(role, tensor=...)``)."""
-    out = {name: [] for name, *_ in DELTA_TABLES}
-    for i in range(spec.depth):
-        k = lambda n, i=i: block_key(i, n)  # noqa: E731
-        moe = spec.is_moe(i)
-        out["D_LN1"].append(prec.t("ln_out", tensor=k("ln1")))
-        out["D_W_QKV"].append(prec.t("w", tensor=k("attn.qkv")))
-        out["D_QKV"].append(prec.t("qkv", tensor=k("attn")))
-        out["D_ATTN_OUT"].append(prec.t("attn_out", tensor=k("attn_out")))
-        out["D_W_PROJ"].append(prec.t("w", tensor=k("attn.proj")))
-        out["D_LN2"].append(prec.t("ln_out", tensor=k("ln2")))
-        out["D_W_FC1"].append(prec.t("w", tensor=k("mlp.experts.htoh4" if moe else "mlp.fc1")))
-        out["D_HIDDEN"].append(prec.t("hidden", tensor=k("mlp.experts" if moe else "mlp")))
-        out["D_W_FC2"].append(prec.t("w", tensor=k("mlp.experts.h4toh" if moe else "mlp.fc2")))
-        out["D_GATE_W"].append(prec.t("gate_w", tensor=k("mlp.gate")) if moe else prec.types["gate_w"])
-        out["D_PROB"].append(prec.t("prob", tensor=k("attn")))
-    return out
 
 
 def _same_format(a: FixedType, b: FixedType) -> bool:

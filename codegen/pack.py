@@ -18,13 +18,13 @@ import numpy as np
 
 from edgemoe.errors import EdgeMoeError
 from edgemoe.golden.apfixed import FixedType
+from edgemoe.golden.block_types import block_types
 from edgemoe.golden.fixed_model import quantize_params
 from edgemoe.golden.precision import Precision
 from edgemoe.design import Design
 from edgemoe.kernel_interface import TAP_ALL, TAP_BITS, TAP_NONE, storage_bits  # TAP_*: the layout header's values
 from edgemoe.spec import ModelSpec, block_key
 
-from .config_header import block_types
 from .tap_stages import BLOCK_STAGES, DENSE_ONLY, MOE_ONLY, STAGES_PER_BLOCK, num_tap_ids, tap_id
 from .word_packing import Buffer, pack_raw
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgemoe.errors import EdgeMoeError
+from edgemoe.golden.block_types import block_type, role_tables
 from edgemoe.golden.precision import Precision
 from edgemoe.kernel_interface import storage_bits
-from edgemoe.spec import block_key
 from edgemoe.units import LIMITATIONS, UNIT_NAMES, top_name, unit_context
 
 
@@ -37,12 +37,8 @@ def block_precision(spec, prec: Precision, block: int | None) -> Precision:
     if block is not None:
         if not 0 <= int(block) < spec.depth:
             raise EdgeMoeError(f"block {block} is not a block of {spec.name} (0..{spec.depth - 1})")
-        moe = spec.is_moe(int(block))
-        tensors = dict(ln_out="ln1", w="attn.qkv", qkv="attn", attn_out="attn_out", prob="attn",
-                       hidden="mlp.experts" if moe else "mlp", gate_w="mlp.gate" if moe else None)
-        for role, tensor in tensors.items():
-            if tensor is not None:
-                types[role] = prec.t(role, tensor=block_key(int(block), tensor))
+        for role, table in role_tables().items():
+            types[role] = block_type(spec, prec, int(block), table)
     where = "nominal types" if block is None else f"types of block {int(block)}"
     return Precision(prec.name, types, {}, f"{prec.description} ({where})".strip())
 
