@@ -240,3 +240,22 @@ def test_engine_modes_in_header_and_harness():
     assert (uh.LIN_QKV, uh.LIN_ACT, uh.LIN_GELU, uh.LIN_SCATTER) == \
         tuple(ENGINE_MODE[n] for n in ("ENG_QKV", "ENG_ACT", "ENG_GELU", "ENG_SCATTER"))
     assert len({c for _, c, _ in ENGINE_MODES}) == len(ENGINE_MODES)
+
+
+def test_cpp_storage_bits_is_the_kernel_interfaces(tmp_path):
+    """edgemoe_fixed.h's storage_bits<W> (the C++ side of the one rule, which a header cannot import)
+    gives edgemoe.kernel_interface.storage_bits(W) for every width: compiled from the header's own text."""
+    import subprocess
+
+    from edgemoe.codegen.aptypes import compile_cpp
+    from edgemoe.kernel_interface import STORAGE_WIDTHS, storage_bits
+    text = (ROOT / "hls" / "include" / "edgemoe_fixed.h").read_text()
+    m = re.search(r"template <int W> struct storage_bits \{.*?\n\};", text, re.S)
+    assert m, "storage_bits<W> not found in edgemoe_fixed.h"
+    widths = range(1, STORAGE_WIDTHS[-1] + 1)
+    body = "".join(f'    std::printf("%d\\n", storage_bits<{w}>::value);\n' for w in widths)
+    src = tmp_path / "sb.cpp"
+    src.write_text(f"#include <cstdio>\n{m.group(0)}\nint main() {{\n{body}    return 0;\n}}\n")
+    exe = compile_cpp(src, tmp_path / "sb", flags=["-O0"])
+    got = [int(v) for v in subprocess.run([str(exe)], capture_output=True, text=True, timeout=60).stdout.split()]
+    assert got == [storage_bits(w) for w in widths]
