@@ -2,7 +2,8 @@
 
 Every tap of the kernel (one run with ``tap_id = TAP_ALL``) is compared bit for bit with the
 fixed-point golden; the final output is also compared with the float golden (cosine, max abs error).
-Any bit mismatch makes the command exit 1.
+Any bit mismatch makes the command exit 1. The result also holds, per stage tap, the fixed golden's error
+against the float golden on the same image (key "stages", see :mod:`edgemoe.golden.stage_error`).
 """
 from __future__ import annotations
 
@@ -31,10 +32,16 @@ def extra_images(image: np.ndarray, n: int) -> list:
 
 
 def run_csim(project_dir, task=0, input_path=None, output_path=None, taps: str | None = None,
-             json_path=None, quiet: bool = False, images: int = 1) -> dict:
+             json_path=None, quiet: bool = False, images: int = 1, show_stages: bool = False,
+             calib=None) -> dict:
     """Compile and run the project's kernel; returns the result dict (also written to ``json_path``).
     ``images`` > 1: one more kernel call on that many images (the input, then noisy copies of it),
-    every image's output compared with its fixed golden (this runs a batched kernel's batches)."""
+    every image's output compared with its fixed golden (this runs a batched kernel's batches).
+    The result's "stages" holds the fixed golden's error against the float golden at every stage tap
+    (:func:`stage_result`); ``show_stages`` prints that table (else its one-line summary).
+    The precision is the manifest's (never recalibrated); ``calib``: a folder of calibration images that
+    must be the set the project was calibrated on (:func:`check_calib`); the result's "calib" is the
+    manifest's record."""
     from edgemoe.io import load_image_npy, save_npy
     from .word_packing import unpack_raw
     from .project import Project, verify_data
@@ -44,6 +51,7 @@ def run_csim(project_dir, task=0, input_path=None, output_path=None, taps: str |
     project = Project(project_dir)
     verify_data(project.path, project.manifest)   # an edited data file is named here, not found as mismatches
     spec = project.spec
+    check_calib(project, calib)
     task = spec.task_index(task)
     project.compile()
     if input_path is not None:
@@ -104,8 +112,13 @@ def run_csim(project_dir, task=0, input_path=None, output_path=None, taps: str |
         "batch": project.design.batch,
         "taps_compared": len(rows), "mismatches": total_bad, "cosine_vs_float": cos,
         "max_abs_err_vs_float": mae, "seconds": seconds, "compile_seconds": project.compile_seconds,
-        "taps": rows, "range": range_result(rng),
+        "taps": rows, "range": range_result(rng), "calib": project.manifest.get("calib"),
     }
+    stages, note = stage_result(project, image, task)
+    if stages is not None:
+        result["stages"] = stages
+    else:
+        result["stages_note"] = note
     if output_path is not None:
         save_npy(output_path, y)
     if json_path is not None:
@@ -114,8 +127,54 @@ def run_csim(project_dir, task=0, input_path=None, output_path=None, taps: str |
             Path(tmp).write_text(json.dumps(result, indent=1))
     if not quiet:
         print(format_table(result))
+        if result["calib"]:
+            print(calib_line(result["precision"], result["calib"]))
         print(result["range"]["summary"], file=sys.stderr)
+        if stages is not None:
+            from edgemoe.golden.stage_error import format_stage_table, summary_line
+            print(format_stage_table(stages) if show_stages else summary_line(stages))
+        else:
+            print(f"per-stage error vs float: not computed ({note})")
     return result
+
+
+def stage_result(project, image, task: int):
+    """(rows, None): the fixed golden's error against the float golden at every stage tap on ``image``
+    (:mod:`edgemoe.golden.stage_error`, the JSON key "stages"), or (None, why) when the project's float
+    model cannot be had (e.g. its checkpoint is gone)."""
+    from edgemoe.golden.stage_error import float_taps, json_rows, stage_errors
+    try:
+        model = project.float_model()
+    except EdgeMoeError as e:
+        return None, str(e)
+    fx = project.fixed_model()
+    taps = {}
+    fx.encode(image, task, taps)
+    return json_rows(stage_errors(taps, float_taps(model, image, task), fx.param_range, fx.range_counts)), None
+
+
+def calib_line(precision: str, rec: dict) -> str:
+    """One line naming a manifest's calibration record."""
+    return (f"{precision} types from data/manifest.json, calibrated on {rec['source']} ({rec['images']} images, "
+            f"sha256 {rec['sha256'][:16]})")
+
+
+def check_calib(project, calib) -> None:
+    """One-line error unless the images of folder ``calib`` are the set the project's types were calibrated
+    on (the manifest's "calib" sha256): the types are in the generated kernel, so csim cannot recalibrate."""
+    if calib is None:
+        return
+    from edgemoe.golden.calib_images import check_calib_precision, load_calibration_set
+    check_calib_precision(project.prec.name, calib)
+    rec = project.manifest.get("calib")
+    _, sha = load_calibration_set(calib, project.spec)
+    if not rec:
+        raise EdgeMoeError(f"--calib {calib}: {project.path} records no calibration set (generated before --calib "
+                           f"existed); regenerate it with `edgemoe generate --calib {calib}`")
+    if sha != rec.get("sha256"):
+        raise EdgeMoeError(f"--calib {calib}: {project.path} was calibrated on {rec.get('source')} (sha256 "
+                           f"{str(rec.get('sha256'))[:16]}), not on these images (sha256 {sha[:16]}); csim uses the "
+                           f"project's types: regenerate with `edgemoe generate --calib {calib}`")
 
 
 def range_result(counts: dict) -> dict:
@@ -143,7 +202,8 @@ def format_table(result: dict) -> str:
 
 def csim_command(args) -> int:
     res = run_csim(args.project, task=args.task, input_path=args.input, output_path=args.output,
-                   taps=args.taps, json_path=args.json, images=args.images)
+                   taps=args.taps, json_path=args.json, images=args.images,
+                   show_stages=bool(getattr(args, "stages", False)), calib=getattr(args, "calib", None))
     return 1 if res["mismatches"] else 0
 
 

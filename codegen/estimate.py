@@ -29,7 +29,7 @@ from edgemoe.units.residual import residual_cycles
 from .bandwidth import EFFICIENCY, PS_PORT_BITS, Bandwidth
 from .buffers import storage_bits
 from .caps import UTIL_CAPS, limiting_resource, over_caps, use_of
-from .estimate_resources import RESOURCE_KEYS, memories, resources, totals
+from .estimate_resources import RESOURCE_KEYS, memories, rescale_lut, rescale_span_of, resources, totals
 from .kernel_plan import KERNEL_PLAN, sizes
 from .model_common import (MAXI_READ_LATENCY, Layer, Widths, clog2, dsp_per_mult, engine_depth,
                            macs_per_dsp_best, packed_int8)
@@ -267,6 +267,12 @@ def estimate(spec, prec, design, board, clock_mhz: float | None = None, routing=
     routed = "balanced" if routing in (None, "balanced") else "given"
     notes = [f"routing {routed}: {spec.tokens * spec.top_k} token slots over {spec.num_experts} experts per MoE block",
              f"DDR: {bw.describe(board)}"]
+    span = rescale_span_of(spec, prec)
+    if span:
+        shifters = sum(rescale_lut(spec, wd, design, span).values())
+        how = "from its per-block types" if prec.overrides else "assumed: no model given"
+        notes.append(f"per-block types ({prec.name}): runtime rescales over +-{span} fraction bits ({how}): "
+                     f"{shifters:,d} LUT of barrel shifters counted")
     pub = None
     if published:
         pub = published_latency_ms(spec, prec, design, board, clock)

@@ -212,6 +212,40 @@ def _lut(spec, wd, design) -> dict:
     }
 
 
+# precisions whose per-block types (D_* tables) are not known without a model (a named w8a8 / w16a32-fit):
+# the runtime rescale span assumed for them (measured: 5-8 on the presets' random and outlier models)
+ASSUMED_RESCALE_SPAN = 6
+
+
+def rescale_span_of(spec, prec) -> int:
+    """RESCALE_SPAN of the kernel (edgemoe_config.h): from the per-block types when ``prec`` has them,
+    :data:`ASSUMED_RESCALE_SPAN` for a model-derived precision named without a model, 0 otherwise."""
+    if prec.overrides:
+        from .config_header import rescale_span
+        return rescale_span(spec, prec)
+    from edgemoe.spec import DERIVED_PRECISIONS
+    return ASSUMED_RESCALE_SPAN if prec.name in DERIVED_PRECISIONS else 0
+
+
+def rescale_lut(spec, wd, design, span: int) -> dict:
+    """LUTs of the runtime rescales (edgemoe_fixed.h ``rescale<T>(v, delta)``): with RESCALE_SPAN > 0
+    every rescale site is a barrel shifter of W(v) + 2 * span bits over 2 * span + 1 positions (a LUT6
+    is a 4:1 mux: one LUT per bit per two levels); with span 0 they are plain casts (no LUT here).
+    Sites: the engine's bias, output and GELU-output rescales per output lane, the attention's score and
+    probability per row and its output per lane, LayerNorm's output per vector lane."""
+    if span <= 0:
+        return {}
+    per_bit = math.ceil(clog2(2 * span + 1) / 2)
+
+    def sh(bits: int) -> int:
+        return (bits + 2 * span) * per_bit
+    return {
+        "linear": design.engine_out * (sh(wd.bias) + sh(wd.acc) + sh(wd.gelu_in)),
+        "attention": design.attn_rows * (sh(wd.av_acc) + sh(wd.exp + 18)) + design.attn_lanes * sh(wd.av_acc),
+        "layernorm": design.vec_lanes * sh(wd.act + wd.ln_param),
+    }
+
+
 def _ff(spec, wd, design) -> dict:
     """Registers the C++ holds or its pipelines need, coarsely: operand and partial-sum registers of
     each pipeline stage (bits x lanes x stages); a DSP48E2's own A/B/M/P registers are not fabric FF."""
@@ -252,6 +286,8 @@ def resources(spec, prec, design) -> dict:
     """unit -> {dsp, bram36, uram, lut, ff}; the buffers in ``design.uram_buffers`` are bound to UltraRAM."""
     wd = Widths.of(prec)
     dsp, lut, ff = _dsp(spec, wd, design), _lut(spec, wd, design), _ff(spec, wd, design)
+    for u, n in rescale_lut(spec, wd, design, rescale_span_of(spec, prec)).items():
+        lut[u] += n
     out = {u: dict(dsp=dsp[u], bram36=0.0, uram=0, lut=lut[u], ff=ff[u]) for u in dsp}
     for m in memories(spec, prec, design):
         b, u, l, f = memory_cost(m)
@@ -270,4 +306,5 @@ def totals(by_unit: dict) -> dict:
 
 
 __all__ = ["Memory", "dsp_count", "memories", "memory_cost", "resources", "totals", "maxi_channels", "maxi_fifo",
-           "weight_fifo", "RESOURCE_KEYS", "URAM_DEPTH", "URAM_WIDTH", "LUTRAM_BITS"]
+           "weight_fifo", "RESOURCE_KEYS", "rescale_lut", "rescale_span_of", "ASSUMED_RESCALE_SPAN", "URAM_DEPTH",
+           "URAM_WIDTH", "LUTRAM_BITS"]

@@ -73,7 +73,7 @@ def load_source_model(preset=None, checkpoint=None, onnx=None, seed: int = 0):
 def generate(out_dir, preset: str | None = None, checkpoint=None, onnx=None, board: str = "zcu104",
              precision: str = DEFAULT_PRECISION, design: str | None = None, clock: float | None = None,
              force: bool = False, seed: int = 0, model=None, quiet: bool = True, batch: int | None = None,
-             saturate_params: bool = False):
+             saturate_params: bool = False, calib=None):
     """Write the project folder ``out_dir`` and return its :class:`~edgemoe.codegen.project.Project`.
 
     A parameter that does not fit its fixed-point type is an error; ``saturate_params`` clamps such
@@ -81,26 +81,38 @@ def generate(out_dir, preset: str | None = None, checkpoint=None, onnx=None, boa
 
     The model comes from ``preset`` (seeded weights), ``preset`` + ``checkpoint``, ``onnx``, or an
     already built ``model`` (:class:`edgemoe.golden.model.M3ViT`, e.g. of a custom spec).
+
+    ``calib``: a folder of calibration images for a calibrated precision (w8a8; default the seeded sample
+    images), read by golden/calib_images.py; the types are calibrated on the model the project is made
+    from, and the set is recorded as manifest["calib"] = {"source", "images", "sha256"} (None for a
+    precision without calibration).
     """
     from edgemoe.golden.precision import base_precision
     from .project import Project
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
     base = base_precision(precision)  # unknown precision: one line before anything is built; calibrated later
+    from edgemoe.golden.calib_images import CALIBRATED, calibration_set, check_calib_precision
+    check_calib_precision(base.name, calib)
     b, des = resolve_design(board, design, clock, batch)
     check_output_dir(out_dir, force=force)   # a user's folder is refused before anything is built
+    cal = None
     if model is None:
         if preset is not None and onnx is None:
             from edgemoe.spec import get_preset
             des.validate(get_preset(preset))  # a bad tiling fails before the model is built
+            if calib is not None:             # so do bad calibration images
+                cal = calibration_set(calib, get_preset(preset))
         model = load_source_model(preset, checkpoint, onnx, seed)
     spec = model.spec
     des.validate(spec)
+    if base.name in CALIBRATED and cal is None:
+        cal = calibration_set(calib, spec)    # the user's images, or the seeded samples of this model
     source = dict(preset=None if onnx else (preset or spec.name), seed=seed,
                   checkpoint=str(Path(checkpoint).resolve()) if checkpoint else None,
                   onnx=str(Path(onnx).resolve()) if onnx else None)
     with output_dir(out_dir, force=force, command="generate") as tmp:
-        _write_project(tmp, model, spec, base, des, b, source, out_dir.resolve(), saturate_params)
+        _write_project(tmp, model, spec, base, des, b, source, out_dir.resolve(), saturate_params, cal)
     if not quiet:
         print(f"generated {out_dir} ({spec.name}, {base.name}, {des.name}, {b.name} {des.clock_mhz:g} MHz) "
               f"in {time.perf_counter() - t0:.1f} s")
@@ -141,8 +153,9 @@ def write_kernel_sources(root: Path, spec, prec, design: Design, board_name: str
 
 
 def _write_project(root: Path, model, spec, base, design: Design, board, source: dict,
-                   final_dir: Path, saturate_params: bool = False) -> None:
-    """``base``: the named Precision (golden/precision.py), calibrated on ``model`` here when it needs it."""
+                   final_dir: Path, saturate_params: bool = False, cal=None) -> None:
+    """``base``: the named Precision (golden/precision.py), calibrated on ``model`` here when it needs it,
+    on ``cal`` (golden/calib_images.py CalibrationSet; None: a precision without calibration)."""
     from edgemoe.golden.apfixed import Fx
     from edgemoe.golden.calibrate import precision_for
     from edgemoe.golden.fixed_model import FixedM3ViT
@@ -152,7 +165,7 @@ def _write_project(root: Path, model, spec, base, design: Design, board, source:
     from .word_packing import pack_raw
 
     params = params_numpy(model)
-    prec = precision_for(base, spec, model, params)
+    prec = precision_for(base, spec, model, params, images=None if cal is None else cal.images)
     layout = Layout(spec, prec, design)
     fixed = FixedM3ViT(spec, prec, params, attn_rows=design.attn_rows, saturate_params=saturate_params)
     layout.fill(params, quantized=fixed.q)  # the fixed golden's own codes: parameters checked (or clamped) once
@@ -199,6 +212,7 @@ def _write_project(root: Path, model, spec, base, design: Design, board, source:
                     float=[f"golden_float_task{t}.npy" for t in range(spec.num_tasks)],
                     out=[f"golden_out_task{t}.bin" for t in range(spec.num_tasks)]))
     manifest["saturate"] = bool(saturate_params)  # the project's golden rebuilds the same fixed model
+    manifest["calib"] = None if cal is None else cal.record()  # what "precision"'s calibrated types come from
     manifest["range"] = ranges
     from .project import project_identity, record_data_files
     manifest["identity"] = project_identity(root, manifest)  # model, precision, design, board, config hash, weights

@@ -98,17 +98,65 @@ def _write_json(path, obj) -> None:
         Path(tmp).write_text(json.dumps(obj, indent=1))
 
 
+def calib_target(calib, spec, prec, project=None) -> tuple:
+    """(precision to estimate with, record for --json or None, lines to print) of ``estimate --calib DIR``.
+
+    Without a project the estimate has no model but the preset's: the precision is calibrated on DIR's
+    images with the preset's seed-0 random model (as `edgemoe sim` without --project); calibration moves
+    binary points only (widths, hence cycles, stay), so the estimate changes only where it counts
+    per-block types. With a project the types are its manifest's (never recalibrated here): DIR is checked
+    against the manifest's record and a different set is named."""
+    man_rec = None
+    if project:
+        from edgemoe.project_files import read_manifest
+        man_rec = read_manifest(project).get("calib")
+    if calib is None:
+        return prec, man_rec, []
+    from edgemoe.golden.calib_images import calibration_set, check_calib_precision
+    check_calib_precision(prec.name, calib)
+    cal = calibration_set(calib, spec)
+    rec = cal.record()
+    head = f"--calib {rec['source']}: {rec['images']} images (sha256 {rec['sha256'][:16]})"
+    if project:
+        rec["project"] = man_rec
+        if man_rec and man_rec.get("sha256") == rec["sha256"]:
+            return prec, rec, [f"note: {head}: the set {project}'s {prec.name} types were calibrated on"]
+        on = f"{man_rec.get('source')} (sha256 {str(man_rec.get('sha256'))[:16]})" if man_rec else "an unrecorded set"
+        return prec, rec, [f"note: {head}: {project} was calibrated on {on}, not on these images; the estimate "
+                           f"uses the project's types (regenerate it with --calib to change them)"]
+    from edgemoe.golden.calibrate import precision_for
+    from edgemoe.golden.model import build_model
+    cal_prec = precision_for(prec, spec, build_model(spec, seed=0), images=cal.images)
+    rec["model"] = f"seed-0 random model of preset {spec.name}"
+    return cal_prec, rec, [f"note: {head}: {prec.name} types calibrated on them with the seed-0 random model of "
+                           f"preset {spec.name} (generate a project to calibrate a checkpoint's or ONNX model)"]
+
+
 def estimate_command(args) -> int:
     from .csynth import compare, find_csynth, parse_csynth
     from .estimate import caps_warning, check_fits, estimate
     spec, prec, des, board, clock = resolve_target(args.project, args.preset, args.board, args.precision,
                                                    args.design, args.clock, args.batch)
-    est = estimate(spec, prec, des, board, clock)
+    cal_prec, calib_rec, calib_lines = calib_target(getattr(args, "calib", None), spec, prec, args.project)
+    est = estimate(spec, cal_prec, des, board, clock)
+    if cal_prec is not prec:   # what calibrating on the images changed in the estimate (only per-block types can)
+        e0 = estimate(spec, prec, des, board, clock)
+        diff = [f"{k} {e0.resources[k]:,} -> {est.resources[k]:,}" for k in est.resources
+                if est.resources[k] != e0.resources[k]]
+        if est.cycles != e0.cycles:
+            diff.insert(0, f"cycles {e0.cycles:,} -> {est.cycles:,}")
+        calib_rec["affects_estimate"] = bool(diff)
+        calib_lines.append("note: against the uncalibrated types: " + ("; ".join(diff) if diff else
+                           "the same cycles and resources (calibration moves binary points, not widths)"))
     print(format_estimate(est))
+    for line in calib_lines:
+        print(line)
     warning = caps_warning(est)
     if warning:
         print(warning, file=sys.stderr)
     out = est.to_dict()
+    if calib_rec is not None:
+        out["calib"] = calib_rec
     report = None
     if args.csynth:
         report = parse_csynth(args.csynth)

@@ -1,8 +1,9 @@
 """``edgemoe report DIR``: one HTML page (and its markdown twin) about a generated project.
 
 Sections: the spec; resources against the board; latency per layer (the estimate); the accuracy
-ladder float -> fixed -> csim -> RTL -> board with error histograms; the Vitis reports when a run
-exists. Pictures are embedded in the HTML (one self-contained file) and written beside the markdown.
+ladder float -> fixed -> csim -> RTL -> board with error histograms; the error per stage tap (fixed
+golden vs float golden, from the csim results' "stages", plotted across the layers); the Vitis reports
+when a run exists. Pictures are embedded in the HTML (one self-contained file) and written beside the markdown.
 
 Result files (--sim-json, --board-json, and csim results) are checked against the schema of the
 command that writes them (edgemoe.codegen.results_schema) and against the project: a board run of
@@ -24,20 +25,16 @@ import numpy as np
 
 from edgemoe.errors import EdgeMoeError
 
+from .report_format import html_table, md_table, plt_agg
+from .report_stages import stage_sets, stages_section
+
 UNIT_COLOURS = {"linear": "#1f77b4", "attention": "#ff7f0e", "layernorm": "#2ca02c", "moe_route": "#d62728",
                 "residual": "#9467bd", "patch_embed": "#8c564b", "io": "#7f7f7f"}
 
 
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
 def plot_layers(est, path) -> None:
     """Stacked bars: cycles of each block by unit, in ms."""
-    plt = _plt()
+    plt = plt_agg()
     groups = ["patch"] + [f"b{i}" for i in range(max(l.block for l in est.layers) + 1)] + ["out"]
     per = {u: np.zeros(len(groups)) for u in UNIT_COLOURS}
     for l in est.layers:
@@ -60,7 +57,7 @@ def plot_layers(est, path) -> None:
 
 def plot_resources(est, path) -> None:
     """Use of each resource against the board, split by unit."""
-    plt = _plt()
+    plt = plt_agg()
     keys = ["dsp", "bram36", "uram", "lut", "ff"]
     fig, ax = plt.subplots(figsize=(7, 2.8))
     left = np.zeros(len(keys))
@@ -80,7 +77,7 @@ def plot_resources(est, path) -> None:
 
 def plot_errors(rungs: list, path) -> None:
     """Histograms of |rung - float golden| for every rung that has values."""
-    plt = _plt()
+    plt = plt_agg()
     with_vals = [r for r in rungs if r.get("errors") is not None and np.size(r["errors"])]
     fig, axes = plt.subplots(1, max(len(with_vals), 1), figsize=(3.4 * max(len(with_vals), 1), 2.8), squeeze=False)
     for ax, r in zip(axes[0], with_vals):
@@ -216,7 +213,7 @@ def accuracy_ladder(project, run_csim: bool, sim_json=None, board_json=None, say
     return rungs
 
 
-REPORT_FILES = {"report.html", "report.md", "report.json", "resources.png", "layers.png", "errors.png"}
+REPORT_FILES = {"report.html", "report.md", "report.json", "resources.png", "layers.png", "errors.png", "stages.png"}
 
 
 def _check_report_dir(out_dir: Path, project_dir: Path, inputs, force: bool, own: bool) -> str:
@@ -239,18 +236,6 @@ def _check_report_dir(out_dir: Path, project_dir: Path, inputs, force: bool, own
             write_marker(out_dir, "report", written="before markers")
     check_output_dir(out_dir, force=force, option=option)
     return option
-
-
-def _md_table(header, rows) -> str:
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return "\n".join(out)
-
-
-def _html_table(header, rows) -> str:
-    h = "".join(f"<th>{html.escape(str(c))}</th>" for c in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><tr>{h}</tr>{body}</table>"
 
 
 def write_report(project_dir, out_dir=None, run_csim: bool = True, sim_json=None, board_json=None,
@@ -278,6 +263,7 @@ def write_report(project_dir, out_dir=None, run_csim: bool = True, sim_json=None
     est = estimate(spec, prec, des, board, clock)
     say("[2/4] accuracy ladder")
     rungs = accuracy_ladder(project, run_csim, say=say, results=results)
+    stages = stage_sets(project, results, compute=run_csim, say=say)
     csyn_path = find_csynth(project_dir, TOP)
     csyn = parse_csynth(csyn_path) if csyn_path else None
     say("[3/4] plots")
@@ -286,7 +272,7 @@ def write_report(project_dir, out_dir=None, run_csim: bool = True, sim_json=None
     spec_rows.append(("tasks", ", ".join(f"{t.name} ({t.kind}, {t.channels})" for t in spec.tasks)))
     spec_rows += [("precision", prec.name), ("design", des.summary()), ("board", f"{board.name} ({board.part})"),
                   ("clock", f"{clock:g} MHz")]
-    sections.append(("Spec", _md_table(["field", "value"], spec_rows), _html_table(["field", "value"], spec_rows)))
+    sections.append(("Spec", md_table(["field", "value"], spec_rows), html_table(["field", "value"], spec_rows)))
     res_rows = [(k, est.resources[k], est.budget[k], f"{est.resources[k] / est.budget[k]:.1%}" if est.budget[k] else "-")
                 for k in ("dsp", "bram36", "uram", "lut", "ff")]
     unit_rows = [(u, r["dsp"], r["bram36"], r["uram"], r["lut"], r["ff"]) for u, r in est.by_unit_resources.items()]
@@ -306,19 +292,19 @@ def write_report(project_dir, out_dir=None, run_csim: bool = True, sim_json=None
         fits = "fits" if est.fits else "does NOT fit: " + ", ".join(
             f"{k} {n} of {a}" for k, (n, a) in est.over_budget().items())
         sections.append(("Resources against the board",
-                         f"The design {fits} {board.name}.\n\n" + _md_table(["resource", "estimate", board.name, "use"], res_rows)
-                         + "\n\n" + _md_table(unit_cols, unit_rows) + "\n\n![](resources.png)",
+                         f"The design {fits} {board.name}.\n\n" + md_table(["resource", "estimate", board.name, "use"], res_rows)
+                         + "\n\n" + md_table(unit_cols, unit_rows) + "\n\n![](resources.png)",
                          f"<p>The design {html.escape(fits)} {board.name}.</p>"
-                         + _html_table(["resource", "estimate", board.name, "use"], res_rows)
-                         + _html_table(unit_cols, unit_rows) + img("resources.png")))
+                         + html_table(["resource", "estimate", board.name, "use"], res_rows)
+                         + html_table(unit_cols, unit_rows) + img("resources.png")))
         summary = (f"{est.latency_ms:.3f} ms per frame, {est.gops:.1f} GOPS; floors: compute {est.compute_floor_ms:.3f} ms, "
                    f"DDR {est.ddr_floor_ms:.3f} ms; linear engine doing useful MACs {est.linear_utilization():.1%} "
                    f"of its cycles. " + (f"Batches of {est.batch} frames share every expert's weight load; a batch "
                                          f"takes {est.batch_latency_ms:.3f} ms. " if est.batch > 1 else "")
                    + " ".join(est.notes))
         sections.append(("Latency per layer (estimate)",
-                         summary + "\n\n" + _md_table(["unit", "cycles", "ms", "share"], lat_rows) + "\n\n![](layers.png)",
-                         f"<p>{html.escape(summary)}</p>" + _html_table(["unit", "cycles", "ms", "share"], lat_rows)
+                         summary + "\n\n" + md_table(["unit", "cycles", "ms", "share"], lat_rows) + "\n\n![](layers.png)",
+                         f"<p>{html.escape(summary)}</p>" + html_table(["unit", "cycles", "ms", "share"], lat_rows)
                          + img("layers.png")))
         lad_rows = []
         for r in rungs:
@@ -331,14 +317,15 @@ def write_report(project_dir, out_dir=None, run_csim: bool = True, sim_json=None
             lad_rows.append((r["rung"], r["what"], mm, "; ".join(extra)))
         lad_text = ("Each rung is compared bit for bit with the fixed-point golden (mismatches) and, where it has "
                     "values, with the float golden (errors).")
-        sections.append(("Accuracy ladder", lad_text + "\n\n" + _md_table(["rung", "what", "mismatches vs fixed", "error"],
+        sections.append(("Accuracy ladder", lad_text + "\n\n" + md_table(["rung", "what", "mismatches vs fixed", "error"],
                                                                            lad_rows) + "\n\n![](errors.png)",
-                         f"<p>{lad_text}</p>" + _html_table(["rung", "what", "mismatches vs fixed", "error"], lad_rows)
+                         f"<p>{lad_text}</p>" + html_table(["rung", "what", "mismatches vs fixed", "error"], lad_rows)
                          + img("errors.png")))
+        sections.append(stages_section(stages, tmp, img))
         if csyn is not None:
             rows = [(w, e, v, f"{r:.2f}" if r else "undef") for w, e, v, r in compare(csyn, est)]
-            sections.append((f"Vitis report ({csyn.path})", _md_table(["what", "estimate", "Vitis", "ratio"], rows),
-                             _html_table(["what", "estimate", "Vitis", "ratio"], rows)))
+            sections.append((f"Vitis report ({csyn.path})", md_table(["what", "estimate", "Vitis", "ratio"], rows),
+                             html_table(["what", "estimate", "Vitis", "ratio"], rows)))
         else:
             sections.append(("Vitis report", "No Vitis run in this project (`edgemoe build DIR` writes one).",
                              "<p>No Vitis run in this project (<code>edgemoe build DIR</code> writes one).</p>"))
@@ -356,6 +343,7 @@ def write_report(project_dir, out_dir=None, run_csim: bool = True, sim_json=None
         (tmp / "report.json").write_text(json.dumps(dict(
             estimate={k: v for k, v in est.to_dict().items() if k != "layers"},
             ladder=[{k: v for k, v in r.items() if k != "errors"} for r in rungs],
+            stages=[dict(label=lab, stages=rows) for lab, rows in stages],
             csynth=csyn.to_dict() if csyn else None), indent=1, default=str))
     say(f"wrote {out_dir / 'report.html'} and {out_dir / 'report.md'}")
     return out_dir / "report.html"

@@ -188,13 +188,20 @@ BOARD = T("obj", fields=dict(
 # ---- `edgemoe csim PRJ --json` (codegen/csim.py run_csim) -----------------------------------------
 _CSIM_TAP = T("obj", fields=dict(id=_int(null=True), name=_STR, shape=T("list", items=_int()), mismatches=_int(),
                                  max_raw_diff=_int()))
+# the fixed golden's error against the float golden per stage tap (golden/stage_error.py json_rows)
+_SHARE = T("num", lo=0, hi=1)
+_CSIM_STAGE = T("obj", fields=dict(stage=_STR, cosine=_num(-1.000001, hi=1.000001), max_err=_num(0), max_err_rel=_num(0),
+                                   saturated=_SHARE, zero=_SHARE, type=_STR, values=_int(), casts_out=_SHARE,
+                                   routes_differ=_SHARE, params_clamped=_int()),
+                optional=("type", "values", "casts_out", "routes_differ", "params_clamped"))
 CSIM = T("obj", fields=dict(
     project=_STR, model=_STR, precision=_STR, task=_int(), input=_STR, images=_int(1), batch=_int(1),
     taps_compared=_int(1), mismatches=_int(), cosine_vs_float=_num(-1.000001, hi=1.000001),
     max_abs_err_vs_float=_num(0), seconds=_num(0), compile_seconds=_num(0, null=True),
     taps=T("list", items=_CSIM_TAP, nonempty=True),
-    range=T("obj", fields=dict(out_of_range=_int(), summary=_STR), optional=("summary",))),
-    optional=("images", "batch", "compile_seconds", "range"))
+    range=T("obj", fields=dict(out_of_range=_int(), summary=_STR), optional=("summary",)),
+    stages=T("list", items=_CSIM_STAGE)),
+    optional=("images", "batch", "compile_seconds", "range", "stages"))
 
 WRITERS = {"sim": ("--sim-json", "edgemoe sim --json", SIM),
            "board": ("--board-json", "edgemoe-host run PKG --json", BOARD),

@@ -188,7 +188,10 @@ def mlp_tensor(part: str, moe: bool) -> str:
 
 DEFAULT_PRESET = "m3vit-tiny-edge"
 DEFAULT_PRECISION = "w16a32"   # the reference design's types (golden/precision.py defines them)
-PRECISION_NAMES = ("w16a32", "w8a8")   # golden/precision.PRECISIONS, named here for the command line
+PRECISION_NAMES = ("w16a32", "w8a8", "w16a32-fit")   # golden/precision.PRECISIONS, named here for the command line
+# the precisions whose types come from the model (w8a8: calibrated on images; w16a32-fit: fitted to the
+# parameters; golden/calibrate.py precision_for): they have per-block types (per-tensor overrides)
+DERIVED_PRECISIONS = ("w8a8", "w16a32-fit")
 
 
 def get_preset(name: str) -> ModelSpec:
@@ -212,5 +215,5 @@ def preset_table() -> str:
     return "\n".join(lines)
 
 
-__all__ = ["TaskSpec", "ModelSpec", "PRESETS", "DEFAULT_PRESET", "DEFAULT_PRECISION", "PRECISION_NAMES", "get_preset",
-           "preset_table", "block_key", "mlp_tensor", "MLP_TENSORS"]
+__all__ = ["TaskSpec", "ModelSpec", "PRESETS", "DEFAULT_PRESET", "DEFAULT_PRECISION", "PRECISION_NAMES", "DERIVED_PRECISIONS",
+           "get_preset", "preset_table", "block_key", "mlp_tensor", "MLP_TENSORS"]

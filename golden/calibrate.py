@@ -11,10 +11,11 @@ import numpy as np
 
 from edgemoe.spec import ModelSpec, block_key, mlp_tensor
 
+from .calib_images import SAMPLE_IMAGES, sample_set
 from .precision import Precision, base_precision, pow2_type
 from .units.gelu import gelu_float
 
-CALIB_IMAGES = 2
+CALIB_IMAGES = SAMPLE_IMAGES   # the default set's size (golden/calib_images.py: the set, --calib DIR)
 
 
 def _amax(arrs) -> float:
@@ -79,11 +80,12 @@ def calibrate_w8a8(spec: ModelSpec, params: dict, taps_list: list, base: Precisi
 
 
 def calibration_taps(model, spec: ModelSpec, images=None) -> list:
-    """Float taps of the calibration images on every task (needs the torch model)."""
+    """Float taps of the calibration images (default: the seeded sample images, golden/calib_images.py
+    sample_set) on every task (needs the torch model)."""
     import torch
 
-    from .model import sample_image
-    images = images if images is not None else [sample_image(spec, seed=s) for s in range(CALIB_IMAGES)]
+    if images is None:
+        images = sample_set(spec).images
     out = []
     with torch.no_grad():
         for img in images:
@@ -94,12 +96,20 @@ def calibration_taps(model, spec: ModelSpec, images=None) -> list:
     return out
 
 
-def precision_for(precision, spec: ModelSpec, model=None, params=None) -> Precision:
+def precision_for(precision, spec: ModelSpec, model=None, params=None, images=None) -> Precision:
     """The precision (a name or the uncalibrated :class:`Precision` of one), calibrated on the model
-    where it needs calibration."""
+    where it needs calibration; ``images``: the calibration images (N, 3, H, W) (default: the seeded
+    sample images; golden/calib_images.py reads a user's folder)."""
     prec = base_precision(precision) if isinstance(precision, str) else precision
+    if prec.name == "w16a32-fit":   # parameter types fitted to the weights (no images)
+        from .fit_types import fit_precision
+        from .model import params_numpy
+        if params is None and model is None:
+            from edgemoe.errors import EdgeMoeError
+            raise EdgeMoeError("precision w16a32-fit is fitted to a model's parameters: give the model")
+        return fit_precision(spec, params if params is not None else params_numpy(model), prec)
     if prec.name != "w8a8":
         return prec
     from .model import params_numpy
     params = params if params is not None else params_numpy(model)
-    return calibrate_w8a8(spec, params, calibration_taps(model, spec), prec)
+    return calibrate_w8a8(spec, params, calibration_taps(model, spec, images), prec)

@@ -1,8 +1,8 @@
 """Precision spec: the fixed-point type of every tensor role, shared by the golden model and the C++.
 
 A role names a kind of tensor (``act`` for the residual stream, ``w`` for linear weights, ...).
-Per-tensor overrides (``"blocks.3.ln_out"``) hold types found by calibration; :meth:`Precision.t`
-looks a role up for a given block and falls back to the role's base type.
+Per-tensor overrides (``"blocks.3.ln_out"``) hold types found by calibration (w8a8) or fitting (w16a32-fit:
+golden/fit_types.py); :meth:`Precision.t` looks a role up for a given block and falls back to the role's base type.
 
 Storage types of parameters (weights, biases, LayerNorm parameters, pixels) carry ``AP_RND`` /
 ``AP_SAT``: they are only used to quantise floats once, in Python, when weights are packed; the
@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from edgemoe.spec import DEFAULT_PRECISION, PRECISION_NAMES
+from edgemoe.spec import DEFAULT_PRECISION, DERIVED_PRECISIONS, PRECISION_NAMES
 
 from .apfixed import FixedType
 
@@ -191,8 +191,17 @@ def _w8a8_base() -> Precision:
                      "power-of-two scales from calibration, 32-bit accumulators, 16-bit residual stream")
 
 
-PRECISIONS = {"w16a32": _w16a32, "w8a8": _w8a8_base}
-assert tuple(PRECISIONS) == PRECISION_NAMES and DEFAULT_PRECISION in PRECISIONS, "edgemoe/spec.py names them"
+def _w16a32_fit_base() -> Precision:
+    """w16a32's types before fitting: golden/fit_types.py fits the integer bits of the parameter types
+    (weights per block, biases, LayerNorm parameters) to a model's values, widths kept."""
+    return Precision("w16a32-fit", dict(_w16a32().types), description="w16a32 with the weight, bias and "
+                     "LayerNorm-parameter types' integer bits fitted to the model's values (widths kept; "
+                     "weights per block)")
+
+
+PRECISIONS = {"w16a32": _w16a32, "w8a8": _w8a8_base, "w16a32-fit": _w16a32_fit_base}
+assert tuple(PRECISIONS) == PRECISION_NAMES and DEFAULT_PRECISION in PRECISIONS and set(DERIVED_PRECISIONS) <= set(PRECISIONS), \
+    "edgemoe/spec.py names them"
 # Roles whose 8-bit types are calibrated per tensor in w8a8 (the accumulators follow from them).
 CALIBRATED_ROLES = ("ln_out", "qkv", "attn_out", "hidden", "w", "gate_w")
 

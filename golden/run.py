@@ -19,19 +19,22 @@ def load_golden_model(preset: str, checkpoint=None, onnx=None, seed: int = 0):
 
 def encoder_output(model, spec, image: np.ndarray, task: int, fixed: bool, precision: str = DEFAULT_PRECISION,
                    taps: dict | None = None, saturate_params: bool = False,
-                   range_counts: dict | None = None) -> np.ndarray:
+                   range_counts: dict | None = None, param_range: list | None = None,
+                   calib_images=None) -> np.ndarray:
     """(tokens, embed) float32 output of the float model, or of the fixed model when ``fixed``
     (``saturate_params``: clamp parameters that do not fit their types instead of failing;
-    ``range_counts``: receives the activations out of range per stage, see FixedM3ViT.encode)."""
+    ``range_counts``: receives the activations out of range per stage, see FixedM3ViT.encode;
+    ``taps``: receives the fixed model's taps; ``param_range``: the parameters clamped;
+    ``calib_images``: the calibration images of a calibrated precision, default the seeded samples)."""
     from .model import params_numpy, run_golden
     if not fixed:
         return run_golden(model, image, task)
     from .calibrate import precision_for
     from .fixed_model import run_fixed
     params = params_numpy(model)
-    prec = precision_for(precision, spec, model, params)
+    prec = precision_for(precision, spec, model, params, images=calib_images)
     return run_fixed(spec, prec, params, image, task, taps=taps, saturate_params=saturate_params,
-                     range_counts=range_counts)
+                     range_counts=range_counts, param_range=param_range)
 
 
 def task_output(model, tokens: np.ndarray, task: int) -> np.ndarray:
@@ -57,6 +60,14 @@ def golden_command(args) -> int:
     from edgemoe.io import refuse_inputs
     from edgemoe.spec import DEFAULT_PRESET
     base_precision(args.precision)  # reject an unknown precision before the model is built
+    calib = getattr(args, "calib", None)
+    if calib is not None and not args.fixed:
+        raise EdgeMoeError(f"--calib {calib} calibrates the fixed-point model: give --fixed too")
+    from .calib_images import check_calib_precision
+    check_calib_precision(args.precision, calib)
+    stages = bool(getattr(args, "stages", False))
+    if stages and not args.fixed:
+        raise EdgeMoeError("--stages compares the fixed-point model with the float one: give --fixed too")
     if args.onnx and args.preset:
         raise EdgeMoeError("give either --preset (optionally with --checkpoint) or --onnx (the spec is read "
                            "from the file), not both")
@@ -69,16 +80,28 @@ def golden_command(args) -> int:
     spec, model = load_golden_model(preset, args.checkpoint, args.onnx, args.seed)
     image = load_image_npy(args.input, spec.input_shape)
     task = spec.task_index(args.task)
+    cal = None
+    if calib is not None:
+        from .calib_images import calibration_set
+        cal = calibration_set(calib, spec)
     counts = {}
     saturate = bool(getattr(args, "saturate", False))
+    fixed_taps = {} if stages else None
+    param_range = [] if stages else None
     y = encoder_output(model, spec, image, task, args.fixed, args.precision, saturate_params=saturate,
-                       range_counts=counts)
+                       range_counts=counts, taps=fixed_taps, param_range=param_range,
+                       calib_images=None if cal is None else cal.images)
     save_npy(args.output, y.astype(np.float32))
     kind = f"fixed-point {args.precision}" if args.fixed else "float"
     print(f"{spec.name} task {task} ({spec.tasks[task].name}), {kind}: wrote {args.output} {y.shape}")
+    if cal is not None:
+        print(f"{args.precision} types calibrated on {cal.source} ({len(cal.images)} images, sha256 {cal.sha256[:16]})")
     if args.fixed:
         from .range_counts import range_summary
         print(range_summary(counts), file=sys.stderr)
+    if stages:
+        from .stage_error import float_taps, format_stage_table, stage_errors
+        print(format_stage_table(stage_errors(fixed_taps, float_taps(model, image, task), param_range, counts)))
     if args.heads:
         for f in write_heads(args.heads, spec, model, y, task):
             print(f"  wrote {f}")

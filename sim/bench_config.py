@@ -1,6 +1,7 @@
 """What an RTL unit bench runs with, and how it reaches the bench process.
 
-The configuration ``{"preset", "precision", "design"[, "block"][, "project"]}`` names a point;
+The configuration ``{"preset", "precision", "design"[, "block"][, "project"]}`` names a point (a w8a8
+project's also carries "calib", its manifest's calibration record, reported in the log and the JSON);
 :func:`config_objects` gives its :class:`~edgemoe.spec.ModelSpec`, :class:`Precision` and
 :class:`~edgemoe.design.Design`: with ``"project"`` (a folder written by ``edgemoe generate``) those of the
 project's data/manifest.json (its spec, whatever it is, and the precision calibrated on its model), else
@@ -47,11 +48,15 @@ def project_manifest(project) -> dict:
 
 
 def calibrated_on(cfg: dict) -> str | None:
-    """What the calibrated precision's types come from (None: a precision without calibration)."""
-    if cfg["precision"] != "w8a8":
+    """What the calibrated (or fitted) precision's types come from (None: a precision without either)."""
+    from edgemoe.spec import DERIVED_PRECISIONS
+    if cfg["precision"] not in DERIVED_PRECISIONS:
         return None
     if cfg.get("project"):
-        return f"the model of project {cfg['project']} (its data/manifest.json)"
+        rec = cfg.get("calib")
+        on = (f"; calibration set {rec['source']}, {rec['images']} images, sha256 {rec['sha256'][:16]}"
+              if isinstance(rec, dict) else "")
+        return f"the model of project {cfg['project']} (its data/manifest.json{on})"
     return f"a seed-0 random model of preset {cfg['preset']} (no project given)"
 
 
@@ -77,17 +82,22 @@ def resolve_config(config=None, project=None) -> dict:
             if cfg.get(key) not in (None, value):
                 raise EdgeMoeError(f"--project {cfg['project']} has {key} {value}, not {cfg[key]}")
             cfg[key] = value
+        if m["precision"]["name"] == "w8a8":
+            cfg["calib"] = m.get("calib")   # the manifest's calibration record (None: a project from before it)
     else:
         cfg.pop("project", None)
+        cfg.pop("calib", None)
     missing = {"preset", "precision", "design"} - set(cfg)
     if missing:
         raise EdgeMoeError(f"simulation config lacks {', '.join(sorted(missing))}")
-    if cfg["precision"] == "w8a8":
+    from edgemoe.spec import DERIVED_PRECISIONS
+    if cfg["precision"] in DERIVED_PRECISIONS:    # per-block types (w8a8 calibrated, w16a32-fit fitted)
         cfg.setdefault("block", 0)
         cfg["calibrated_on"] = calibrated_on(cfg)
     else:
         cfg.pop("block", None)      # only calibrated precisions have per-block types
         cfg.pop("calibrated_on", None)
+        cfg.pop("calib", None)
     return cfg
 
 
@@ -97,12 +107,13 @@ def sim_precision(cfg: dict, spec, prec=None):
     model; then block cfg["block"]'s types are folded in."""
     from edgemoe.golden.precision import base_precision
     from .rtl import block_precision
-    if cfg["precision"] != "w8a8":
+    from edgemoe.spec import DERIVED_PRECISIONS
+    if cfg["precision"] not in DERIVED_PRECISIONS:
         return prec if prec is not None else base_precision(cfg["precision"])
     if prec is None:
         from edgemoe.golden.calibrate import precision_for
         from edgemoe.golden.model import build_model
-        prec = precision_for("w8a8", spec, build_model(spec, seed=0))
+        prec = precision_for(cfg["precision"], spec, build_model(spec, seed=0))
     return block_precision(spec, prec, cfg.get("block", 0))
 
 

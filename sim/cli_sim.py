@@ -1,9 +1,9 @@
 """``edgemoe sim``: run the RTL unit benches (cocotb) on Verilator and/or Icarus and print a table.
 
-Precision: ``--precision w16a32|w8a8`` and ``--block N|nominal`` when the parser has them, else
+Precision: ``--precision w16a32|w8a8|w16a32-fit`` and ``--block N|nominal`` when the parser has them, else
 $EDGEMOE_SIM_PRECISION / $EDGEMOE_SIM_BLOCK; default edgemoe.sim.units.DEFAULT_SPEC (w16a32).
 ``--project DIR`` (a folder written by `edgemoe generate`): the project's spec, design and precision (w8a8
-as calibrated on the project's model, from its data/manifest.json) instead of the default preset's.
+as calibrated on, w16a32-fit as fitted to, the project's model, from its data/manifest.json) instead of the default preset's.
 
 Exit codes: 0 all units ran without mismatches, 1 some unit has mismatches, 2 an error (a missing
 simulator, a missing top in --rtl-dir, a bench that hung or failed: reported after the table).
@@ -39,8 +39,8 @@ def parse_block(value):
 
 def sim_config(args) -> dict:
     """The simulation config from --project, --precision / --block (or $EDGEMOE_SIM_PRECISION /
-    $EDGEMOE_SIM_BLOCK). w8a8 defaults to block 0's calibrated types; with --rtl-dir to the nominal types,
-    which are what the Vitis unit tops implement (they call the units with zero fraction-bit offsets).
+    $EDGEMOE_SIM_BLOCK). w8a8 (and w16a32-fit) defaults to block 0's calibrated (fitted) types; with --rtl-dir
+    to the nominal types, which are what the Vitis unit tops implement (they call the units with zero fraction-bit offsets).
     With --project the names are the project's (a different --precision is an error) and w8a8's types are
     those calibrated on its model; without, on a seed-0 random model of the preset (cfg["calibrated_on"])."""
     project = getattr(args, "project", None)
@@ -55,7 +55,7 @@ def sim_config(args) -> dict:
     if block is None and getattr(args, "rtl_dir", None):
         block = "nominal"
     cfg = resolve_config(cfg, project)
-    if cfg["precision"] == "w8a8" and block is not None:
+    if "block" in cfg and block is not None:     # a precision with per-block types (resolve_config)
         cfg["block"] = None if block == "nominal" else block
     return cfg
 
@@ -139,7 +139,8 @@ def sim_command(args) -> int:
     print(f"preset {cfg['preset']}, precision {cfg['precision']}{blk}, design {cfg['design']}"
           + (f", project {cfg['project']}" if cfg.get("project") else ""))
     if cfg.get("calibrated_on"):
-        print(f"{cfg['precision']} types calibrated on {cfg['calibrated_on']}")
+        how = "fitted to" if cfg["precision"] == "w16a32-fit" else "calibrated on"
+        print(f"{cfg['precision']} types {how} {cfg['calibrated_on']}")
     print(format_table(rows))
     mismatched = [f"{r['unit']}/{r['simulator']}" for r in rows if r.get("mismatches")]
     if getattr(args, "json", None):

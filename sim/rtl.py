@@ -5,7 +5,7 @@ table comes from the unit's render context in the units layer (``edgemoe/units/<
 ``rtl_context``; :func:`unit_context` adds the common part), computed from the model spec, the
 :class:`Precision` base types and the :class:`Design` with the golden model's own functions, never
 retyped.  The RTL is bit-exact with the golden units called with the precision's types, which must
-have no per-tensor overrides: w16a32 has none; for w8a8 :func:`block_precision` folds one block's
+have no per-tensor overrides: w16a32 has none; for w8a8 and w16a32-fit :func:`block_precision` folds one block's
 calibrated types into the types (see :data:`LIMITATIONS`).
 
 ``render_unit(name, spec, prec, design, out_dir) -> [Path]`` writes ``<top>.v`` (one file per unit:

@@ -173,7 +173,8 @@ def run_unit(name: str, simulator: str, vectors: int = 10000, seed: int = 0, rtl
         else:
             files, origin = [Path(f) for f in unit.render(spec, prec, design, stage)], "rendered"
         if cfg.get("calibrated_on"):
-            logger.info("edgemoe-sim: %s: %s types calibrated on %s", unit.name, cfg["precision"], cfg["calibrated_on"])
+            logger.info("edgemoe-sim: %s: %s types %s %s", unit.name, cfg["precision"],
+                        "fitted to" if cfg["precision"] == "w16a32-fit" else "calibrated on", cfg["calibrated_on"])
         # the bench reads the very spec, precision and design the RTL was rendered with (no preset looked up,
         # no second calibration)
         env, inputs = bench_files(cfg, spec, prec, design)

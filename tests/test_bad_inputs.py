@@ -87,6 +87,12 @@ def ws(tmp_path_factory):
     (root / "based.json").write_text(json.dumps({"base": "zcu104", "engine_in": 8}))
     (root / "foo.json").write_text(json.dumps({"foo": 1}))
     (root / "list.json").write_text("[]")
+    for d in ("calib_empty", "calib_hi", "calib_png"):      # --calib folders: empty, a value > 1, a corrupt .png
+        (root / d).mkdir()
+    np.save(root / "calib_hi" / "a.npy", np.minimum(good * 1.5, 1.2).astype(np.float32))
+    (root / "calib_png" / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    (root / "calib_ok").mkdir()
+    np.save(root / "calib_ok" / "a.npy", good)
     return root
 
 
@@ -178,6 +184,24 @@ ROWS = [
     (("package", "prj", "-o", "pkg"), 0, "packaged pkg", ("pkg.tar.gz", "pkg/")),
     # hints that name the real option
     (EST + ("--csynth", "none.xml"), 2, "--until hls", ()),
+    # --calib DIR: the calibration images, each named when bad
+    (G + ("x.npy", "--output", "y5.npy", "--fixed", "--precision", "w8a8", "--calib", "nodir"), 2,
+     "--calib nodir: folder not found", ()),
+    (G + ("x.npy", "--output", "y5.npy", "--fixed", "--precision", "w8a8", "--calib", "calib_empty"), 2,
+     "no images in the folder", ()),
+    (G + ("x.npy", "--output", "y5.npy", "--fixed", "--precision", "w8a8", "--calib", "calib_hi"), 2,
+     "calib_hi/a.npy: image values span", ()),
+    (G + ("x.npy", "--output", "y5.npy", "--fixed", "--precision", "w8a8", "--calib", "calib_png"), 2,
+     "calib_png/a.png: not a readable picture", ()),
+    (G + ("x.npy", "--output", "y5.npy", "--precision", "w8a8", "--calib", "calib_hi"), 2, "give --fixed too", ()),
+    (GEN + ("--precision", "w8a8", "--calib", "calib_png", "-o", "p_cal"), 2, "calib_png/a.png: not a readable", ()),
+    (GEN + ("--precision", "w8a8", "--calib", "nodir", "-o", "p_cal"), 2, "folder not found", ()),
+    (GEN + ("--calib", "calib_hi", "-o", "p_cal"), 2, "w16a32 takes no calibration", ()),
+    (("csim", "prj", "--calib", "calib_empty"), 2, "precision w16a32 takes no calibration", ()),
+    (EST + ("--precision", "w8a8", "--calib", "calib_hi"), 2, "accepted range is [0, 1]", ()),
+    (G + ("x.npy", "--output", "y5.npy", "--fixed", "--precision", "w8a8", "--calib", "calib_ok"), 0,
+     "types calibrated on", ("y5.npy",)),
+    (GEN + ("--precision", "w8a8", "--calib", "calib_ok", "-o", "p_calok"), 0, "generated p_calok", ("p_calok/",)),
 ]
 
 

@@ -222,9 +222,10 @@ def test_report_writes_html_and_markdown_with_the_ladder(tmp_path, run_cli, micr
     assert r.returncode == 0, r.stderr
     html = (out / "report.html").read_text()
     md = (out / "report.md").read_text()
-    for section in ("Spec", "Resources against the board", "Latency per layer", "Accuracy ladder", "Vitis report"):
+    for section in ("Spec", "Resources against the board", "Latency per layer", "Accuracy ladder", "Error per stage",
+                    "Vitis report"):
         assert section in html and section in md
-    assert html.count("data:image/png;base64,") == 3
+    assert html.count("data:image/png;base64,") == 4   # resources, layers, errors, stages (csim ran here)
     ladder = json.loads((out / "report.json").read_text())["ladder"]
     assert [r["rung"] for r in ladder] == ["float", "fixed", "csim", "RTL", "board"]
     assert ladder[2]["mismatches"] == 0 and ladder[3]["mismatches"] == 0

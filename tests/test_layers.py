@@ -11,7 +11,7 @@
     boards   on the bottom layer only: the board builds with Vivado, packaging
     host     on the bottom layer only, and only on the modules shipped with it to the board
              (boards/package.py ``_copy_runtime``): numpy and pynq besides the standard library
-    app      edgemoe/__init__.py, cli.py, bench.py, demo.py: the command line and the demos on top of
+    app      edgemoe/__init__.py, cli.py, cli_parser.py, bench.py, demo.py: the command line and the demos on top of
              everything (they join the layers, e.g. `edgemoe build`: boards' build with codegen's Vivado
              scripts and Vitis check); nothing imports them
 
@@ -39,7 +39,7 @@ FOLDERS = {"golden": ("golden", "edgemoe.golden"), "units": ("edgemoe/units", "e
            "codegen": ("codegen", "edgemoe.codegen"), "sim": ("sim", "edgemoe.sim"), "boards": ("boards", "edgemoe.boards"),
            "host": ("host", "edgemoe.host")}
 PACKAGES = {pkg for _, pkg in FOLDERS.values()}
-APP = {"edgemoe", "edgemoe.cli", "edgemoe.bench", "edgemoe.demo"}
+APP = {"edgemoe", "edgemoe.cli", "edgemoe.cli_parser", "edgemoe.bench", "edgemoe.demo"}
 MAY_IMPORT = {
     "bottom": {"bottom"},
     "golden": {"bottom", "golden"},

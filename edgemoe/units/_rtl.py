@@ -1,8 +1,8 @@
 """What the units' RTL render contexts share: the casts' parameters, the modes of a cast, bit counts.
 
 The RTL is bit-exact with the golden units called with the precision's types, which must have no
-per-tensor overrides: w16a32 has none; for w8a8 ``edgemoe.sim.rtl.block_precision`` folds one block's
-calibrated types into the types (see :data:`LIMITATIONS`).
+per-tensor overrides: w16a32 has none; for w8a8 and w16a32-fit ``edgemoe.sim.rtl.block_precision`` folds one
+block's calibrated (fitted) types into the types (see :data:`LIMITATIONS`).
 """
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from edgemoe.errors import EdgeMoeError
 from edgemoe.golden.apfixed import FixedType
 from edgemoe.kernel_interface import storage_bits
 
-LIMITATIONS = ("w8a8: one RTL build has the calibrated types of one block (block_precision); the HLS "
-               "kernel's run-time fraction-bit offsets (D_* tables), which switch between blocks, are not "
+LIMITATIONS = ("w8a8 and w16a32-fit: one RTL build has the calibrated (fitted) types of one block (block_precision); "
+               "the HLS kernel's run-time fraction-bit offsets (D_* tables), which switch between blocks, are not "
                "in the RTL.")
 
 
