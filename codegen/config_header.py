@@ -51,8 +51,8 @@ PARAM_ROLES = ("pixel", "patch_w", "bias", "ln_param", "w", "qkv_b", "b", "scale
 ENGINE_INPUT_ROLES = ("ln_out", "attn_out", "hidden")
 # static roles emitted as typedefs of their own base type
 STATIC_ROLES = ("pixel", "patch_w", "bias", "act", "ln_param", "ln_sum", "ln_diff", "ln_sq_acc",
-                "ln_rstd", "ln_norm", "w", "qkv_b", "b", "qkv", "scale", "score", "exp_arg",
-                "exp2_tab", "exp", "sm_sum", "recip", "prob", "gelu_in", "gelu_tab", "gate_w",
+                "ln_rstd", "ln_norm", "w", "qkv_b", "b", "qkv", "qk", "scale", "score",
+                "exp_arg", "exp2_tab", "exp", "sm_sum", "recip", "prob", "gelu_in", "gelu_tab", "gate_w",
                 "gate_logit", "gate_score")
 # per-block scale offsets, in the order of the data flow: (C++ name, role, nominal role, description), of
 # golden/block_types.py's tables

@@ -171,7 +171,7 @@ def _dsp(spec, wd, design) -> dict:
         # the MAC array, plus per output lane: the GELU interpolation and the score weighting
         "linear": engine_dsp(wd, design) + eo * (1 + dsp_per_mult(wd.gate_score, wd.act)),
         "attention": qk + av
-        + r * dsp_per_mult(wd.score, 16)                                    # the scale
+        + r * dsp_per_mult(wd.qk, 16)                                       # the scale (qk x scale)
         + H * r * (dsp_per_mult(wd.score + 1, 18) + 1 + dsp_per_mult(wd.sm_sum, wd.exp))   # softmax updates
         + r * (dsp_per_mult(wd.score + 1, 18) + 1 + dsp_per_mult(wd.exp, 18)),          # p on the fly
         # per lane: the square, diff x rsqrt mantissa (32 bits), norm x gamma; once: the rsqrt's Newton

@@ -56,6 +56,7 @@ class Widths:
     act: int
     qkv: int
     prob: int
+    qk: int                   # q.k before the scale (the attention's scale multiply operand)
     score: int
     hidden: int
     gelu_in: int
@@ -87,7 +88,7 @@ class Widths:
         lin_in = max(t[r].W for r in ("ln_out", "attn_out", "hidden"))
         pix = t["pixel"].W + (0 if t["pixel"].signed else 1)
         return cls(lin_in=t["ln_out"].W, w=t["w"].W, act=t["act"].W, qkv=t["qkv"].W, prob=t["prob"].W,
-                   score=t["score"].W, hidden=t["hidden"].W, gelu_in=t["gelu_in"].W, ln_diff=t["ln_diff"].W,
+                   qk=t["qk"].W, score=t["score"].W, hidden=t["hidden"].W, gelu_in=t["gelu_in"].W, ln_diff=t["ln_diff"].W,
                    ln_param=t["ln_param"].W, gate_w=t["gate_w"].W, gate_score=t["gate_score"].W,
                    gate_logit=t["gate_logit"].W, pixel=t["pixel"].W, patch_w=t["patch_w"].W, acc=t["acc"].W,
                    eacc=max(t["acc"].W, t["patch_acc"].W),

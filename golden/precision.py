@@ -40,6 +40,7 @@ ROLES = {
     "acc": "linear-engine accumulator (ln_out x w products, exact)",
     "qkv": "Q, K, V (attention operands)",
     "qk_acc": "Q.K^T accumulator (exact)",
+    "qk": "q.k before the scale (the accumulator's sum rounded; wide enough for peaked attention)",
     "scale": "attention scale head_dim^-0.5",
     "score": "attention logits after scaling",
     "exp_arg": "softmax: (s - m) * log2(e)",
@@ -101,7 +102,10 @@ class Precision:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Precision":
-        return cls(d["name"], {k: _parse_type(v) for k, v in d["types"].items()},
+        types = {k: _parse_type(v) for k, v in d["types"].items()}
+        if "qk" not in types and "score" in types:
+            types["qk"] = types["score"]     # written before the qk role: q.k was cast to the score type
+        return cls(d["name"], types,
                    {k: _parse_type(v) for k, v in d.get("overrides", {}).items()},
                    d.get("description", ""))
 
@@ -138,6 +142,7 @@ def _w16a32() -> Precision:
         "acc": T("ap_fixed<60,24>"),
         "qkv": T("ap_fixed<32,10>"),
         "qk_acc": T("ap_fixed<64,20>"),
+        "qk": T("ap_fixed<32,10>"),
         "scale": T("ap_ufixed<16,0>").with_modes(**RND_SAT),
         "score": T("ap_fixed<32,10>"),
         "exp_arg": T("ap_fixed<32,12>"),
@@ -173,6 +178,11 @@ def _w8a8_base() -> Precision:
         "acc": FixedType(32, 32 - 5 - 7, True),
         "qkv": FixedType(8, 4, True, **s8),
         "qk_acc": FixedType(32, 32 - 8, True),
+        # q.k before the scale: trained models with peaked attention reach |q.k| ~150 at head_dim 64 (scores
+        # ~18 x sqrt(64)), which the 16-bit score type (+-32) would clip; 10 integer bits hold +-512 (3x
+        # headroom); 14 fraction bits keep q.k exact for per-block q/k types up to 3 fraction bits finer than
+        # the nominal qkv (8 + 2 * D_QKV <= 14) and are >= score's 10 (scale <= 1); 24 x 16 bits: one DSP48E2
+        "qk": T("ap_fixed<24,10,AP_RND,AP_SAT>"),
         "score": T("ap_fixed<16,6,AP_RND,AP_SAT>"),
         "prob": T("ap_ufixed<8,0,AP_RND,AP_SAT>"),
         "av_acc": FixedType(32, 32 - 8 - 4, True),

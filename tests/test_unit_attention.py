@@ -36,6 +36,23 @@ def test_attention_close_to_float():
     assert np.abs(taps["attn_probs"].to_float() - probs).max() < 1e-4
 
 
+def test_w8a8_peaked_scores_are_not_clipped_before_the_scale():
+    """Issue 14: q.k is held in the ``qk`` type before the 1/sqrt(head_dim) scale, so peaked scores of
+    trained models (q.k ~ 144 at head_dim 64, score 18) survive; the 16-bit score type (+-32) would
+    clip q.k at 32 and the score at 4."""
+    w8 = base_precision("w8a8")
+    assert w8.t("qk").I > w8.t("score").I and W16.t("qk") == W16.t("score")
+    qt = w8.t("qkv")
+    q = np.full((1, 2, 64), 1.5)
+    q[0, 1] = -1.5
+    qq = Fx.from_float(q, qt)
+    scale = int(w8.t("scale").quantize(64 ** -0.5))
+    taps = {}
+    attention.attention_fixed(qq, qq, qq, scale, w8, 4, taps)
+    s = taps["scores"].to_float()[0]
+    assert np.allclose(s, [[18.0, -18.0], [-18.0, 18.0]])
+
+
 # ------------------------------------------------------------------------------------------------
 # the HLS unit against the golden unit (test_hls_units.py)
 # ------------------------------------------------------------------------------------------------

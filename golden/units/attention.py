@@ -48,8 +48,9 @@ def attention_fixed(q: Fx, k: Fx, v: Fx, scale_raw: int, prec: Precision, attn_r
     scale = Fx(np.int64(scale_raw), prec.t("scale"))
     table = exp2_table(prec)
     range_stage("scores")
-    raw = np.stack([fx_matmul(q[i], k[i].T, qk_t).cast(score_t).raw for i in range(h)])  # q.k
-    s = (Fx(raw, score_t) * scale).cast(score_t)                                           # * scale
+    dot_t = prec.t("qk")
+    raw = np.stack([fx_matmul(q[i], k[i].T, qk_t).cast(dot_t).raw for i in range(h)])    # q.k
+    s = (Fx(raw, dot_t) * scale).cast(score_t)                                             # * scale
     range_stage("attn_probs")
     m, recip, _ = online_softmax_fixed(s, prec, row_start(t, attn_rows), table)
     p = probs_fixed(s, m, recip, prec, prob_t, table)

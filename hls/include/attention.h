@@ -6,8 +6,8 @@
 // HEAD_DIM) per cycle.  Per group:
 //   1. load Q rows, L values per cycle (R * EMBED / L cycles); the A.V accumulators are cleared.
 //   2. Q.K^T: for each key j, head h, chunk of L columns: R x L MACs add the chunk's exact sum to
-//      the row's qk_acc_t partial sum; on the head's last chunk the sum is cast to score_t and
-//      multiplied by the scale (score_t).  Scores stay on chip (HEADS x R x TOKENS).
+//      the row's qk_acc_t partial sum; on the head's last chunk the sum is cast to qk_t (q.k before
+//      the scale: wide enough for peaked attention) and multiplied by the scale into score_t.  Scores stay on chip (HEADS x R x TOKENS).
 //   3. single-pass softmax, skewed: row r of the group visits keys (r mod R + c) mod n_tok,
 //      c = 0 .. n_tok-1 (each row starts at a different key and wraps), all heads and rows per
 //      step; then 1/S, R rows per cycle.
@@ -209,7 +209,7 @@ kv_keys:
                         qk_acc_t a = (cc == 0 ? qk_acc_t(0) : qacc[o]) + ps[o];
                         qacc[o] = a;
                         if (cc == CHUNKS - 1) {
-                            score_t raw = rescale<score_t>(a, 2 * d_qkv);
+                            qk_t raw = rescale<qk_t>(a, 2 * d_qkv);
                             sbuf[h][o][j] = raw * scale;
                         }
                     }
