@@ -241,7 +241,7 @@ def rescale_lut(spec, wd, design, span: int) -> dict:
         return (bits + 2 * span) * per_bit
     return {
         "linear": design.engine_out * (sh(wd.bias) + sh(wd.acc) + sh(wd.gelu_in)),
-        "attention": design.attn_rows * (sh(wd.av_acc) + sh(wd.exp + 18)) + design.attn_lanes * sh(wd.av_acc),
+        "attention": design.attn_rows * (sh(wd.av_acc) + sh(wd.exp + wd.recip)) + design.attn_lanes * sh(wd.av_acc),
         "layernorm": design.vec_lanes * sh(wd.act + wd.ln_param),
     }
 

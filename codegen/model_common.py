@@ -71,6 +71,7 @@ class Widths:
     eacc: int                 # the engine's accumulator: the widest exact sum it keeps (linear, patch)
     sm_sum: int
     exp: int
+    recip: int                # softmax's 1 / S (a probability is exp x recip before its rescale)
     bias: int
     gelu_tab: int
     exp2_tab: int
@@ -92,7 +93,7 @@ class Widths:
                    ln_param=t["ln_param"].W, gate_w=t["gate_w"].W, gate_score=t["gate_score"].W,
                    gate_logit=t["gate_logit"].W, pixel=t["pixel"].W, patch_w=t["patch_w"].W, acc=t["acc"].W,
                    eacc=max(t["acc"].W, t["patch_acc"].W),
-                   sm_sum=t["sm_sum"].W, exp=t["exp"].W, bias=t["b"].W, gelu_tab=t["gelu_tab"].W,
+                   sm_sum=t["sm_sum"].W, exp=t["exp"].W, recip=t["recip"].W, bias=t["b"].W, gelu_tab=t["gelu_tab"].W,
                    exp2_tab=t["exp2_tab"].W, ln_sq=t["ln_sq_acc"].W, av_acc=t["av_acc"].W,
                    x=max(lin_in, pix), ew=max(t["w"].W, t["gate_w"].W, t["patch_w"].W), ew_signed=t["w"].signed)
 

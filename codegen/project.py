@@ -66,6 +66,7 @@ class Project:
         self._lib_path = None
         self._weights_loaded = False
         self._fixed = None
+        self._float = None
         self.compile_seconds = 0.0
 
     # ---- build --------------------------------------------------------------------------------
@@ -236,6 +237,13 @@ class Project:
         return run_golden(self.float_model(), image, task)
 
     def float_model(self):
+        """The project's source model in float (built once: csim's stage table and the report's ask for it
+        per task)."""
+        if self._float is None:
+            self._float = self._load_float_model()
+        return self._float
+
+    def _load_float_model(self):
         from edgemoe.golden.checkpoint import load_model
         src = self.manifest.get("source", {})
         for key in ("checkpoint", "onnx"):

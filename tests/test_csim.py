@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -83,14 +84,20 @@ def test_cli_csim_json_input_output(project, tmp_path, capsys):
     assert np.array_equal(project.layout.act_t.quantize(y), g)
 
 
-def test_cli_csim_exits_1_on_mismatch(project, tmp_path, capsys):
-    from edgemoe.codegen.project import record_data_files
+def _edited_copy(project, tmp_path, name: str, byte: int, mask: int) -> Path:
+    """A copy of the project (no build/) whose data/``name`` has bits ``mask`` of byte ``byte`` flipped."""
     bad = tmp_path / "bad"
     shutil.copytree(project.path, bad, ignore=shutil.ignore_patterns("build"))
-    f = bad / "data" / "golden_out_task0.bin"
-    b = bytearray(f.read_bytes())
-    b[5] ^= 0x10
-    f.write_bytes(bytes(b))
+    f = bad / "data" / name
+    data = bytearray(f.read_bytes())
+    data[byte] ^= mask
+    f.write_bytes(bytes(data))
+    return bad
+
+
+def test_cli_csim_exits_1_on_mismatch(project, tmp_path, capsys):
+    from edgemoe.codegen.project import record_data_files
+    bad = _edited_copy(project, tmp_path, "golden_out_task0.bin", 5, 0x10)
     # an edited data file is named as the cause before anything runs (not reported as bit mismatches)
     assert main(["csim", str(bad)]) == 2
     cap = capsys.readouterr()
@@ -104,12 +111,7 @@ def test_cli_csim_exits_1_on_mismatch(project, tmp_path, capsys):
 
 def test_cli_csim_names_edited_weights(project, tmp_path, capsys):
     """An edited weights.bin used to end as "N BIT MISMATCHES"; csim now names the file first."""
-    bad = tmp_path / "bad"
-    shutil.copytree(project.path, bad, ignore=shutil.ignore_patterns("build"))
-    f = bad / "data" / "weights.bin"
-    b = bytearray(f.read_bytes())
-    b[200] ^= 0x40
-    f.write_bytes(bytes(b))
+    bad = _edited_copy(project, tmp_path, "weights.bin", 200, 0x40)
     assert main(["csim", str(bad)]) == 2
     cap = capsys.readouterr()
     assert cap.err.startswith("edgemoe: error: data/weights.bin differs from the project's manifest (sha256 "), cap.err
