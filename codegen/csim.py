@@ -150,7 +150,7 @@ def stage_result(project, image, task: int):
     fx = project.fixed_model()
     taps = {}
     fx.encode(image, task, taps)
-    return json_rows(stage_errors(taps, float_taps(model, image, task), fx.param_range, fx.range_counts)), None
+    return json_rows(stage_errors(taps, float_taps(model, image, task, fx.prec), fx.param_range, fx.range_counts)), None
 
 
 def calib_line(precision: str, rec: dict) -> str:

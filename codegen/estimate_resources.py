@@ -224,7 +224,7 @@ def rescale_span_of(spec, prec) -> int:
         from .config_header import rescale_span
         return rescale_span(spec, prec)
     from edgemoe.spec import DERIVED_PRECISIONS
-    return ASSUMED_RESCALE_SPAN if prec.name in DERIVED_PRECISIONS else 0
+    return ASSUMED_RESCALE_SPAN if prec.base in DERIVED_PRECISIONS else 0
 
 
 def rescale_lut(spec, wd, design, span: int) -> dict:

@@ -73,7 +73,7 @@ def load_source_model(preset=None, checkpoint=None, onnx=None, seed: int = 0):
 def generate(out_dir, preset: str | None = None, checkpoint=None, onnx=None, board: str = "zcu104",
              precision: str = DEFAULT_PRECISION, design: str | None = None, clock: float | None = None,
              force: bool = False, seed: int = 0, model=None, quiet: bool = True, batch: int | None = None,
-             saturate_params: bool = False, calib=None):
+             saturate_params: bool = False, calib=None, min_cosine: float | None = None):
     """Write the project folder ``out_dir`` and return its :class:`~edgemoe.codegen.project.Project`.
 
     A parameter that does not fit its fixed-point type is an error; ``saturate_params`` clamps such
@@ -106,13 +106,13 @@ def generate(out_dir, preset: str | None = None, checkpoint=None, onnx=None, boa
         model = load_source_model(preset, checkpoint, onnx, seed)
     spec = model.spec
     des.validate(spec)
-    if base.name in CALIBRATED and cal is None:
+    if base.base in CALIBRATED and cal is None:
         cal = calibration_set(calib, spec)    # the user's images, or the seeded samples of this model
     source = dict(preset=None if onnx else (preset or spec.name), seed=seed,
                   checkpoint=str(Path(checkpoint).resolve()) if checkpoint else None,
                   onnx=str(Path(onnx).resolve()) if onnx else None)
     with output_dir(out_dir, force=force, command="generate") as tmp:
-        _write_project(tmp, model, spec, base, des, b, source, out_dir.resolve(), saturate_params, cal)
+        _write_project(tmp, model, spec, base, des, b, source, out_dir.resolve(), saturate_params, cal, min_cosine)
     if not quiet:
         print(f"generated {out_dir} ({spec.name}, {base.name}, {des.name}, {b.name} {des.clock_mhz:g} MHz) "
               f"in {time.perf_counter() - t0:.1f} s")
@@ -153,9 +153,10 @@ def write_kernel_sources(root: Path, spec, prec, design: Design, board_name: str
 
 
 def _write_project(root: Path, model, spec, base, design: Design, board, source: dict,
-                   final_dir: Path, saturate_params: bool = False, cal=None) -> None:
+                   final_dir: Path, saturate_params: bool = False, cal=None, min_cosine: float | None = None) -> None:
     """``base``: the named Precision (golden/precision.py), calibrated on ``model`` here when it needs it,
-    on ``cal`` (golden/calib_images.py CalibrationSet; None: a precision without calibration)."""
+    on ``cal`` (golden/calib_images.py CalibrationSet; None: a precision without calibration);
+    ``min_cosine``: the error budget of every stage (golden/budget.py: attention kept wider, or an error)."""
     from edgemoe.golden.apfixed import Fx
     from edgemoe.golden.calibrate import precision_for
     from edgemoe.golden.fixed_model import FixedM3ViT
@@ -165,7 +166,13 @@ def _write_project(root: Path, model, spec, base, design: Design, board, source:
     from .word_packing import pack_raw
 
     params = params_numpy(model)
-    prec = precision_for(base, spec, model, params, images=None if cal is None else cal.images)
+    if min_cosine is None:
+        prec = precision_for(base, spec, model, params, images=None if cal is None else cal.images)
+    else:
+        from edgemoe.golden.budget import within_budget
+        from edgemoe.golden.calib_images import sample_set
+        prec = within_budget(base, spec, model, params, (cal or sample_set(spec)).images, min_cosine,
+                             design.attn_rows, saturate_params)
     layout = Layout(spec, prec, design)
     fixed = FixedM3ViT(spec, prec, params, attn_rows=design.attn_rows, saturate_params=saturate_params)
     layout.fill(params, quantized=fixed.q)  # the fixed golden's own codes: parameters checked (or clamped) once

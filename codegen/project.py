@@ -203,9 +203,10 @@ class Project:
     def fixed_model(self):
         if self._fixed is None:
             from edgemoe.golden.fixed_model import FixedM3ViT
-            # the parameters come from weights.bin (already in range); "saturate" as generate had it
+            # the parameters come from weights.bin (already in range, smoothed when the precision smooths);
+            # "saturate" as generate had it
             self._fixed = FixedM3ViT(self.spec, self.prec, self.golden_params(), attn_rows=self.design.attn_rows,
-                                     saturate_params=bool(self.manifest.get("saturate", False)))
+                                     saturate_params=bool(self.manifest.get("saturate", False)), smoothed=True)
         return self._fixed
 
     def golden_range(self, task: int = 0) -> dict:

@@ -10,6 +10,12 @@ from .errors import EdgeMoeError
 
 SATURATE_HELP = ("clamp model parameters that do not fit their fixed-point type to the type's min/max (with a "
                  "warning) instead of failing")
+PRECISION_HELP = ("w16a32 (the reference design's types), w8a8 (calibrated) or w16a32-fit (parameter types fitted to the "
+                  "weights); w8a8 takes options: +smooth (LayerNorm outliers moved into the next layer's weights), "
+                  "+wide-attn (Q, K, V, scores and probabilities at 16 bits), e.g. w8a8+wide-attn")
+MIN_COSINE_HELP = ("error budget: every stage of the fixed model must reach this cosine against the float model on the "
+                   "first calibration image (w8a8 keeps the attention at 16 bits when an attention stage misses it; "
+                   "otherwise an error names the stage)")
 CALIB_HELP = ("w8a8: calibrate on the images of DIR (.npy float (3, H, W) in [0, 1], or .png / .jpg resized to the "
               "model's input; at most 32) instead of the seeded sample images")
 
@@ -55,7 +61,8 @@ def _cmd_generate(args) -> int:
         raise EdgeMoeError("give --preset P, --checkpoint PATH --preset P, or --onnx FILE")
     generate(args.output, preset=args.preset, checkpoint=args.checkpoint, onnx=args.onnx, board=args.board,
              precision=args.precision, design=args.design, clock=args.clock, force=args.force, seed=args.seed,
-             quiet=False, batch=args.batch, saturate_params=args.saturate, calib=args.calib)
+             quiet=False, batch=args.batch, saturate_params=args.saturate, calib=args.calib,
+             min_cosine=args.min_cosine)
     return 0
 
 
@@ -85,8 +92,7 @@ def _add_golden(sub) -> None:
     src.add_argument("--checkpoint", metavar="DIR_OR_PTH", help="M3ViT checkpoint: folder of {rank}.pth or one .pth")
     src.add_argument("--onnx", metavar="FILE", help="an encoder exported by edgemoe (spec read from the file)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights when no checkpoint is given")
-    p.add_argument("--precision", default=DEFAULT_PRECISION, help=f"{DEFAULT_PRECISION} (default), w8a8 (calibrated) or "
-                   "w16a32-fit (parameter types fitted to the weights)")
+    p.add_argument("--precision", default=DEFAULT_PRECISION, help=f"default {DEFAULT_PRECISION}; " + PRECISION_HELP)
     p.add_argument("--fixed", action="store_true", help="output of the fixed-point model instead of the float one")
     p.add_argument("--task", required=True, help="task index or name (e.g. 0 or semseg)")
     p.add_argument("--input", required=True, metavar="X.npy", help="one image, float32, shape (3, H, W), values in [0, 1]")
@@ -94,6 +100,7 @@ def _add_golden(sub) -> None:
     p.add_argument("--heads", metavar="OUT_DIR", help="also write the task output (.npy and .png) here")
     p.add_argument("--saturate", action="store_true", help=SATURATE_HELP)
     p.add_argument("--calib", metavar="DIR", help="with --fixed: " + CALIB_HELP)
+    p.add_argument("--min-cosine", type=float, metavar="C", help="with --fixed: " + MIN_COSINE_HELP)
     p.add_argument("--stages", action="store_true", help="with --fixed: also print, per stage tap, the fixed model's "
                    "error against the float model on the same image (cosine, max error, max error / range, share "
                    "saturated, share rounded to zero) and name the weakest stage")
@@ -133,8 +140,7 @@ def _add_generate(sub) -> None:
     p.add_argument("--checkpoint", metavar="PATH", help="M3ViT checkpoint for --preset (folder of {rank}.pth or one .pth)")
     p.add_argument("--onnx", metavar="FILE", help="an encoder exported by edgemoe (spec read from the file)")
     p.add_argument("--board", required=True, help="target board: zcu104, zcu102 or kv260")
-    p.add_argument("--precision", default=DEFAULT_PRECISION, help=f"{DEFAULT_PRECISION} (default), w8a8 (calibrated) or "
-                   "w16a32-fit (parameter types fitted to the weights)")
+    p.add_argument("--precision", default=DEFAULT_PRECISION, help=f"default {DEFAULT_PRECISION}; " + PRECISION_HELP)
     p.add_argument("--design", help="design point (edge-moe, small; default: the board's)")
     p.add_argument("--clock", type=float, metavar="MHZ", help="kernel clock in MHz (default: the board's)")
     p.add_argument("--batch", type=int, metavar="N", help="frames per kernel pass that share every expert's "
@@ -144,6 +150,7 @@ def _add_generate(sub) -> None:
     p.add_argument("--force", action="store_true", help="replace DIR if it exists")
     p.add_argument("--saturate", action="store_true", help=SATURATE_HELP)
     p.add_argument("--calib", metavar="DIR", help=CALIB_HELP + " (recorded in data/manifest.json: \"calib\")")
+    p.add_argument("--min-cosine", type=float, metavar="C", help=MIN_COSINE_HELP)
     p.set_defaults(func=_cmd_generate)
 
 
@@ -183,7 +190,7 @@ def _add_hls_check(sub) -> None:
 
 
 def _add_sim(sub) -> None:
-    from .spec import DEFAULT_PRECISION, PRECISION_NAMES
+    from .spec import DEFAULT_PRECISION
     p = sub.add_parser("sim", help="simulate the RTL units with cocotb (Verilator, Icarus) against the goldens",
                        description="Build and run each RTL unit's cocotb bench on every installed simulator "
                        "(or --simulator), compare with the fixed-point golden and measure items per cycle. "
@@ -197,7 +204,7 @@ def _add_sim(sub) -> None:
     p.add_argument("--project", metavar="DIR", help="a generated project: its spec, design and precision (w8a8 / "
                    "w16a32-fit: the types calibrated on / fitted to its model, from data/manifest.json) instead of the "
                    "default preset's")
-    p.add_argument("--precision", choices=PRECISION_NAMES, help=f"default {DEFAULT_PRECISION}")
+    p.add_argument("--precision", help=f"default {DEFAULT_PRECISION}; " + PRECISION_HELP)
     p.add_argument("--block", metavar="N|nominal", help="w8a8, w16a32-fit: the block whose per-block types the RTL is built "
                    "with (default 0; nominal with --rtl-dir)")
     p.add_argument("--json", metavar="J", help="write the results as JSON")
@@ -211,13 +218,13 @@ def _add_synth_estimate(sub) -> None:
     p.add_argument("--unit", default="all", help="unit name or all (default)")
     p.add_argument("--json", metavar="J", help="also write {\"units\": {name: {lut, ff, dsp, bram, carry}}} here")
     p.add_argument("--preset", help="model preset (default: the sim default, micro)")
-    p.add_argument("--precision", help="w16a32 (default), w8a8 or w16a32-fit")
+    p.add_argument("--precision", help="default w16a32; " + PRECISION_HELP)
     p.add_argument("--design", help="design point (default edge-moe)")
     p.set_defaults(func=_lazy("edgemoe.sim.synth_estimate", "synth_estimate_command"))
 
 
 def _add_estimate(sub) -> None:
-    from .spec import DEFAULT_PRECISION, PRECISION_NAMES
+    from .spec import DEFAULT_PRECISION
     p = sub.add_parser("estimate", help="latency and resources of the generated kernel, from the spec",
                        description="Model the generated kernel's cycles per layer and unit (trip counts, initiation "
                        "intervals, pipeline depths, weight streams overlapped with the MACs, DDR and PS-port bandwidth "
@@ -228,7 +235,7 @@ def _add_estimate(sub) -> None:
     p.add_argument("project", nargs="?", metavar="DIR", help="a folder written by `edgemoe generate`")
     p.add_argument("--preset", help="model preset (instead of DIR)")
     p.add_argument("--board", help="target board (instead of DIR): zcu104, zcu102, kv260")
-    p.add_argument("--precision", choices=PRECISION_NAMES, help=f"default {DEFAULT_PRECISION}")
+    p.add_argument("--precision", help=f"default {DEFAULT_PRECISION}; " + PRECISION_HELP)
     p.add_argument("--design", help="design point name or a design .json from `edgemoe explore` (default: the board's)")
     p.add_argument("--clock", type=float, metavar="MHZ", help="kernel clock (default: the design's)")
     p.add_argument("--batch", type=int, metavar="N", help="frames per kernel pass that share every expert's "
@@ -242,7 +249,7 @@ def _add_estimate(sub) -> None:
 
 
 def _add_explore(sub) -> None:
-    from .spec import DEFAULT_PRECISION, DEFAULT_PRESET, PRECISION_NAMES
+    from .spec import DEFAULT_PRECISION, DEFAULT_PRESET
     p = sub.add_parser("explore", help="search design points for the fastest that fits a board",
                        description="Search engine width (weight tiling), attention rows and lanes, element-wise "
                        "lanes, weight ports and UltraRAM binding for the lowest estimated latency that fits the "
@@ -250,7 +257,7 @@ def _add_explore(sub) -> None:
                        "the best point (usable as `edgemoe generate --design J`).")
     p.add_argument("--preset", default=DEFAULT_PRESET, help=f"model preset (default {DEFAULT_PRESET})")
     p.add_argument("--board", required=True, help="zcu104, zcu102 or kv260")
-    p.add_argument("--precision", choices=PRECISION_NAMES, default=DEFAULT_PRECISION, help=f"default {DEFAULT_PRECISION}")
+    p.add_argument("--precision", default=DEFAULT_PRECISION, help=f"default {DEFAULT_PRECISION}; " + PRECISION_HELP)
     p.add_argument("--clock", type=float, metavar="MHZ", help="kernel clock (default: the board's)")
     p.add_argument("--batch", type=int, metavar="N", help="search only this batch (frames per kernel pass "
                    "sharing expert weight loads; default: 1, 2 and 4; 1 for the lowest single-frame latency)")

@@ -26,6 +26,7 @@ RANGES = {
     "top": (1, 10_000, "points"),
     "timeout": (0.001, 86400.0, "seconds"),   # edgemoe-host run: the wait for ap_done
     "frames": (1, 1_000_000, "frames per task"),   # edgemoe-host run --images (run in calls of MAX_IMAGES)
+    "min_cosine": (0.0, 1.0, "cosine against the float model"),   # golden --fixed, generate: the error budget
 }
 
 
@@ -62,11 +63,15 @@ def check_clock(mhz, option: str = "--clock") -> float:
 
 
 def check_args(args) -> None:
-    """Check every numeric option of a parsed command line that has a range here (None: not given)."""
+    """Check every numeric option of a parsed command line that has a range here (None: not given) and the precision's name."""
     for dest in RANGES:
         value = getattr(args, dest, None)
         if value is not None:
             setattr(args, dest, check_number(dest, value))
+    if isinstance(getattr(args, "precision", None), str):
+        # a precision and its options ("w8a8+wide-attn"), in their canonical order; unknown: one line
+        from .spec import precision_name, split_precision
+        args.precision = precision_name(*split_precision(args.precision))
 
 
 __all__ = ["CLOCK_RANGE_MHZ", "RANGES", "check_number", "check_clock", "check_args"]

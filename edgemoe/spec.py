@@ -192,6 +192,43 @@ PRECISION_NAMES = ("w16a32", "w8a8", "w16a32-fit")   # golden/precision.PRECISIO
 # the precisions whose types come from the model (w8a8: calibrated on images; w16a32-fit: fitted to the
 # parameters; golden/calibrate.py precision_for): they have per-block types (per-tensor overrides)
 DERIVED_PRECISIONS = ("w8a8", "w16a32-fit")
+# switchable options of a precision, written after its name: "w8a8+smooth+wide-attn" (golden/precision.py applies them)
+PRECISION_OPTIONS = {
+    "w8a8": {
+        "smooth": "LayerNorm outliers moved into the next layer's weights (per channel, a power of two: float-exact)",
+        "wide-attn": "Q, K, V, scores and attention probabilities at 16 bits (the attention unit's operands)",
+    },
+}
+
+
+def split_precision(name: str) -> tuple:
+    """``"w8a8+smooth"`` -> ``("w8a8", ("smooth",))``: the base precision and its options in
+    PRECISION_OPTIONS order (any order, no repeats, accepted); an unknown name or option is an error."""
+    base, *opts = str(name).split("+")
+    if base not in PRECISION_NAMES:
+        raise EdgeMoeError(f"unknown precision {name!r} (known: {', '.join(PRECISION_NAMES)}{_options_text()})")
+    known = PRECISION_OPTIONS.get(base, {})
+    for o in opts:
+        if o not in known or opts.count(o) > 1:
+            why = "repeated" if o in known else "unknown"
+            raise EdgeMoeError(f"precision {name!r}: {why} option {o!r} ("
+                               + (f"{base} takes {', '.join('+' + k for k in known)}" if known else f"{base} takes no options")
+                               + ")")
+    return base, tuple(k for k in known if k in opts)
+
+
+def precision_name(base: str, options=()) -> str:
+    """The canonical name of ``base`` with ``options`` (PRECISION_OPTIONS order)."""
+    return "+".join((base,) + split_precision("+".join((base,) + tuple(options)))[1])
+
+
+def precision_base(name: str) -> str:
+    """``"w8a8+smooth"`` -> ``"w8a8"``."""
+    return split_precision(name)[0]
+
+
+def _options_text() -> str:
+    return "".join(f"; {b} takes options {', '.join('+' + o for o in opts)}" for b, opts in PRECISION_OPTIONS.items())
 
 
 def get_preset(name: str) -> ModelSpec:
@@ -216,4 +253,5 @@ def preset_table() -> str:
 
 
 __all__ = ["TaskSpec", "ModelSpec", "PRESETS", "DEFAULT_PRESET", "DEFAULT_PRECISION", "PRECISION_NAMES", "DERIVED_PRECISIONS",
+           "PRECISION_OPTIONS", "split_precision", "precision_name", "precision_base",
            "get_preset", "preset_table", "block_key", "mlp_tensor", "MLP_TENSORS"]

@@ -119,7 +119,8 @@ def sample_set(spec: ModelSpec) -> CalibrationSet:
 
 def check_calib_precision(precision: str, folder) -> None:
     """One line when ``--calib`` is given with a precision that takes no calibration."""
-    if folder is not None and precision not in CALIBRATED:
+    from edgemoe.spec import precision_base
+    if folder is not None and precision_base(precision) not in CALIBRATED:
         raise EdgeMoeError(f"--calib {folder}: precision {precision} takes no calibration images (w16a32: the "
                            "reference types; w16a32-fit: fitted to the weights); "
                            f"--calib applies to {', '.join(CALIBRATED)}")

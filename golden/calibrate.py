@@ -35,6 +35,7 @@ def calibrate_w8a8(spec: ModelSpec, params: dict, taps_list: list, base: Precisi
     prec = base if base is not None else base_precision("w8a8")
     ov = {}
     t = lambda name: [tp[name] for tp in taps_list]  # noqa: E731
+    W = lambda role: prec.types[role].W  # noqa: E731
 
     def weight(tensor: str, role: str = "w"):
         ov[f"{tensor}.{role}"] = pow2_type(_amax([params[tensor + (".w_gate" if role == "gate_w" else ".weight")]]),
@@ -46,12 +47,14 @@ def calibrate_w8a8(spec: ModelSpec, params: dict, taps_list: list, base: Precisi
         p = f"blocks.{i}."
         acts += t(p + "res1") + t(p + "out")
         moe = spec.is_moe(i)
-        ov[k("ln1.ln_out")] = pow2_type(_amax(t(p + "ln1")), 8)
-        ov[k("ln2.ln_out")] = pow2_type(_amax(t(p + "ln2")), 8)
-        ov[k("attn.qkv")] = pow2_type(_amax(t(p + "q") + t(p + "k") + t(p + "v")), 8)
-        ov[k("attn_out.attn_out")] = pow2_type(_amax(t(p + "attn_out")), 8)
-        # probabilities shrink as 1/tokens: a fixed [0, 1) range would round most of them to 0
-        ov[k("attn.prob")] = pow2_type(_amax(t(p + "attn_probs")), prec.types["prob"].W, signed=False)
+        ov[k("ln1.ln_out")] = pow2_type(_amax(t(p + "ln1")), W("ln_out"))
+        ov[k("ln2.ln_out")] = pow2_type(_amax(t(p + "ln2")), W("ln_out"))
+        ov[k("attn.qkv")] = pow2_type(_amax(t(p + "q") + t(p + "k") + t(p + "v")), W("qkv"))
+        ov[k("attn_out.attn_out")] = pow2_type(_amax(t(p + "attn_out")), W("attn_out"))
+        if W("prob") <= 8:
+            # 8-bit probabilities shrink as 1/tokens: a fixed [0, 1) range would round most of them to 0
+            # (16-bit ones, wide-attn, keep [0, 1): a peaked row on another image never saturates)
+            ov[k("attn.prob")] = pow2_type(_amax(t(p + "attn_probs")), W("prob"), signed=False)
         weight(k("attn.qkv"))
         weight(k("attn.proj"))
         fc1, fc2, hidden = (k(mlp_tensor(part, moe)) for part in ("fc1", "fc2", "hidden"))
@@ -64,9 +67,9 @@ def calibrate_w8a8(spec: ModelSpec, params: dict, taps_list: list, base: Precisi
                 for e in np.unique(idx):
                     rows = np.asarray(x, np.float64)[np.any(idx == e, axis=-1)]
                     hid.append(_gelu_amax(rows @ w1[e].T + b1[e]))
-            ov[hidden + ".hidden"] = pow2_type(max(hid), 8)
+            ov[hidden + ".hidden"] = pow2_type(max(hid), W("hidden"))
         else:
-            ov[hidden + ".hidden"] = pow2_type(_amax(t(p + "fc1")), 8)
+            ov[hidden + ".hidden"] = pow2_type(_amax(t(p + "fc1")), W("hidden"))
         weight(fc1)
         weight(fc2)
         if moe:
@@ -75,7 +78,7 @@ def calibrate_w8a8(spec: ModelSpec, params: dict, taps_list: list, base: Precisi
     types = dict(prec.types)
     types["patch_w"] = pow2_type(_amax([params["backbone.patch_embed.proj.weight"]]), prec.types["patch_w"].W)
     types["act"] = pow2_type(_amax(acts), prec.types["act"].W)
-    prec = Precision(prec.name, types, {}, prec.description)
+    prec = Precision(prec.name, types, {}, prec.description, prec.smooth)
     return prec.with_overrides(ov)
 
 
@@ -101,15 +104,23 @@ def precision_for(precision, spec: ModelSpec, model=None, params=None, images=No
     where it needs calibration; ``images``: the calibration images (N, 3, H, W) (default: the seeded
     sample images; golden/calib_images.py reads a user's folder)."""
     prec = base_precision(precision) if isinstance(precision, str) else precision
-    if prec.name == "w16a32-fit":   # parameter types fitted to the weights (no images)
+    if prec.base == "w16a32-fit":   # parameter types fitted to the weights (no images)
         from .fit_types import fit_precision
         from .model import params_numpy
         if params is None and model is None:
             from edgemoe.errors import EdgeMoeError
             raise EdgeMoeError("precision w16a32-fit is fitted to a model's parameters: give the model")
         return fit_precision(spec, params if params is not None else params_numpy(model), prec)
-    if prec.name != "w8a8":
+    if prec.base != "w8a8":
         return prec
     from .model import params_numpy
     params = params if params is not None else params_numpy(model)
-    return calibrate_w8a8(spec, params, calibration_taps(model, spec, images), prec)
+    taps = calibration_taps(model, spec, images)
+    if "smooth" in prec.options:
+        # the exponents first; then every type is calibrated on the smoothed parameters and taps
+        from .smoothing import smooth_exponents, smooth_params, smooth_taps
+        sm = smooth_exponents(spec, params, taps, prec.types["ln_param"], (prec.types["ln_out"].W, prec.types["w"].W))
+        prec = Precision(prec.name, prec.types, prec.overrides, prec.description, sm)
+        params = smooth_params(spec, sm, params)
+        taps = [smooth_taps(sm, tp) for tp in taps]
+    return calibrate_w8a8(spec, params, taps, prec)

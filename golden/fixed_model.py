@@ -73,16 +73,21 @@ def param_saturation_warning(bad: list) -> str:
 
 
 def quantize_params(spec: ModelSpec, prec: Precision, params: dict, saturate_params: bool = False,
-                    report: list | None = None, warn: bool = True) -> dict:
+                    report: list | None = None, warn: bool = True, smoothed: bool = False) -> dict:
     """Float state_dict -> {name: Fx} in the storage types the kernel reads.
 
     Every tensor is checked against its type: a value that does not fit (after rounding) is an
     :class:`EdgeMoeError` naming the tensor, unless ``saturate_params``, which clamps such values
     to the type's min / max (never wraps) and prints one warning line on stderr (``warn``).
     ``report``: a list that receives a :class:`ParamRange` per tensor that does not fit.
+    The smooth option's exponents (``prec.smooth``) are applied first unless ``smoothed`` (parameters read
+    back from a project's weights.bin, which holds them applied).
     The packer (:meth:`edgemoe.codegen.pack.Layout.fill`) quantises through this function too.
     """
     bad = []
+    if prec.smooth and not smoothed:     # the smooth option's exponents (golden/smoothing.py), float-exact
+        from .smoothing import smooth_params
+        params = smooth_params(spec, prec.smooth, params)
 
     def get(name):
         try:
@@ -141,10 +146,10 @@ class FixedM3ViT:
     """
 
     def __init__(self, spec: ModelSpec, prec: Precision, params: dict, attn_rows: int = DEFAULT_ATTN_ROWS,
-                 saturate_params: bool = False, warn: bool = True):
+                 saturate_params: bool = False, warn: bool = True, smoothed: bool = False):
         self.spec, self.prec, self.attn_rows = spec, prec, attn_rows
         self.param_range = []
-        self.q = quantize_params(spec, prec, params, saturate_params, self.param_range, warn)
+        self.q = quantize_params(spec, prec, params, saturate_params, self.param_range, warn, smoothed)
         self.range_counts = {}
         self.gelu_tab = gelu_table(prec)
         self.scale_raw = int(prec.t("scale").quantize(spec.scale))

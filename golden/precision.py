@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from edgemoe.spec import DEFAULT_PRECISION, DERIVED_PRECISIONS, PRECISION_NAMES
+from edgemoe.spec import (DEFAULT_PRECISION, DERIVED_PRECISIONS, PRECISION_NAMES, PRECISION_OPTIONS, precision_name,
+                          split_precision)
 
 from .apfixed import FixedType
 
@@ -75,6 +76,18 @@ class Precision:
     types: dict
     overrides: dict = field(default_factory=dict)
     description: str = ""
+    # the "smooth" option's exponents: {"backbone.blocks.i.normN": [k per channel]} (golden/smoothing.py)
+    smooth: dict = field(default_factory=dict)
+
+    @property
+    def base(self) -> str:
+        """The precision without its options ("w8a8" of "w8a8+smooth")."""
+        return split_precision(self.name)[0]
+
+    @property
+    def options(self) -> tuple:
+        """The switched-on options (edgemoe/spec.py PRECISION_OPTIONS), e.g. ("smooth", "wide-attn")."""
+        return split_precision(self.name)[1]
 
     def t(self, role: str, block: int | None = None, tensor: str | None = None) -> FixedType:
         """Type of ``role``, with the most specific calibrated override first."""
@@ -93,9 +106,12 @@ class Precision:
         return FixedType(width, width - (a.F + b.F), True)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "description": self.description,
-                "types": {k: _type_str(v) for k, v in self.types.items()},
-                "overrides": {k: _type_str(v) for k, v in self.overrides.items()}}
+        d = {"name": self.name, "description": self.description,
+             "types": {k: _type_str(v) for k, v in self.types.items()},
+             "overrides": {k: _type_str(v) for k, v in self.overrides.items()}}
+        if self.smooth:
+            d["smooth"] = {k: list(v) for k, v in self.smooth.items()}
+        return d
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1, sort_keys=True)
@@ -107,10 +123,10 @@ class Precision:
             types["qk"] = types["score"]     # written before the qk role: q.k was cast to the score type
         return cls(d["name"], types,
                    {k: _parse_type(v) for k, v in d.get("overrides", {}).items()},
-                   d.get("description", ""))
+                   d.get("description", ""), {k: [int(x) for x in v] for k, v in d.get("smooth", {}).items()})
 
     def with_overrides(self, overrides: dict) -> "Precision":
-        return Precision(self.name, dict(self.types), {**self.overrides, **overrides}, self.description)
+        return Precision(self.name, dict(self.types), {**self.overrides, **overrides}, self.description, self.smooth)
 
 
 def _type_str(t: FixedType) -> str:
@@ -209,7 +225,26 @@ def _w16a32_fit_base() -> Precision:
                      "weights per block)")
 
 
+def _wide_attn(prec: Precision) -> Precision:
+    """The ``wide-attn`` option: the attention unit's operands at 16 bits.  A peaked attention row (scores
+    of 10-20) turns a 1/16 error of an 8-bit q or k into a score error of several units and rounds its
+    small probabilities to zero; at 16 bits (q, k, v per block calibrated, probabilities on the fixed
+    range [0, 1) with 16 fraction bits) both stay below 1e-3.  The engine's operands stay 8-bit."""
+    s16 = dict(Q="AP_RND", O="AP_SAT")
+    types = dict(prec.types)
+    types.update({
+        "qkv": FixedType(16, 6, True, **s16),
+        "qk_acc": FixedType(48, 48 - 20, True),      # 16 x 16-bit products of head_dim terms
+        "prob": FixedType(16, 0, False, **s16),
+        "av_acc": FixedType(48, 48 - 16 - 10, True),
+    })
+    return Precision(prec.name, types, dict(prec.overrides), prec.description + "; " + PRECISION_OPTIONS["w8a8"]["wide-attn"],
+                     prec.smooth)
+
+
 PRECISIONS = {"w16a32": _w16a32, "w8a8": _w8a8_base, "w16a32-fit": _w16a32_fit_base}
+# the options that change types (smooth changes parameters: golden/calibrate.py)
+OPTION_TYPES = {"wide-attn": _wide_attn}
 assert tuple(PRECISIONS) == PRECISION_NAMES and DEFAULT_PRECISION in PRECISIONS and set(DERIVED_PRECISIONS) <= set(PRECISIONS), \
     "edgemoe/spec.py names them"
 # Roles whose 8-bit types are calibrated per tensor in w8a8 (the accumulators follow from them).
@@ -217,11 +252,18 @@ CALIBRATED_ROLES = ("ln_out", "qkv", "attn_out", "hidden", "w", "gate_w")
 
 
 def base_precision(name: str) -> Precision:
-    from edgemoe.errors import EdgeMoeError
-    try:
-        return PRECISIONS[name]()
-    except KeyError:
-        raise EdgeMoeError(f"unknown precision {name!r} (known: {', '.join(PRECISIONS)})") from None
+    """The uncalibrated precision ``name`` (options included: "w8a8+wide-attn"); an unknown name or
+    option is an EdgeMoeError."""
+    base, options = split_precision(name)
+    prec = PRECISIONS[base]()
+    prec = Precision(precision_name(base, options), prec.types, prec.overrides, prec.description)
+    for o in options:
+        if o in OPTION_TYPES:
+            prec = OPTION_TYPES[o](prec)
+        else:
+            prec = Precision(prec.name, prec.types, prec.overrides, prec.description + "; " + PRECISION_OPTIONS[base][o],
+                             prec.smooth)
+    return prec
 
 
 def pow2_type(max_abs: float, width: int, signed: bool = True, headroom: float = 1.0,

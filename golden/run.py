@@ -20,19 +20,28 @@ def load_golden_model(preset: str, checkpoint=None, onnx=None, seed: int = 0):
 def encoder_output(model, spec, image: np.ndarray, task: int, fixed: bool, precision: str = DEFAULT_PRECISION,
                    taps: dict | None = None, saturate_params: bool = False,
                    range_counts: dict | None = None, param_range: list | None = None,
-                   calib_images=None) -> np.ndarray:
+                   calib_images=None, precision_out: list | None = None, min_cosine: float | None = None) -> np.ndarray:
     """(tokens, embed) float32 output of the float model, or of the fixed model when ``fixed``
     (``saturate_params``: clamp parameters that do not fit their types instead of failing;
     ``range_counts``: receives the activations out of range per stage, see FixedM3ViT.encode;
     ``taps``: receives the fixed model's taps; ``param_range``: the parameters clamped;
-    ``calib_images``: the calibration images of a calibrated precision, default the seeded samples)."""
+    ``calib_images``: the calibration images of a calibrated precision, default the seeded samples;
+    ``precision_out``: receives the calibrated precision; ``min_cosine``: the error budget, golden/budget.py)."""
     from .model import params_numpy, run_golden
     if not fixed:
         return run_golden(model, image, task)
     from .calibrate import precision_for
     from .fixed_model import run_fixed
     params = params_numpy(model)
-    prec = precision_for(precision, spec, model, params, images=calib_images)
+    if min_cosine is None:
+        prec = precision_for(precision, spec, model, params, images=calib_images)
+    else:
+        from .budget import within_budget
+        from .calib_images import sample_set
+        prec = within_budget(precision, spec, model, params, sample_set(spec).images if calib_images is None else calib_images,
+                             min_cosine, saturate_params=saturate_params)
+    if precision_out is not None:
+        precision_out.append(prec)
     return run_fixed(spec, prec, params, image, task, taps=taps, saturate_params=saturate_params,
                      range_counts=range_counts, param_range=param_range)
 
@@ -65,6 +74,8 @@ def golden_command(args) -> int:
         raise EdgeMoeError(f"--calib {calib} calibrates the fixed-point model: give --fixed too")
     from .calib_images import check_calib_precision
     check_calib_precision(args.precision, calib)
+    if getattr(args, "min_cosine", None) is not None and not args.fixed:
+        raise EdgeMoeError("--min-cosine is the fixed-point model's error budget: give --fixed too")
     stages = bool(getattr(args, "stages", False))
     if stages and not args.fixed:
         raise EdgeMoeError("--stages compares the fixed-point model with the float one: give --fixed too")
@@ -88,11 +99,13 @@ def golden_command(args) -> int:
     saturate = bool(getattr(args, "saturate", False))
     fixed_taps = {} if stages else None
     param_range = [] if stages else None
+    precs = []
     y = encoder_output(model, spec, image, task, args.fixed, args.precision, saturate_params=saturate,
                        range_counts=counts, taps=fixed_taps, param_range=param_range,
-                       calib_images=None if cal is None else cal.images)
+                       calib_images=None if cal is None else cal.images, precision_out=precs,
+                       min_cosine=getattr(args, "min_cosine", None))
     save_npy(args.output, y.astype(np.float32))
-    kind = f"fixed-point {args.precision}" if args.fixed else "float"
+    kind = f"fixed-point {precs[0].name}" if args.fixed else "float"
     print(f"{spec.name} task {task} ({spec.tasks[task].name}), {kind}: wrote {args.output} {y.shape}")
     if cal is not None:
         print(f"{args.precision} types calibrated on {cal.source} ({len(cal.images)} images, sha256 {cal.sha256[:16]})")
@@ -101,7 +114,7 @@ def golden_command(args) -> int:
         print(range_summary(counts), file=sys.stderr)
     if stages:
         from .stage_error import float_taps, format_stage_table, stage_errors
-        print(format_stage_table(stage_errors(fixed_taps, float_taps(model, image, task), param_range, counts)))
+        print(format_stage_table(stage_errors(fixed_taps, float_taps(model, image, task, precs[0]), param_range, counts)))
     if args.heads:
         for f in write_heads(args.heads, spec, model, y, task):
             print(f"  wrote {f}")

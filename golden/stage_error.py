@@ -122,13 +122,18 @@ def stage_errors(fixed_taps: dict, float_taps: dict, param_range=(), range_count
     return rows
 
 
-def float_taps(model, image, task) -> dict:
-    """The float model's taps on one image as numpy arrays (float64; indices as they are) without the batch axis."""
+def float_taps(model, image, task, prec=None) -> dict:
+    """The float model's taps on one image as numpy arrays (float64; indices as they are) without the batch axis;
+    with ``prec``, the LayerNorm outputs as its smoothed parameters compute them (golden/smoothing.py)."""
     import torch
     taps = {}
     with torch.no_grad():
         model.encode(torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None], task, taps=taps)
-    return {k: (v[0].double() if v.is_floating_point() else v[0]).numpy() for k, v in taps.items() if torch.is_tensor(v)}
+    out = {k: (v[0].double() if v.is_floating_point() else v[0]).numpy() for k, v in taps.items() if torch.is_tensor(v)}
+    if prec is not None and prec.smooth:
+        from .smoothing import smooth_taps
+        out = smooth_taps(prec.smooth, out)
+    return out
 
 
 def run_stage_errors(model, spec, prec, params, image, task, attn_rows=None, saturate_params: bool = False) -> list:
@@ -138,7 +143,7 @@ def run_stage_errors(model, spec, prec, params, image, task, attn_rows=None, sat
     fx = FixedM3ViT(spec, prec, params, attn_rows or DEFAULT_ATTN_ROWS, saturate_params=saturate_params, warn=False)
     taps = {}
     fx.encode(image, spec.task_index(task), taps)
-    return stage_errors(taps, float_taps(model, image, task), fx.param_range, fx.range_counts)
+    return stage_errors(taps, float_taps(model, image, task, prec), fx.param_range, fx.range_counts)
 
 
 def weakest(rows: list) -> dict | None:

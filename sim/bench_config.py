@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 
 from edgemoe.errors import EdgeMoeError
+from edgemoe.spec import precision_base
 
 CONFIG_KEYS = ("preset", "precision", "design", "block")     # what names a build (the cache key's part)
 # environment variable -> file in the run folder ("{run}" is replaced by the run folder)
@@ -50,7 +51,7 @@ def project_manifest(project) -> dict:
 def calibrated_on(cfg: dict) -> str | None:
     """What the calibrated (or fitted) precision's types come from (None: a precision without either)."""
     from edgemoe.spec import DERIVED_PRECISIONS
-    if cfg["precision"] not in DERIVED_PRECISIONS:
+    if precision_base(cfg["precision"]) not in DERIVED_PRECISIONS:
         return None
     if cfg.get("project"):
         rec = cfg.get("calib")
@@ -82,7 +83,7 @@ def resolve_config(config=None, project=None) -> dict:
             if cfg.get(key) not in (None, value):
                 raise EdgeMoeError(f"--project {cfg['project']} has {key} {value}, not {cfg[key]}")
             cfg[key] = value
-        if m["precision"]["name"] == "w8a8":
+        if precision_base(m["precision"]["name"]) == "w8a8":
             cfg["calib"] = m.get("calib")   # the manifest's calibration record (None: a project from before it)
     else:
         cfg.pop("project", None)
@@ -91,7 +92,7 @@ def resolve_config(config=None, project=None) -> dict:
     if missing:
         raise EdgeMoeError(f"simulation config lacks {', '.join(sorted(missing))}")
     from edgemoe.spec import DERIVED_PRECISIONS
-    if cfg["precision"] in DERIVED_PRECISIONS:    # per-block types (w8a8 calibrated, w16a32-fit fitted)
+    if precision_base(cfg["precision"]) in DERIVED_PRECISIONS:    # per-block types (w8a8 calibrated, w16a32-fit fitted)
         cfg.setdefault("block", 0)
         cfg["calibrated_on"] = calibrated_on(cfg)
     else:
@@ -108,7 +109,7 @@ def sim_precision(cfg: dict, spec, prec=None):
     from edgemoe.golden.precision import base_precision
     from .rtl import block_precision
     from edgemoe.spec import DERIVED_PRECISIONS
-    if cfg["precision"] not in DERIVED_PRECISIONS:
+    if precision_base(cfg["precision"]) not in DERIVED_PRECISIONS:
         return prec if prec is not None else base_precision(cfg["precision"])
     if prec is None:
         from edgemoe.golden.calibrate import precision_for

@@ -130,3 +130,26 @@ def test_no_board_or_emulator_is_one_quick_line(pkg):
     assert f"no PYNQ board or emulator at 127.0.0.1:{port} (PYNQ_REMOTE_DEVICES=127.0.0.1, port {port})" in err, err
     assert f"edgemoe emulate --package {pkg}" in err, err
     assert took < 4.5, took
+
+
+def test_w8a8_options_run_bit_exact_on_the_emulated_board(tmp_path_factory, tmp_path):
+    """Issue 14: an outlier checkpoint at w8a8+smooth+wide-attn (smoothed weights packed, 16-bit attention)
+    through the packaged host runtime and the emulated board, bit for bit against the golden outputs."""
+    from edgemoe.boards.package import package
+    from edgemoe.codegen.generate import generate
+    from edgemoe.golden.outlier_checkpoint import outlier_model
+    from edgemoe.spec import get_preset
+    d = tmp_path_factory.mktemp("e2e_w8a8_options")
+    p = generate(d / "proj", model=outlier_model(get_preset("micro")), board="zcu104",
+                 precision="w8a8+smooth+wide-attn", saturate_params=True)
+    assert p.prec.smooth and p.prec.types["qkv"].W == 16
+    package(d / "proj", d / "pkg")
+    proc, port = start_emulator(d / "pkg")
+    try:
+        j = tmp_path / "r.json"
+        r = host_run(d / "pkg", port, "--images", "2", "--json", str(j), "--timeout", "60")
+        assert r.returncode == 0, r.stdout + r.stderr
+        res = json.loads(j.read_text())
+        assert res["mismatches"] == 0 and res["frames"] >= 2
+    finally:
+        stop(proc)
