@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from math import gcd
 
 from edgemoe.errors import EdgeMoeError
+from edgemoe.golden.channel_scales import WSH_TYPE
 from edgemoe.design import Design, _lw, row_checks  # noqa: F401  (row_checks re-exported)
 from edgemoe.kernel_interface import TAP_BITS, storage_bits  # noqa: F401  (re-exported for the estimate and packing)
 
@@ -114,6 +115,11 @@ def kernel_buffers(spec, prec, design: Design) -> list:
         Buffer("g_ln", "layernorm", "ln_param_t", spec.depth * 4 * d, t["ln_param"].W, _lw(vl, per("ln_param")),
                per("ln_param"), False),
     ]
+    if "per-channel" in prec.options:
+        # the per-channel weight scales, laid out as the biases they sit beside (golden/channel_scales.py)
+        sh_per = axi // storage_bits(WSH_TYPE.W)
+        bufs += [Buffer("g_wsh", "linear", "wsh_t", total_b, WSH_TYPE.W, _lw(eo, sh_per), sh_per, True),
+                 Buffer("g_qkv_wsh", "linear", "wsh_t", spec.depth * 3 * d, WSH_TYPE.W, _lw(eo, sh_per), sh_per, False)]
     # the routing's buffers (declared for every model: the engine's code refers to them)
     tok_bits = max(1, (B * T).bit_length())
     E, K = spec.num_experts, spec.top_k

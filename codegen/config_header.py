@@ -31,6 +31,7 @@ import re
 from edgemoe.errors import EdgeMoeError
 from edgemoe.golden.apfixed import FixedType
 from edgemoe.golden.block_types import BLOCK_TABLES, block_types
+from edgemoe.golden.channel_scales import CHANNEL_SHIFT_MAX, WSH_TYPE
 from edgemoe.golden.precision import (EXP2_SEG_LOG2, GELU_RANGE, GELU_STEPS_LOG2, RSQRT_IDX_BITS,
                                       RSQRT_MANT_F, RSQRT_NEWTON_STEPS, Precision)
 from edgemoe.golden.units.gelu import gelu_limit_raw, gelu_table
@@ -126,6 +127,11 @@ def rescale_sites(spec, prec: Precision) -> dict:
         }
         if spec.is_moe(i):
             s["gate_out"] = g["D_LN2"] + g["D_GATE_W"]
+        if "per-channel" in prec.options:
+            # an output lane's weight scale adds 0 .. CHANNEL_SHIFT_MAX fraction bits to its accumulator
+            for layer in ("qkv", "proj", "fc1", "fc2"):
+                s[layer + "_bias_ch"] = s[layer + "_bias"] - CHANNEL_SHIFT_MAX
+                s[layer + "_out_ch"] = s[layer + "_out"] + CHANNEL_SHIFT_MAX
         for k, v in s.items():
             sites.setdefault(k, []).append(v)
     return sites
@@ -163,6 +169,10 @@ def config_context(spec, prec: Precision, design: Design) -> dict:
             ("patch_acc_t", patch_acc, "pixel x patch_w, exact")]
     for name, ft, c in accs:
         td(name, ft, c)
+    per_channel = "per-channel" in prec.options
+    if per_channel:
+        td("wsh_t", WSH_TYPE, "per-channel weight scale of an output lane (fraction bits added to its accumulator)",
+           modes=False)
 
     gelu_limit = gelu_limit_raw(t["gelu_in"].F)
     check_exp_arg(t["exp_arg"], f"precision {prec.name!r}: ")
@@ -240,6 +250,7 @@ def config_context(spec, prec: Precision, design: Design) -> dict:
         ("TAP_LANES", design.axi_bits // 32, "32-bit tap values per AXI word"),
         ("NUM_SLOTS", spec.top_k if spec.moe_blocks else 1, "MLP output slots (top-k choices of a token)"),
         ("SLOT_BITS", max(1, (max(spec.top_k - 1, 1)).bit_length()), "bits of a slot index"),
+        ("ENG_PER_CHANNEL", int(per_channel), "per-channel weight scales (g_wsh, g_qkv_wsh beside the biases)"),
     ] + list(ENGINE_MODES)
     consts = [
         ("GELU_STEPS_LOG2", GELU_STEPS_LOG2, "GELU table step 2^-5"),

@@ -129,6 +129,10 @@ def run_csim(project_dir, task=0, input_path=None, output_path=None, taps: str |
         print(format_table(result))
         if result["calib"]:
             print(calib_line(result["precision"], result["calib"]))
+        from edgemoe.golden.option_summary import options_line
+        opts = options_line(project.prec, project.fixed_model().q)
+        if opts:
+            print(opts)
         print(result["range"]["summary"], file=sys.stderr)
         if stages is not None:
             from edgemoe.golden.stage_error import format_stage_table, summary_line

@@ -224,7 +224,11 @@ def rescale_span_of(spec, prec) -> int:
         from .config_header import rescale_span
         return rescale_span(spec, prec)
     from edgemoe.spec import DERIVED_PRECISIONS
-    return ASSUMED_RESCALE_SPAN if prec.base in DERIVED_PRECISIONS else 0
+    if prec.base not in DERIVED_PRECISIONS:
+        return 0
+    # per-channel weight scales widen the engine's rescales by the largest channel shift
+    from edgemoe.golden.channel_scales import CHANNEL_SHIFT_MAX
+    return ASSUMED_RESCALE_SPAN + (CHANNEL_SHIFT_MAX if "per-channel" in prec.options else 0)
 
 
 def rescale_lut(spec, wd, design, span: int) -> dict:

@@ -113,10 +113,15 @@ def generate(out_dir, preset: str | None = None, checkpoint=None, onnx=None, boa
                   onnx=str(Path(onnx).resolve()) if onnx else None)
     with output_dir(out_dir, force=force, command="generate") as tmp:
         _write_project(tmp, model, spec, base, des, b, source, out_dir.resolve(), saturate_params, cal, min_cosine)
-    if not quiet:
-        print(f"generated {out_dir} ({spec.name}, {base.name}, {des.name}, {b.name} {des.clock_mhz:g} MHz) "
+    proj = Project(out_dir)
+    if not quiet:   # the precision as made (a budget may have switched an option on)
+        print(f"generated {out_dir} ({spec.name}, {proj.prec.name}, {des.name}, {b.name} {des.clock_mhz:g} MHz) "
               f"in {time.perf_counter() - t0:.1f} s")
-    return Project(out_dir)
+        from edgemoe.golden.option_summary import options_line
+        opts = options_line(proj.prec, proj.fixed_model().q if "per-channel" in proj.prec.options else None)
+        if opts:
+            print(opts)
+    return proj
 
 
 def kernel_context(spec, prec, design: Design, board_name: str, part: str = "", data_dir="data") -> dict:

@@ -19,6 +19,7 @@ import numpy as np
 from edgemoe.errors import EdgeMoeError
 from edgemoe.golden.apfixed import FixedType
 from edgemoe.golden.block_types import block_types
+from edgemoe.golden.channel_scales import SHIFT_SUFFIX, WSH_TYPE
 from edgemoe.golden.fixed_model import quantize_params
 from edgemoe.golden.precision import Precision
 from edgemoe.design import Design
@@ -71,6 +72,10 @@ class Layout:
         self.b_parts = b_parts
         add("biases", (n_b,), t["b"], "onetime")
         self.total_b = n_b
+        self.per_channel = "per-channel" in prec.options
+        if self.per_channel:   # the per-channel weight scales beside the biases (golden/channel_scales.py)
+            add("qkv_wsh", (spec.depth, 3 * d), WSH_TYPE, "onetime")
+            add("wsh", (n_b,), WSH_TYPE, "onetime")
         # streamed region
         add("patch_w", (d, spec.patch_dim), t["patch_w"], "stream", tiled=True)
         tps = block_types(spec, prec)
@@ -176,6 +181,10 @@ class Layout:
                    "fc2": "mlp.experts.h4toh.bias" if moe else "mlp.fc2.bias"}[name]
             parts.append(raw(k(i, key)).reshape(-1))
         B["biases"].raw = np.concatenate(parts)
+        if self.per_channel:
+            B["qkv_wsh"].raw = np.stack([q[k(i, "attn.qkv.weight") + SHIFT_SUFFIX] for i in range(spec.depth)])
+            B["wsh"].raw = np.concatenate([np.asarray(q[self._b_key(i, name).replace(".bias", ".weight") + SHIFT_SUFFIX])
+                                           .reshape(-1) for i, name, _ in self.b_parts])
         B["patch_w"].raw = raw("patch_w")
         for i in range(spec.depth):
             p = f"blocks.{i}."
@@ -260,6 +269,8 @@ class Layout:
                    ("ONETIME_WORDS", self.onetime_words), ("PIX_WORDS", self.pix_words),
                    ("OUT_WORDS", self.out_words), ("SCRATCH_WORDS", self.scratch_words),
                    ("TOTAL_B", self.total_b), ("NUM_TAP_IDS", num_tap_ids(spec)),
+                   *([("W_OFF_QKV_WSH", B["qkv_wsh"].word_offset), ("W_OFF_WSH", B["wsh"].word_offset)]
+                     if self.per_channel else []),
                    ("STAGES_PER_BLOCK", STAGES_PER_BLOCK), ("TAP_BITS", TAP_BITS)] + self.engine_words(),
             stages=list(enumerate(BLOCK_STAGES)),
             tables=[("W_OFF_QKV", blk("qkv_w")), ("W_OFF_PROJ", blk("proj_w")), ("W_OFF_FC1", blk("fc1_w")),
@@ -268,12 +279,41 @@ class Layout:
                     ("B_OFF_FC2", self.b_off["fc2"])],
             tap_offsets=self.tap_offsets(), tap_none=TAP_NONE, tap_all=TAP_ALL)
 
+    def _b_key(self, i: int, name: str) -> str:
+        """The checkpoint name of block ``i``'s bias ``name`` (proj, fc1, fc2)."""
+        moe = self.spec.is_moe(i)
+        return block_key(i, {"proj": "attn.proj.bias", "fc1": "mlp.experts.htoh4.bias" if moe else "mlp.fc1.bias",
+                             "fc2": "mlp.experts.h4toh.bias" if moe else "mlp.fc2.bias"}[name])
+
+    def _shifts(self, raw: dict) -> dict:
+        """``{weight name: per-channel shifts}`` read back from the wsh buffers (empty without them)."""
+        if not self.per_channel:
+            return {}
+        out = {block_key(i, "attn.qkv.weight"): raw["qkv_wsh"][i] for i in range(self.spec.depth)}
+        for i, name, shape in self.b_parts:
+            o = self.b_off[name][i]
+            out[self._b_key(i, name).replace(".bias", ".weight")] = raw["wsh"][o:o + int(np.prod(shape))].reshape(shape)
+        return out
+
     def params_from_weights(self, data: bytes) -> dict:
         """Float state_dict (exactly representable values) rebuilt from weights.bin: quantising it
-        again gives the same raw codes, so the golden fixed model can run from the project alone."""
+        again gives the same raw codes, so the golden fixed model can run from the project alone.
+        With per-channel weight scales the rows are read at their own scales, and the shifts come back
+        as ``<weight name>.wsh`` (golden/channel_scales.py)."""
         spec = self.spec
         raw = {name: self.buffer_raw(data, name) for name in self.buffers}
-        fl = lambda name: self.buffers[name].ftype.to_float(raw[name])  # noqa: E731
+        shifts = self._shifts(raw)
+        weight_of = {f"blocks.{i}.{b}_w": block_key(i, n) for i in range(spec.depth)
+                     for b, n in (("qkv", "attn.qkv.weight"), ("proj", "attn.proj.weight"),
+                                  ("fc1", "mlp.experts.htoh4.weight" if spec.is_moe(i) else "mlp.fc1.weight"),
+                                  ("fc2", "mlp.experts.h4toh.weight" if spec.is_moe(i) else "mlp.fc2.weight"))}
+
+        def fl(name):
+            t = self.buffers[name].ftype
+            sh = shifts.get(weight_of.get(name))
+            if sh is None:
+                return t.to_float(raw[name])
+            return t.to_float(raw[name]) * np.exp2(-np.asarray(sh, np.float64))[..., None]
         p = {}
         d = spec.embed
         p["backbone.patch_embed.proj.weight"] = fl("patch_w").reshape(d, spec.in_chans, spec.patch, spec.patch)
@@ -308,6 +348,8 @@ class Layout:
             else:
                 p[k("mlp.fc1.weight")] = fl(pre + "fc1_w")
                 p[k("mlp.fc2.weight")] = fl(pre + "fc2_w")
+        for name, sh in shifts.items():
+            p[name + SHIFT_SUFFIX] = np.asarray(sh, np.int64)
         return p
 
 

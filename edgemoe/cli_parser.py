@@ -12,7 +12,8 @@ SATURATE_HELP = ("clamp model parameters that do not fit their fixed-point type 
                  "warning) instead of failing")
 PRECISION_HELP = ("w16a32 (the reference design's types), w8a8 (calibrated) or w16a32-fit (parameter types fitted to the "
                   "weights); w8a8 takes options: +smooth (LayerNorm outliers moved into the next layer's weights), "
-                  "+wide-attn (Q, K, V, scores and probabilities at 16 bits), e.g. w8a8+wide-attn")
+                  "+wide-attn (Q, K, V, scores and probabilities at 16 bits), +per-channel (a weight scale per "
+                  "output channel), e.g. w8a8+wide-attn+per-channel")
 MIN_COSINE_HELP = ("error budget: every stage of the fixed model must reach this cosine against the float model on the "
                    "first calibration image (w8a8 keeps the attention at 16 bits when an attention stage misses it; "
                    "otherwise an error names the stage)")

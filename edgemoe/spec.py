@@ -197,6 +197,7 @@ PRECISION_OPTIONS = {
     "w8a8": {
         "smooth": "LayerNorm outliers moved into the next layer's weights (per channel, a power of two: float-exact)",
         "wide-attn": "Q, K, V, scores and attention probabilities at 16 bits (the attention unit's operands)",
+        "per-channel": "one power-of-two weight scale per output channel of qkv, proj, fc1 and fc2 (the engine's epilogue)",
     },
 }
 

@@ -61,10 +61,26 @@ def within_budget(precision, spec, model, params, images, min_cosine: float, att
     if low:
         w = low[0]
         more = f"; {len(low) - 1} more stage{'s' if len(low) > 2 else ''} below it" if len(low) > 1 else ""
+        hint = [f"+{o}" for o in _helping_options(w["stage"]) if o in PRECISION_OPTIONS.get(prec.base, {})
+                and o not in prec.options]
         raise EdgeMoeError(f"precision {prec.name} misses its error budget: stage {w['stage']} ({w.get('type', '?')}) has "
                            f"cosine {w['cosine']:.6f} against the float model on calibration image 0, task {w['task']} "
-                           f"(--min-cosine {min_cosine:g}){more}; try a wider precision (w16a32-fit) or a lower budget")
+                           f"(--min-cosine {min_cosine:g}){more}; try "
+                           + (f"{' or '.join(hint)}, " if hint else "") + "a wider precision (w16a32-fit) or a lower budget")
     return prec
+
+
+def _helping_options(stage: str) -> tuple:
+    """The options that address a stage's error: the LayerNorm outputs (smoothing), the linear layers' outputs
+    (per-channel weight scales), the attention (16 bits)."""
+    leaf = stage.rsplit(".", 1)[-1]
+    if leaf in ("ln1", "ln2"):
+        return ("smooth",)
+    if leaf in ("q", "k", "v"):
+        return ("per-channel", WIDE_ATTN)
+    if leaf in ATTENTION_TAPS:
+        return (WIDE_ATTN,)
+    return ("per-channel",)
 
 
 __all__ = ["ATTENTION_TAPS", "stages_below", "within_budget"]

@@ -97,13 +97,25 @@ def quantize_params(spec: ModelSpec, prec: Precision, params: dict, saturate_par
 
     def fx(name: str, t, x=None) -> Fx:
         x = get(name) if x is None else x
-        raw, out = t.quantize_clamped(x)
+        if per_channel and name in scaled:
+            # per-channel weight scales (golden/channel_scales.py): as read back from a project, else from the rows
+            sh = params.get(name + SHIFT_SUFFIX)
+            sh = channel_shifts(x, t) if sh is None else np.asarray(sh, np.int64)
+            q[name + SHIFT_SUFFIX] = sh
+            raw, out = quantize_rows(x, t, sh)
+        else:
+            raw, out = t.quantize_clamped(x)
         n = int(np.count_nonzero(out))
         if n:
             bad.append(ParamRange(name, t, float(x.min()), float(x.max()), n, int(x.size)))
         return Fx(raw, t)
 
     q = {}
+    per_channel = "per-channel" in prec.options
+    scaled = set()
+    if per_channel:
+        from .channel_scales import SHIFT_SUFFIX, channel_shifts, quantize_rows, scaled_tensors
+        scaled = {n + ".weight" for i in range(spec.depth) for n in scaled_tensors(spec, i)}
     d = spec.embed
     pw = "backbone.patch_embed.proj.weight"
     q["patch_w"] = fx(pw, prec.t("patch_w"), get(pw).reshape(d, -1))
@@ -191,7 +203,7 @@ class FixedM3ViT:
             tap(p + "ln1", ln1)
             qkv_t = prec.t("qkv", tensor=k("attn"))
             range_stage("qkv")
-            qkv = linear_fixed(ln1, q[k("attn.qkv.weight")], q[k("attn.qkv.bias")], prec, qkv_t)
+            qkv = linear_fixed(ln1, q[k("attn.qkv.weight")], q[k("attn.qkv.bias")], prec, qkv_t, wsh=self._wsh(k("attn.qkv")))
             d = spec.embed
             qh, kh, vh = (split_heads(qkv[:, j * d:(j + 1) * d], spec.heads) for j in range(3))
             tap(p + "q", qh), tap(p + "k", kh), tap(p + "v", vh)
@@ -201,7 +213,7 @@ class FixedM3ViT:
                                    prob_t=prec.t("prob", tensor=k("attn")))
             tap(p + "scores", at["scores"]), tap(p + "attn_probs", at["attn_probs"]), tap(p + "attn_out", attn)
             range_stage("proj")
-            proj = linear_fixed(attn, q[k("attn.proj.weight")], q[k("attn.proj.bias")], prec, act)
+            proj = linear_fixed(attn, q[k("attn.proj.weight")], q[k("attn.proj.bias")], prec, act, wsh=self._wsh(k("attn.proj")))
             tap(p + "proj", proj)
             range_stage("res1")
             x = (x + proj).cast(act)
@@ -215,20 +227,25 @@ class FixedM3ViT:
             else:
                 range_stage("fc1")
                 fc1, fc2 = k(mlp_tensor("fc1", False)), k(mlp_tensor("fc2", False))
-                h = self._fc1_gelu(ln2, k(mlp_tensor("hidden", False)), q[fc1 + ".weight"], q[fc1 + ".bias"])
+                h = self._fc1_gelu(ln2, k(mlp_tensor("hidden", False)), q[fc1 + ".weight"], q[fc1 + ".bias"], self._wsh(fc1))
                 tap(p + "fc1", h)
                 range_stage("mlp_out")
-                y = linear_fixed(h, q[fc2 + ".weight"], q[fc2 + ".bias"], prec, act)
+                y = linear_fixed(h, q[fc2 + ".weight"], q[fc2 + ".bias"], prec, act, wsh=self._wsh(fc2))
             tap(p + "mlp_out", y)
             range_stage("out")
             x = (x + y).cast(act)
             tap(p + "out", x)
         return x
 
-    def _fc1_gelu(self, x: Fx, hidden: str, w: Fx, b: Fx) -> Fx:
+    def _wsh(self, tensor: str, expert: int | None = None):
+        """The per-channel weight scales of ``tensor`` (its checkpoint name without .weight), None without."""
+        sh = self.q.get(tensor + ".weight.wsh")
+        return sh if sh is None or expert is None else sh[expert]
+
+    def _fc1_gelu(self, x: Fx, hidden: str, w: Fx, b: Fx, wsh=None) -> Fx:
         """fc1 then GELU into the type of the MLP's hidden tensor ``hidden`` (its checkpoint name)."""
         prec = self.prec
-        h = linear_fixed(x, w, b, prec, prec.t("gelu_in"))
+        h = linear_fixed(x, w, b, prec, prec.t("gelu_in"), wsh=wsh)
         return gelu_fixed(h, prec, out_t=prec.t("hidden", tensor=hidden), table=self.gelu_tab)
 
     def _moe(self, i: int, ln2: Fx, task: int, tap, p: str) -> Fx:
@@ -247,9 +264,9 @@ class FixedM3ViT:
             if len(tok) == 0:
                 continue  # an expert without tokens is skipped (and not fetched)
             range_stage("fc1")
-            h = self._fc1_gelu(ln2[tok], k(mlp_tensor("hidden", True)), w1[e], b1[e])
+            h = self._fc1_gelu(ln2[tok], k(mlp_tensor("hidden", True)), w1[e], b1[e], self._wsh(fc1, e))
             range_stage("mlp_out")
-            y = linear_fixed(h, w2[e], b2[e], prec, act)
+            y = linear_fixed(h, w2[e], b2[e], prec, act, wsh=self._wsh(fc2, e))
             contrib = (Fx(score.raw[:, None], score.t) * y).cast(act)
             out.raw[tok] = (out[tok] + contrib).cast(act).raw
         tap(p + "expert_load", np.array([len(t) for t, _ in route.queues]))

@@ -108,7 +108,17 @@ def golden_command(args) -> int:
     kind = f"fixed-point {precs[0].name}" if args.fixed else "float"
     print(f"{spec.name} task {task} ({spec.tasks[task].name}), {kind}: wrote {args.output} {y.shape}")
     if cal is not None:
-        print(f"{args.precision} types calibrated on {cal.source} ({len(cal.images)} images, sha256 {cal.sha256[:16]})")
+        print(f"{precs[0].name} types calibrated on {cal.source} ({len(cal.images)} images, sha256 {cal.sha256[:16]})")
+    if args.fixed:
+        from .option_summary import options_line
+        q = None
+        if "per-channel" in precs[0].options:
+            from .fixed_model import quantize_params
+            from .model import params_numpy
+            q = quantize_params(spec, precs[0], params_numpy(model), saturate_params=True, warn=False)
+        opts = options_line(precs[0], q)
+        if opts:
+            print(opts)
     if args.fixed:
         from .range_counts import range_summary
         print(range_summary(counts), file=sys.stderr)

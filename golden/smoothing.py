@@ -149,14 +149,4 @@ def _block_norm(key: str) -> tuple:
     return int(block), norm
 
 
-def describe(smooth: dict) -> str:
-    """One line for the precision's summary."""
-    if not smooth:
-        return "smoothing: no channel moved"
-    ks = np.concatenate([np.asarray(v) for v in smooth.values()])
-    moved = int(np.count_nonzero(ks))
-    return (f"smoothing: {moved} LayerNorm channels in {len(smooth)} LayerNorms scaled by 2^-k "
-            f"(k from {int(ks.min())} to {int(ks.max())}), their weight columns by 2^k")
-
-
-__all__ = ["MAX_SHIFT", "consumers", "smooth_exponents", "smooth_params", "smooth_taps", "describe"]
+__all__ = ["MAX_SHIFT", "consumers", "smooth_exponents", "smooth_params", "smooth_taps"]

@@ -133,16 +133,17 @@ def test_no_board_or_emulator_is_one_quick_line(pkg):
 
 
 def test_w8a8_options_run_bit_exact_on_the_emulated_board(tmp_path_factory, tmp_path):
-    """Issue 14: an outlier checkpoint at w8a8+smooth+wide-attn (smoothed weights packed, 16-bit attention)
-    through the packaged host runtime and the emulated board, bit for bit against the golden outputs."""
+    """Issue 14: an outlier checkpoint at w8a8 with every option (smoothed weights packed, 16-bit attention,
+    per-channel weight scales beside the biases) through the packaged host runtime and the emulated board,
+    bit for bit against the golden outputs."""
     from edgemoe.boards.package import package
     from edgemoe.codegen.generate import generate
     from edgemoe.golden.outlier_checkpoint import outlier_model
     from edgemoe.spec import get_preset
     d = tmp_path_factory.mktemp("e2e_w8a8_options")
     p = generate(d / "proj", model=outlier_model(get_preset("micro")), board="zcu104",
-                 precision="w8a8+smooth+wide-attn", saturate_params=True)
-    assert p.prec.smooth and p.prec.types["qkv"].W == 16
+                 precision="w8a8+smooth+wide-attn+per-channel", saturate_params=True)
+    assert p.prec.smooth and p.prec.types["qkv"].W == 16 and "per-channel" in p.prec.options
     package(d / "proj", d / "pkg")
     proc, port = start_emulator(d / "pkg")
     try:

@@ -1,7 +1,10 @@
 """The switchable options of w8a8 (issue 14): ``+smooth`` (LayerNorm outliers moved into the next layer's
-weights, float-exact) and ``+wide-attn`` (the attention operands at 16 bits); the error budget
+weights, float-exact), ``+wide-attn`` (the attention operands at 16 bits) and ``+per-channel`` (a weight
+scale per output channel, applied by the engine's epilogue); the error budget
 (``--min-cosine``) that keeps the attention wider or names the stage that misses it; all bit-exact in csim."""
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
@@ -11,7 +14,9 @@ from edgemoe.cli import main
 from edgemoe.errors import EdgeMoeError
 from edgemoe.golden.budget import stages_below, within_budget
 from edgemoe.golden.calib_images import sample_set
+from edgemoe.golden.apfixed import FixedType
 from edgemoe.golden.calibrate import precision_for
+from edgemoe.golden.channel_scales import CHANNEL_SHIFT_MAX, SHIFT_SUFFIX, channel_shifts, quantize_rows
 from edgemoe.golden.fixed_model import FixedM3ViT
 from edgemoe.golden.model import params_numpy, run_golden, sample_image
 from edgemoe.golden.outlier_checkpoint import outlier_model
@@ -80,14 +85,35 @@ def test_smooth_precision_round_trips_and_moves_channels(outlier):
     assert not precision_for("w8a8", MICRO, model, params).smooth
 
 
-@pytest.mark.parametrize("precision", ["w8a8+wide-attn", "w8a8+smooth+wide-attn"])
+def test_channel_shift_rule():
+    t = FixedType(8, 1, True, "AP_RND", "AP_SAT")      # the tensor's type: [-1, 1)
+    w = np.array([[0.9, -0.2], [0.1, 0.05], [1e-9, 0.0], [-0.12, 0.01]])
+    sh = channel_shifts(w, t)
+    # 0.1 and 0.12 fit [-1/8, 1/8); a zero row stops at pow2_type's smallest range (2^-5 at 8 bits)
+    assert sh.tolist() == [0, 3, 5, 3]
+    raw, out = quantize_rows(w, t, sh)
+    assert not out.any() and raw[1, 0] == round(0.1 * 2 ** (7 + 3)) and raw[0, 0] == round(0.9 * 2 ** 7)
+    assert channel_shifts(w, FixedType(8, 5, True)).tolist() == [4, 7, CHANNEL_SHIFT_MAX, 7]   # clipped at 3 bits
+
+
+@pytest.mark.parametrize("precision", ["w8a8+wide-attn", "w8a8+smooth+wide-attn", "w8a8+per-channel",
+                                       "w8a8+smooth+wide-attn+per-channel"])
 def test_generate_csim_bit_exact(tmp_path, outlier, precision):
     from edgemoe.codegen.csim import run_csim
     from edgemoe.codegen.generate import generate
     model, _ = outlier
     p = generate(tmp_path / "p", model=model, board="zcu104", precision=precision, saturate_params=True)
     assert p.prec.name == precision and bool(p.prec.smooth) == ("smooth" in precision)
-    assert "ap_fixed<16," in (p.path / "src" / "edgemoe_config.h").read_text()
+    config = (p.path / "src" / "edgemoe_config.h").read_text()
+    assert re.search(r"typedef ap_fixed<(\d+),[^;]*> qkv_t;", config).group(1) == ("16" if "wide-attn" in precision else "8")
+    assert (f"#define ENG_PER_CHANNEL {int('per-channel' in precision)}") in config
+    if "per-channel" in precision:
+        # the shifts travel in weights.bin and come back with the project's parameters, some of them non-zero
+        back = p.golden_params()
+        q = p.fixed_model().q
+        sh = {k: v for k, v in back.items() if k.endswith(SHIFT_SUFFIX)}
+        assert len(sh) == 4 * MICRO.depth and sum(int(np.count_nonzero(v)) for v in sh.values()) > 0
+        assert all(np.array_equal(v, q[k]) for k, v in sh.items())
     p.compile()
     for task in range(MICRO.num_tasks):
         res = run_csim(p.path, task=task, taps="all", quiet=True)
@@ -132,8 +158,10 @@ def test_cli_precision_options(tmp_path, capsys):
     np.save(image, sample_image(MICRO, seed=1))
     y = tmp_path / "y.npy"
     args = ["golden", "--preset", "micro", "--task", "0", "--input", str(image), "--output", str(y)]
-    assert main(args + ["--fixed", "--precision", "w8a8+wide-attn+smooth"]) == 0
-    assert "fixed-point w8a8+smooth+wide-attn" in capsys.readouterr().out and y.exists()
+    assert main(args + ["--fixed", "--precision", "w8a8+per-channel+wide-attn+smooth"]) == 0
+    out = capsys.readouterr().out
+    assert "fixed-point w8a8+smooth+wide-attn+per-channel" in out and y.exists()
+    assert "options: smooth on (" in out and "wide-attn on (qkv ap_fixed<16," in out and "per-channel on (" in out
     y.unlink()
     for extra, why in ((["--fixed", "--precision", "w8a8+turbo"], "unknown option 'turbo'"),
                        (["--precision", "w8a8", "--min-cosine", "0.9"], "give --fixed too"),

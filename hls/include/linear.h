@@ -225,6 +225,20 @@ eng_unpack_ports:
     }
 }
 
+// per-channel weight scales (ENG_PER_CHANNEL, golden/channel_scales.py): output lane o of a layer reads
+// its shift beside its bias (wsh beside bias, qkv_wsh beside qkv_b); its accumulator has that many more
+// fraction bits, which the bias rescale and the epilogue's rescale take in
+#if ENG_PER_CHANNEL
+#define ENG_WSH_PARAMS , const wsh_t wsh[WSH_WORDS][WSH_BANKS][WSH_GROUP], \
+        const wsh_t qkv_wsh[QKV_WSH_WORDS][QKV_WSH_BANKS][QKV_WSH_GROUP]
+#define ENG_WSH_NAMES , wsh, qkv_wsh
+#define ENG_WSH_ARGS , g_wsh, g_qkv_wsh
+#else
+#define ENG_WSH_PARAMS
+#define ENG_WSH_NAMES
+#define ENG_WSH_ARGS
+#endif
+
 // the buffers the engine reads and writes: the top's globals (and the unit test harness's)
 #define ENGINE_BUFFER_PARAMS                                                                          \
     const lin_in_t lnb[LNB_WORDS][LNB_BANKS][LNB_GROUP], const lin_in_t att[ATT_WORDS][ATT_BANKS][ATT_GROUP], \
@@ -235,10 +249,12 @@ eng_unpack_ports:
         const tok_idx_t qtok[QTOK_WORDS], const slot_idx_t qslot[QSLOT_WORDS],                         \
         const gate_score_t qscore[QSCORE_WORDS], qkv_t qkv[QKV_WORDS][QKV_BANKS][QKV_GROUP],          \
         act_t tmp[TMP_PARTS][TMP_WORDS][TMP_BANKS][TMP_GROUP],                                       \
-        gate_logit_t logits[LOGITS_WORDS][LOGITS_BANKS][LOGITS_GROUP], act_t x[X_WORDS][X_BANKS][X_GROUP]
-#define ENGINE_BUFFER_NAMES lnb, att, hid, pix, bias, qkv_b, pe_b, pos, qtok, qslot, qscore, qkv, tmp, logits, x
+        gate_logit_t logits[LOGITS_WORDS][LOGITS_BANKS][LOGITS_GROUP], act_t x[X_WORDS][X_BANKS][X_GROUP]  \
+        ENG_WSH_PARAMS
+#define ENGINE_BUFFER_NAMES lnb, att, hid, pix, bias, qkv_b, pe_b, pos, qtok, qslot, qscore, qkv, tmp, logits, x \
+    ENG_WSH_NAMES
 #define ENGINE_BUFFER_ARGS g_lnb, g_att, g_hid, g_pix, g_bias, g_qkv_b, g_pe_b, g_pos, g_qtok, g_qslot, g_qscore, \
-    g_qkv, g_tmp, g_logits, g_x
+    g_qkv, g_tmp, g_logits, g_x ENG_WSH_ARGS
 
 // the GELU's table: one dual-port copy per output lane (a GELU reads two entries)
 static const gelu_code_t GELU_ROM[ENGINE_OUT][GELU_TABLE_SIZE] = GELU_ROMS_ENGINE_INIT;
@@ -347,6 +363,26 @@ eng_loop:
             } else {
                 engine_read_x(pix, xw, it, xv);
             }
+            // the lanes' per-channel weight scales (0 without them; the gate and the patch embedding have none)
+            int sh[ENGINE_OUT];
+#pragma HLS ARRAY_PARTITION variable=sh complete
+#if ENG_PER_CHANNEL
+            {
+                const bool none = c.mode == ENG_GATE || c.mode == ENG_POS;
+                const int sc = none ? 0 : (c.b_chunk + ot) * ENGINE_OUT;
+                wsh_t sv[ENGINE_OUT];
+                if (c.mode == ENG_QKV) {
+                    lw_get<ENGINE_OUT>(qkv_wsh, 0, sc, sv);
+                } else {
+                    lw_get<ENGINE_OUT>(wsh, 0, sc, sv);
+                }
+            eng_wsh:
+                for (int o = 0; o < ENGINE_OUT; o++) sh[o] = none ? 0 : int(fx_raw(sv[o]));
+            }
+#else
+        eng_wsh_none:
+            for (int o = 0; o < ENGINE_OUT; o++) sh[o] = 0;
+#endif
             // the row's accumulators: the bias (at the accumulator's scale) on the first input tile
             eng_acc_t a_in[ENGINE_OUT], a_out[ENGINE_OUT];
 #pragma HLS ARRAY_PARTITION variable=a_in complete
@@ -357,7 +393,7 @@ eng_loop:
                     qkv_b_t bv[ENGINE_OUT];
                     lw_get<ENGINE_OUT>(qkv_b, 0, bc * ENGINE_OUT, bv);
                 eng_bias_qkv:
-                    for (int o = 0; o < ENGINE_OUT; o++) a_in[o] = eng_acc_t(fx_raw(rescale<acc_t>(bv[o], -c.d_acc)));
+                    for (int o = 0; o < ENGINE_OUT; o++) a_in[o] = eng_acc_t(fx_raw(rescale<acc_t>(bv[o], -(c.d_acc + sh[o]))));
                 } else if (c.mode == ENG_POS) {
                     bias_t bv[ENGINE_OUT];
                     lw_get<ENGINE_OUT>(pe_b, 0, bc * ENGINE_OUT, bv);
@@ -370,7 +406,7 @@ eng_loop:
                     b_t bv[ENGINE_OUT];
                     lw_get<ENGINE_OUT>(bias, 0, bc * ENGINE_OUT, bv);
                 eng_bias_b:
-                    for (int o = 0; o < ENGINE_OUT; o++) a_in[o] = eng_acc_t(fx_raw(rescale<acc_t>(bv[o], -c.d_acc)));
+                    for (int o = 0; o < ENGINE_OUT; o++) a_in[o] = eng_acc_t(fx_raw(rescale<acc_t>(bv[o], -(c.d_acc + sh[o]))));
                 }
             } else {
             eng_acc_read:
@@ -394,7 +430,7 @@ eng_loop:
                     qkv_t y[ENGINE_OUT];
                 eng_epi_qkv:
                     for (int o = 0; o < ENGINE_OUT; o++) {
-                        y[o] = rescale<qkv_t>(fx_from_raw<acc_t>(a_out[o]), c.d_acc - c.d_y);
+                        y[o] = rescale<qkv_t>(fx_from_raw<acc_t>(a_out[o]), c.d_acc + sh[o] - c.d_y);
                     }
                     lw_put<ENGINE_OUT>(qkv, yw, ot * ENGINE_OUT, y);
                 } else if (c.mode == ENG_GATE) {
@@ -408,7 +444,7 @@ eng_loop:
                     lin_in_t y[ENGINE_OUT];
                 eng_epi_gelu:
                     for (int o = 0; o < ENGINE_OUT; o++) {
-                        y[o] = gelu(rescale<gelu_in_t>(fx_from_raw<acc_t>(a_out[o]), c.d_acc), c.d_y, GELU_ROM[o]);
+                        y[o] = gelu(rescale<gelu_in_t>(fx_from_raw<acc_t>(a_out[o]), c.d_acc + sh[o]), c.d_y, GELU_ROM[o]);
                     }
                     lw_put<ENGINE_OUT>(hid, yw, ot * ENGINE_OUT, y);
                 } else if (c.mode == ENG_POS) {
@@ -428,7 +464,7 @@ eng_loop:
                     act_t y[ENGINE_OUT];
                 eng_epi_act:
                     for (int o = 0; o < ENGINE_OUT; o++) {
-                        const act_t yv = rescale<act_t>(fx_from_raw<acc_t>(a_out[o]), c.d_acc);
+                        const act_t yv = rescale<act_t>(fx_from_raw<acc_t>(a_out[o]), c.d_acc + sh[o]);
                         const act_t cv = sc * yv;
                         y[o] = c.mode == ENG_SCATTER ? cv : yv;
                     }
