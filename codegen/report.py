@@ -272,6 +272,13 @@ def write_report(project_dir, out_dir=None, run_csim: bool = True, sim_json=None
     spec_rows.append(("tasks", ", ".join(f"{t.name} ({t.kind}, {t.channels})" for t in spec.tasks)))
     spec_rows += [("precision", prec.name), ("design", des.summary()), ("board", f"{board.name} ({board.part})"),
                   ("clock", f"{clock:g} MHz")]
+    from edgemoe.golden.option_summary import options_line
+    opts = options_line(prec, project.fixed_model().q if "per-channel" in prec.options else None)
+    if opts:
+        spec_rows.append(("precision options", opts.split(": ", 1)[1]))
+    cal = project.manifest.get("calib")
+    if isinstance(cal, dict):
+        spec_rows.append(("calibration", f"{cal['source']} ({cal['images']} images, sha256 {cal['sha256'][:16]})"))
     sections.append(("Spec", md_table(["field", "value"], spec_rows), html_table(["field", "value"], spec_rows)))
     res_rows = [(k, est.resources[k], est.budget[k], f"{est.resources[k] / est.budget[k]:.1%}" if est.budget[k] else "-")
                 for k in ("dsp", "bram36", "uram", "lut", "ff")]

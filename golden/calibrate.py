@@ -78,6 +78,16 @@ def calibrate_w8a8(spec: ModelSpec, params: dict, taps_list: list, base: Precisi
     types = dict(prec.types)
     types["patch_w"] = pow2_type(_amax([params["backbone.patch_embed.proj.weight"]]), prec.types["patch_w"].W)
     types["act"] = pow2_type(_amax(acts), prec.types["act"].W)
+    # the 16-bit parameter types (biases, CLS / positions, LayerNorm gamma and beta) keep w16a32's binary
+    # point unless the model holds a value beyond it (a trained gamma of 20): then the point moves just far
+    # enough (golden/fit_types.py), so no parameter is clamped; models whose values fit are unchanged
+    from .fit_types import fit_type, role_tensors
+    for role, names in role_tensors(spec).items():
+        if role != "patch_w":
+            t = types[role]
+            m = _amax([params[n] for n in names])
+            if m > t.max_raw * t.lsb:
+                types[role] = fit_type(t, m)
     prec = Precision(prec.name, types, {}, prec.description, prec.smooth)
     return prec.with_overrides(ov)
 

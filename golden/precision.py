@@ -81,13 +81,20 @@ class Precision:
 
     @property
     def base(self) -> str:
-        """The precision without its options ("w8a8" of "w8a8+smooth")."""
-        return split_precision(self.name)[0]
+        """The precision without its options ("w8a8" of "w8a8+smooth"; a name of one's own: itself)."""
+        return self._split()[0]
 
     @property
     def options(self) -> tuple:
         """The switched-on options (edgemoe/spec.py PRECISION_OPTIONS), e.g. ("smooth", "wide-attn")."""
-        return split_precision(self.name)[1]
+        return self._split()[1]
+
+    def _split(self) -> tuple:
+        from edgemoe.errors import EdgeMoeError
+        try:
+            return split_precision(self.name)
+        except EdgeMoeError:
+            return self.name, ()
 
     def t(self, role: str, block: int | None = None, tensor: str | None = None) -> FixedType:
         """Type of ``role``, with the most specific calibrated override first."""
@@ -229,7 +236,8 @@ def _wide_attn(prec: Precision) -> Precision:
     """The ``wide-attn`` option: the attention unit's operands at 16 bits.  A peaked attention row (scores
     of 10-20) turns a 1/16 error of an 8-bit q or k into a score error of several units and rounds its
     small probabilities to zero; at 16 bits (q, k, v per block calibrated, probabilities on the fixed
-    range [0, 1) with 16 fraction bits) both stay below 1e-3.  The engine's operands stay 8-bit."""
+    range [0, 1) with 16 fraction bits) both stay below 1e-3.  The engine's operands stay 8-bit.  q.k
+    (up to 20 fraction bits) is rounded into ``qk``'s 14 before the scale: 6e-5, far below the score's step."""
     s16 = dict(Q="AP_RND", O="AP_SAT")
     types = dict(prec.types)
     types.update({

@@ -142,7 +142,7 @@ def test_w8a8_options_run_bit_exact_on_the_emulated_board(tmp_path_factory, tmp_
     from edgemoe.spec import get_preset
     d = tmp_path_factory.mktemp("e2e_w8a8_options")
     p = generate(d / "proj", model=outlier_model(get_preset("micro")), board="zcu104",
-                 precision="w8a8+smooth+wide-attn+per-channel", saturate_params=True)
+                 precision="w8a8+smooth+wide-attn+per-channel")
     assert p.prec.smooth and p.prec.types["qkv"].W == 16 and "per-channel" in p.prec.options
     package(d / "proj", d / "pkg")
     proc, port = start_emulator(d / "pkg")

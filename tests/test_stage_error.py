@@ -120,9 +120,11 @@ def test_outlier_w8a8_shows_its_weakest_stage(outliers):
     text = format_stage_table(r8)
     assert f"weakest stage {w8['stage']} (cosine {w8['cosine']:.6f}" in text.splitlines()[-1]
     assert [line for line in text.splitlines() if line.endswith("<- weakest")][0].startswith(w8["stage"] + " ")
-    # the gammas above 16 do not fit ap_fixed<16,5>: clamped, and named at their LayerNorm stage
-    assert sum(r["params_clamped"] for r in r8) == 3 and "3 parameter values clamped" in summary_line(r8)
-    assert all(r["stage"].endswith((".ln1", ".ln2")) for r in r8 if r["params_clamped"])
+    # the gammas above 16 do not fit w16a32's ap_fixed<16,5>: clamped, and named at their LayerNorm stage;
+    # w8a8 moves its LayerNorm-parameter type's binary point instead (golden/calibrate.py): nothing clamped
+    assert sum(r["params_clamped"] for r in r16) == 3 and "3 parameter values clamped" in summary_line(r16)
+    assert all(r["stage"].endswith((".ln1", ".ln2")) for r in r16 if r["params_clamped"])
+    assert not any(r.get("params_clamped") for r in r8)
 
 
 # ---- the command line --------------------------------------------------------------------------------
@@ -148,12 +150,15 @@ def test_cli_golden_stages_on_an_outlier_checkpoint(tmp_path, capsys):
     save_outlier_checkpoint(MICRO, tmp_path / "ck", seed=0)
     np.save(tmp_path / "x.npy", sample_image(MICRO, seed=0))
     args = ["golden", "--preset", "micro", "--checkpoint", str(tmp_path / "ck"), "--task", "0", "--input",
-            str(tmp_path / "x.npy"), "--output", str(tmp_path / "y.npy"), "--fixed", "--stages", "--precision", "w8a8"]
-    assert main(args) == 2                                  # gammas of 20 do not fit ap_fixed<16,5>
+            str(tmp_path / "x.npy"), "--output", str(tmp_path / "y.npy"), "--fixed", "--stages", "--precision"]
+    assert main(args + ["w16a32"]) == 2                     # gammas of 20 do not fit ap_fixed<16,5>
     assert "norm" in capsys.readouterr().err
-    assert main(args + ["--saturate"]) == 0
+    assert main(args + ["w16a32", "--saturate"]) == 0
     out = capsys.readouterr().out
     assert "<- weakest" in out and "parameter values clamped" in out
+    assert main(args + ["w8a8"]) == 0                       # w8a8's parameter types follow the model's values
+    out = capsys.readouterr().out
+    assert "<- weakest" in out and "parameter values clamped" not in out
 
 
 # ---- csim --json and the report ------------------------------------------------------------------------

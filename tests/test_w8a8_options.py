@@ -51,6 +51,20 @@ def test_wide_attn_types():
     assert wide.options == ("wide-attn",) and wide.base == "w8a8" and "16 bits" in wide.description
 
 
+def test_w8a8_fits_parameters_beyond_the_reference_types(outlier):
+    """A trained gamma of 20 moves w8a8's LayerNorm-parameter type up a bit (nothing clamped, no --saturate);
+    a model whose values fit keeps w16a32's parameter types (w8a8 on the random presets as before)."""
+    model, params = outlier
+    base = base_precision("w8a8")
+    prec = precision_for("w8a8", MICRO, model, params)
+    assert prec.types["ln_param"].W == 16 and prec.types["ln_param"].I == base.types["ln_param"].I + 1
+    assert not FixedM3ViT(MICRO, prec, params).param_range
+    from edgemoe.golden.model import build_model
+    rnd = build_model(MICRO, seed=0)
+    plain = precision_for("w8a8", MICRO, rnd, params_numpy(rnd))
+    assert all(plain.types[r] == base.types[r] for r in ("bias", "qkv_b", "b", "ln_param"))
+
+
 def test_smoothing_is_float_exact(outlier):
     """Scaling a LayerNorm channel by 2^-k and its consumers' input column by 2^k leaves the float model's output."""
     model, params = outlier
@@ -80,7 +94,7 @@ def test_smooth_precision_round_trips_and_moves_channels(outlier):
     # the fixed model quantises the smoothed parameters: a moved gamma is stored divided by 2^k
     key, ks = next(iter(prec.smooth.items()))
     c = int(np.argmax(ks))
-    q = FixedM3ViT(MICRO, prec, params, saturate_params=True, warn=False).q[key + ".weight"]
+    q = FixedM3ViT(MICRO, prec, params).q[key + ".weight"]
     assert q.to_float()[c] == pytest.approx(params[key + ".weight"][c] / 2 ** ks[c], abs=prec.t("ln_param").lsb)
     assert not precision_for("w8a8", MICRO, model, params).smooth
 
@@ -102,7 +116,7 @@ def test_generate_csim_bit_exact(tmp_path, outlier, precision):
     from edgemoe.codegen.csim import run_csim
     from edgemoe.codegen.generate import generate
     model, _ = outlier
-    p = generate(tmp_path / "p", model=model, board="zcu104", precision=precision, saturate_params=True)
+    p = generate(tmp_path / "p", model=model, board="zcu104", precision=precision)
     assert p.prec.name == precision and bool(p.prec.smooth) == ("smooth" in precision)
     config = (p.path / "src" / "edgemoe_config.h").read_text()
     assert re.search(r"typedef ap_fixed<(\d+),[^;]*> qkv_t;", config).group(1) == ("16" if "wide-attn" in precision else "8")
@@ -124,10 +138,8 @@ def test_generate_csim_bit_exact(tmp_path, outlier, precision):
 def test_wide_attn_mends_the_weakest_attention_stage(outlier):
     model, params = outlier
     images = sample_set(MICRO).images
-    plain = stages_below(model, MICRO, precision_for("w8a8", MICRO, model, params), params, images, 1.0,
-                         saturate_params=True)
-    wide = stages_below(model, MICRO, precision_for("w8a8+wide-attn", MICRO, model, params), params, images, 1.0,
-                        saturate_params=True)
+    plain = stages_below(model, MICRO, precision_for("w8a8", MICRO, model, params), params, images, 1.0)
+    wide = stages_below(model, MICRO, precision_for("w8a8+wide-attn", MICRO, model, params), params, images, 1.0)
     after = {r["stage"]: r["cosine"] for r in wide}
     probs = [r for r in plain if r["stage"].endswith(".attn_probs")]
     w = min(probs, key=lambda r: r["cosine"])
@@ -139,18 +151,18 @@ def test_budget_widens_the_attention_then_names_the_stage(outlier):
     model, params = outlier
     images = sample_set(MICRO).images
     plain = precision_for("w8a8", MICRO, model, params)
-    low = stages_below(model, MICRO, plain, params, images, 1.0, saturate_params=True)
+    low = stages_below(model, MICRO, plain, params, images, 1.0)
     attn = min(r["cosine"] for r in low if r["stage"].rsplit(".", 1)[-1] in ("scores", "attn_probs", "q", "k", "v"))
     others = min([r["cosine"] for r in low if r["stage"].rsplit(".", 1)[-1] not in
                   ("q", "k", "v", "scores", "attn_probs", "attn_out")] + [1.0])
     assert attn < others, "the micro outlier model's weakest w8a8 stage is in the attention"
     said = []
     prec = within_budget("w8a8", MICRO, model, params, images, (attn + others) / 2 if others < 1 else attn + 1e-4,
-                         saturate_params=True, log=said.append)
+                         log=said.append)
     assert prec.name == "w8a8+wide-attn" and len(said) == 1 and "keeping the attention at 16 bits" in said[0]
     budget = r"w8a8\+wide-attn misses its error budget: stage blocks\.\d+\.\w+ .*\(--min-cosine 0\.999999\)"
     with pytest.raises(EdgeMoeError, match=budget):
-        within_budget("w8a8", MICRO, model, params, images, 0.999999, saturate_params=True, log=said.append)
+        within_budget("w8a8", MICRO, model, params, images, 0.999999, log=said.append)
 
 
 def test_cli_precision_options(tmp_path, capsys):
@@ -171,3 +183,14 @@ def test_cli_precision_options(tmp_path, capsys):
         assert why in err and len(err.splitlines()) == 1 and not y.exists()
     assert main(["estimate", "--preset", "micro", "--board", "zcu104", "--precision", "w8a8+wide-attn"]) == 0
     assert "w8a8+wide-attn" in capsys.readouterr().out
+
+
+def test_report_shows_the_options_and_the_calibration(tmp_path, outlier, capsys):
+    from edgemoe.codegen.generate import generate
+    model, _ = outlier
+    generate(tmp_path / "p", model=model, board="zcu104", precision="w8a8+wide-attn+per-channel")
+    assert main(["report", str(tmp_path / "p"), "--output", str(tmp_path / "r"), "--no-csim"]) == 0
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "| precision | w8a8+wide-attn+per-channel |" in md
+    assert "| precision options | smooth off; wide-attn on (qkv ap_fixed<16," in md and "per-channel on (" in md
+    assert "| calibration | samples (2 images, sha256 " in md
