@@ -89,3 +89,14 @@ def test_unit_w8a8_quick(unit):
     r = run_unit(unit, sim, vectors=W8_VECTORS[unit], seed=3, config=W8)
     assert r["mismatches"] == 0, f"{unit} at w8a8 on {sim}: {r['mismatches']} mismatches ({r['log']})"
     _check_workload(unit, r)
+
+
+@needs_verilator
+def test_linear_with_per_channel_weight_scales_verilator():
+    """w8a8+per-channel: every weight row carries its output's shift; the RTL engine shifts the bias and the
+    output casts by it, bit-exact with golden linear_fixed(wsh=...) over random shifts 0..7."""
+    cfg = dict(W8, precision="w8a8+per-channel")
+    r = run_unit("linear", "verilator", vectors=W8_VECTORS["linear"], seed=5, config=cfg)
+    assert r["mismatches"] == 0, f"linear at w8a8+per-channel: {r['mismatches']} mismatches ({r['log']})"
+    assert r["config"]["precision"] == "w8a8+per-channel"
+    _check_workload("linear", r)

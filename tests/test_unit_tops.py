@@ -373,3 +373,22 @@ def test_cfg_and_oversized_words(project):
                 assert L["w_bits"] <= 4096 and L["w_bits"] == L["w_rows"] * L["w_row_bits"]
                 assert L["w_rows"] * L["w_beats"] == get_design(name).engine_out
     assert "unit_tops/" in (project.path / "README.md").read_text()
+
+
+@pytest.mark.parametrize("precision", ["w8a8", "w8a8+per-channel"])
+def test_linear_top_at_w8a8_and_with_per_channel_weight_scales(tmp_path_factory, precision):
+    """w8a8 (+per-channel: the HLS unit top reads each row's shift lane) matches the golden engine (random
+    shifts per output row from the bench's own calls)."""
+    # block None: the nominal types, which the unit tops are built with (codegen/unit_tops.py)
+    cfg = dict(preset="micro", precision=precision, design="edge-moe", block=None)
+    d = tmp_path_factory.mktemp("ut_pc")
+    proj = generate(d / "proj", preset=cfg["preset"], board="zcu104", design=cfg["design"], precision=cfg["precision"])
+    (d / "cfg.json").write_text(json.dumps(cfg))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EDGEMOE_CONFIG", str(d / "cfg.json"))
+        mp.setenv("EDGEMOE_SEED", str(SEED))
+        mp.setenv("EDGEMOE_TAPS_CACHE", str(d / "taps.npz"))
+        from edgemoe.sim.benches._util import Env
+        assert Env("linear").ctx["L"]["per_channel"] == int("per-channel" in cfg["precision"])
+        exp, got = _run_unit(proj, "linear", d)
+    assert len(exp) > 50 and got == exp

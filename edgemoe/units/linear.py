@@ -78,7 +78,20 @@ def rtl_context(spec, prec, design) -> dict:
     # bias each), w_beats = EO / w_rows beats per tile.  Rows per beat: the most that keep the beat
     # <= 1024 bits, more if the tile load (w_beats cycles, hidden behind the previous tile's n_rows
     # cycles of compute) would outlast a full call's rows; never over Vitis's 4096-bit ap_uint limit.
-    row_bits = ei * L["wb"] + L["bb"]
+    # per-channel weight scales (w8a8+per-channel, golden/channel_scales.py): each weight row also carries its
+    # output's shift s (a lane of SHB bits after the bias); the accumulator then has s more fraction bits.
+    # Both casts go through the accumulator widened by CHANNEL_SHIFT_MAX fraction bits: the bias is cast
+    # into it and shifted right by CHANNEL_SHIFT_MAX - s (floor: the accumulator's AP_TRN), the output
+    # casts read the accumulator shifted left by CHANNEL_SHIFT_MAX - s (exact)
+    pc = "per-channel" in prec.options
+    from edgemoe.golden.channel_scales import CHANNEL_SHIFT_BITS, CHANNEL_SHIFT_MAX
+    L.update(per_channel=int(pc), shw=CHANNEL_SHIFT_BITS, shb=storage_bits(CHANNEL_SHIFT_BITS) if pc else 0,
+             sh_max=CHANNEL_SHIFT_MAX)
+    if pc:
+        wide = FixedType(acc.W + CHANNEL_SHIFT_MAX, acc.I, True)
+        L.update(accw_wide=wide.W, cast_b_w=cast_params(bt, wide), cast_qb_w=cast_params(qbt, wide),
+                 cast_q_w=cast_params(wide, qt), cast_a_w=cast_params(wide, at), cast_gi_w=cast_params(wide, git))
+    row_bits = ei * L["wb"] + L["bb"] + L["shb"]
     divs = [r for r in range(1, eo + 1) if eo % r == 0]
     rows = max([r for r in divs if r * row_bits <= 1024] or [1])
     if eo // rows > spec.tokens:

@@ -1,5 +1,6 @@
 """cocotb bench of edgemoe_linear (the unified compute unit's MAC engine): every output bit-exact
-with golden linear_fixed (+ gelu_fixed for fc1, + the MoE scatter's score weighting).
+with golden linear_fixed (+ gelu_fixed for fc1, + the MoE scatter's score weighting; + random per-channel
+weight scales when the precision has them).
 
 A vector is one input row of a layer call, through every output tile.  Calls are the model's own
 layers (qkv with its bias type, proj, fc1 + GELU, fc2, expert fc2 weighted by gate scores) over
@@ -52,6 +53,9 @@ class Call:
         b[rng.random(outd) < 0.05] = bt.max_raw
         self.b, self.bt = b, bt
         st = L["sc_t"]
+        # per-channel weight scales (w8a8+per-channel): a random shift per output row, 0 (most) .. CHANNEL_SHIFT_MAX
+        self.sh = (np.where(rng.random(outd) < 0.5, 0, rng.integers(0, L["sh_max"] + 1, outd)).astype(np.int64)
+                   if L["per_channel"] else None)
         self.sc = st.quantize(rng.random(rows)) if mode == LIN_MODE_SCORE else np.zeros(rows, np.int64)
         if mode == LIN_MODE_SCORE and rows > 1:
             self.sc[0] = st.max_raw
@@ -61,12 +65,12 @@ class Call:
         L, prec = env.ctx["L"], env.prec
         x, w, b = Fx(self.x, L["x_t"]), Fx(self.w, L["w_t"]), Fx(self.b, self.bt)
         if self.mode == LIN_MODE_QKV:
-            return linear_fixed(x, w, b, prec, L["q_t"]).raw
+            return linear_fixed(x, w, b, prec, L["q_t"], wsh=self.sh).raw
         if self.mode == LIN_MODE_ACT:
-            return linear_fixed(x, w, b, prec, L["a_t"]).raw
+            return linear_fixed(x, w, b, prec, L["a_t"], wsh=self.sh).raw
         if self.mode == LIN_MODE_GELU:
-            return gelu_fixed(linear_fixed(x, w, b, prec, L["gi_t"]), prec, out_t=L["h_t"]).raw
-        y = linear_fixed(x, w, b, prec, L["a_t"])
+            return gelu_fixed(linear_fixed(x, w, b, prec, L["gi_t"], wsh=self.sh), prec, out_t=L["h_t"]).raw
+        y = linear_fixed(x, w, b, prec, L["a_t"], wsh=self.sh)
         return (Fx(self.sc[:, None], L["sc_t"]) * y).cast(L["a_t"]).raw
 
     @property
@@ -82,7 +86,8 @@ class Call:
             for it in range(n_it):
                 # w_beats beats per weight tile, w_rows rows (EI weights + the row's bias) per beat
                 rows = [pack(self.w[o, it * ei:(it + 1) * ei], L["ww"], L["wb"]) |
-                        (pack([self.b[o]], L["bw"], L["bb"]) << (ei * L["wb"]))
+                        (pack([self.b[o]], L["bw"], L["bb"]) << (ei * L["wb"])) |
+                        ((int(self.sh[o]) << (ei * L["wb"] + L["bb"])) if self.sh is not None else 0)
                         for o in range(ot * eo, (ot + 1) * eo)]
                 wbeats += [sum(r << (k * rb) for k, r in enumerate(rows[j:j + nr])) for j in range(0, eo, nr)]
                 xframes.append([pack(self.x[t, it * ei:(it + 1) * ei], L["xw"], L["xb"]) |
