@@ -11,12 +11,13 @@ channel c of a LayerNorm output, an integer exponent k_c scales
 A power of two is exact in floating point, so the float model computes the same function (to the
 last bit, barring overflow); the kernel is unchanged: it runs on the re-parameterised weights.
 
-k_c balances the channel's activation range against its weight column's, as SmoothQuant's alpha = 0.5
-does: k_c = round(log2(sqrt(max|x_c| / max|w_c|))), taken relative to the median channel (only the
-differences between channels matter for a per-tensor power-of-two type), clipped to +-MAX_SHIFT and so
-that gamma and beta stay inside the LayerNorm-parameter type.  The exponents are part of the precision
-(``Precision.smooth``, in the manifest): every consumer (the fixed model, the packer) applies them to
-the checkpoint's float parameters through :func:`smooth_params`.
+k_c (0 .. MAX_SHIFT) is chosen per LayerNorm on the calibration images (:func:`smooth_exponents`): the
+channels above a power-of-two threshold are scaled down to it, and the threshold is the one whose quantised
+consumers have the least error (moving an outlier into the weights makes the per-tensor weight type
+coarser: SmoothQuant's trade-off, measured here rather than set by an alpha).  The exponents are part of
+the precision (``Precision.smooth``, in the manifest): every consumer (the fixed model, the packer)
+applies them to the checkpoint's float parameters through :func:`smooth_params`; a project's weights
+read back from weights.bin hold them applied (``quantize_params(smoothed=True)``).
 """
 from __future__ import annotations
 
