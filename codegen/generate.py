@@ -112,16 +112,16 @@ def generate(out_dir, preset: str | None = None, checkpoint=None, onnx=None, boa
                   checkpoint=str(Path(checkpoint).resolve()) if checkpoint else None,
                   onnx=str(Path(onnx).resolve()) if onnx else None)
     with output_dir(out_dir, force=force, command="generate") as tmp:
-        _write_project(tmp, model, spec, base, des, b, source, out_dir.resolve(), saturate_params, cal, min_cosine)
-    proj = Project(out_dir)
+        fixed = _write_project(tmp, model, spec, base, des, b, source, out_dir.resolve(), saturate_params, cal,
+                               min_cosine)
     if not quiet:   # the precision as made (a budget may have switched an option on)
-        print(f"generated {out_dir} ({spec.name}, {proj.prec.name}, {des.name}, {b.name} {des.clock_mhz:g} MHz) "
+        print(f"generated {out_dir} ({spec.name}, {fixed.prec.name}, {des.name}, {b.name} {des.clock_mhz:g} MHz) "
               f"in {time.perf_counter() - t0:.1f} s")
         from edgemoe.golden.option_summary import options_line
-        opts = options_line(proj.prec, proj.fixed_model().q if "per-channel" in proj.prec.options else None)
+        opts = options_line(fixed.prec, fixed.q)
         if opts:
             print(opts)
-    return proj
+    return Project(out_dir)
 
 
 def kernel_context(spec, prec, design: Design, board_name: str, part: str = "", data_dir="data") -> dict:
@@ -158,12 +158,13 @@ def write_kernel_sources(root: Path, spec, prec, design: Design, board_name: str
 
 
 def _write_project(root: Path, model, spec, base, design: Design, board, source: dict,
-                   final_dir: Path, saturate_params: bool = False, cal=None, min_cosine: float | None = None) -> None:
+                   final_dir: Path, saturate_params: bool = False, cal=None, min_cosine: float | None = None):
     """``base``: the named Precision (golden/precision.py), calibrated on ``model`` here when it needs it,
     on ``cal`` (golden/calib_images.py CalibrationSet; None: a precision without calibration);
-    ``min_cosine``: the error budget of every stage (golden/budget.py: attention kept wider, or an error)."""
+    ``min_cosine``: the error budget of every stage (golden/budget.py: attention kept wider, or an error).
+    Returns the fixed golden model it built (its precision and quantised parameters)."""
     from edgemoe.golden.apfixed import Fx
-    from edgemoe.golden.calibrate import precision_for
+    from edgemoe.golden.budget import calibrated
     from edgemoe.golden.fixed_model import FixedM3ViT
     from edgemoe.golden.model import params_numpy, run_golden, sample_image
     from edgemoe.golden.units.patch_embed import patchify
@@ -171,13 +172,8 @@ def _write_project(root: Path, model, spec, base, design: Design, board, source:
     from .word_packing import pack_raw
 
     params = params_numpy(model)
-    if min_cosine is None:
-        prec = precision_for(base, spec, model, params, images=None if cal is None else cal.images)
-    else:
-        from edgemoe.golden.budget import within_budget
-        from edgemoe.golden.calib_images import sample_set
-        prec = within_budget(base, spec, model, params, (cal or sample_set(spec)).images, min_cosine,
-                             design.attn_rows, saturate_params)
+    prec = calibrated(base, spec, model, params, None if cal is None else cal.images, min_cosine, design.attn_rows,
+                      saturate_params)
     layout = Layout(spec, prec, design)
     fixed = FixedM3ViT(spec, prec, params, attn_rows=design.attn_rows, saturate_params=saturate_params)
     layout.fill(params, quantized=fixed.q)  # the fixed golden's own codes: parameters checked (or clamped) once
@@ -234,6 +230,7 @@ def _write_project(root: Path, model, spec, base, design: Design, board, source:
     record_data_files(root)  # data_files: sha256 + size of every data file (package and csim verify them)
     from .vivado_files import write_vivado_files
     write_vivado_files(root)  # vivado/build_bd.tcl, vivado/hls_ip.tcl, hls_config_ip.cfg (`edgemoe build`)
+    return fixed
 
 
 __all__ = ["generate", "TOP", "UNIT_FILES", "kernel_sources", "write_kernel_sources", "kernel_context",

@@ -24,7 +24,7 @@ from edgemoe.golden.fixed_model import quantize_params
 from edgemoe.golden.precision import Precision
 from edgemoe.design import Design
 from edgemoe.kernel_interface import TAP_ALL, TAP_BITS, TAP_NONE, storage_bits  # TAP_*: the layout header's values
-from edgemoe.spec import ModelSpec, block_key
+from edgemoe.spec import ModelSpec, block_key, mlp_tensor
 
 from .tap_stages import BLOCK_STAGES, DENSE_ONLY, MOE_ONLY, STAGES_PER_BLOCK, num_tap_ids, tap_id
 from .word_packing import Buffer, pack_raw
@@ -173,18 +173,11 @@ class Layout:
                                                  raw(k(i, "norm2.weight")), raw(k(i, "norm2.bias"))])
                                        for i in range(spec.depth)])
         B["qkv_b"].raw = np.stack([raw(k(i, "attn.qkv.bias")) for i in range(spec.depth)])
-        parts = []
-        for i, name, _ in self.b_parts:
-            moe = spec.is_moe(i)
-            key = {"proj": "attn.proj.bias",
-                   "fc1": "mlp.experts.htoh4.bias" if moe else "mlp.fc1.bias",
-                   "fc2": "mlp.experts.h4toh.bias" if moe else "mlp.fc2.bias"}[name]
-            parts.append(raw(k(i, key)).reshape(-1))
-        B["biases"].raw = np.concatenate(parts)
+        B["biases"].raw = np.concatenate([raw(self._layer(i, name) + ".bias").reshape(-1) for i, name, _ in self.b_parts])
         if self.per_channel:
             B["qkv_wsh"].raw = np.stack([q[k(i, "attn.qkv.weight") + SHIFT_SUFFIX] for i in range(spec.depth)])
-            B["wsh"].raw = np.concatenate([np.asarray(q[self._b_key(i, name).replace(".bias", ".weight") + SHIFT_SUFFIX])
-                                           .reshape(-1) for i, name, _ in self.b_parts])
+            B["wsh"].raw = np.concatenate([np.asarray(q[self._layer(i, name) + ".weight" + SHIFT_SUFFIX]).reshape(-1)
+                                           for i, name, _ in self.b_parts])
         B["patch_w"].raw = raw("patch_w")
         for i in range(spec.depth):
             p = f"blocks.{i}."
@@ -279,11 +272,11 @@ class Layout:
                     ("B_OFF_FC2", self.b_off["fc2"])],
             tap_offsets=self.tap_offsets(), tap_none=TAP_NONE, tap_all=TAP_ALL)
 
-    def _b_key(self, i: int, name: str) -> str:
-        """The checkpoint name of block ``i``'s bias ``name`` (proj, fc1, fc2)."""
-        moe = self.spec.is_moe(i)
-        return block_key(i, {"proj": "attn.proj.bias", "fc1": "mlp.experts.htoh4.bias" if moe else "mlp.fc1.bias",
-                             "fc2": "mlp.experts.h4toh.bias" if moe else "mlp.fc2.bias"}[name])
+    def _layer(self, i: int, name: str) -> str:
+        """The checkpoint name (without .weight / .bias) of block ``i``'s layer ``name`` (qkv, proj, fc1, fc2)."""
+        if name in ("qkv", "proj"):
+            return block_key(i, f"attn.{name}")
+        return block_key(i, mlp_tensor(name, self.spec.is_moe(i)))
 
     def _shifts(self, raw: dict) -> dict:
         """``{weight name: per-channel shifts}`` read back from the wsh buffers (empty without them)."""
@@ -291,9 +284,13 @@ class Layout:
             return {}
         out = {block_key(i, "attn.qkv.weight"): raw["qkv_wsh"][i] for i in range(self.spec.depth)}
         for i, name, shape in self.b_parts:
-            o = self.b_off[name][i]
-            out[self._b_key(i, name).replace(".bias", ".weight")] = raw["wsh"][o:o + int(np.prod(shape))].reshape(shape)
+            out[self._layer(i, name) + ".weight"] = self._b_slice(raw["wsh"], i, name, shape)
         return out
+
+    def _b_slice(self, flat: np.ndarray, i: int, name: str, shape: tuple) -> np.ndarray:
+        """Block ``i``'s part ``name`` (proj, fc1, fc2) of an array laid out as the biases."""
+        o = self.b_off[name][i]
+        return flat[o:o + int(np.prod(shape))].reshape(shape)
 
     def params_from_weights(self, data: bytes) -> dict:
         """Float state_dict (exactly representable values) rebuilt from weights.bin: quantising it
@@ -303,10 +300,8 @@ class Layout:
         spec = self.spec
         raw = {name: self.buffer_raw(data, name) for name in self.buffers}
         shifts = self._shifts(raw)
-        weight_of = {f"blocks.{i}.{b}_w": block_key(i, n) for i in range(spec.depth)
-                     for b, n in (("qkv", "attn.qkv.weight"), ("proj", "attn.proj.weight"),
-                                  ("fc1", "mlp.experts.htoh4.weight" if spec.is_moe(i) else "mlp.fc1.weight"),
-                                  ("fc2", "mlp.experts.h4toh.weight" if spec.is_moe(i) else "mlp.fc2.weight"))}
+        weight_of = {f"blocks.{i}.{n}_w": self._layer(i, n) + ".weight" for i in range(spec.depth)
+                     for n in ("qkv", "proj", "fc1", "fc2")}
 
         def fl(name):
             t = self.buffers[name].ftype
@@ -325,29 +320,16 @@ class Layout:
         biases = fl("biases")
         for i in range(spec.depth):
             k = lambda n, i=i: block_key(i, n)  # noqa: E731
-            pre = f"blocks.{i}."
             p[k("norm1.weight")], p[k("norm1.bias")], p[k("norm2.weight")], p[k("norm2.bias")] = ln[i]
-            p[k("attn.qkv.weight")] = fl(pre + "qkv_w")
             p[k("attn.qkv.bias")] = qb[i]
-            p[k("attn.proj.weight")] = fl(pre + "proj_w")
-            moe = spec.is_moe(i)
-            for name in ("proj", "fc1", "fc2"):
-                shape = next(s for (j, n, s) in self.b_parts if j == i and n == name)
-                o = self.b_off[name][i]
-                v = biases[o:o + int(np.prod(shape))].reshape(shape)
-                key = {"proj": "attn.proj.bias",
-                       "fc1": "mlp.experts.htoh4.bias" if moe else "mlp.fc1.bias",
-                       "fc2": "mlp.experts.h4toh.bias" if moe else "mlp.fc2.bias"}[name]
-                p[k(key)] = v
-            if moe:
-                p[k("mlp.experts.htoh4.weight")] = fl(pre + "fc1_w")
-                p[k("mlp.experts.h4toh.weight")] = fl(pre + "fc2_w")
-                g = fl(pre + "gate_w")
+            for n in ("qkv", "proj", "fc1", "fc2"):
+                p[self._layer(i, n) + ".weight"] = fl(f"blocks.{i}.{n}_w")
+            if spec.is_moe(i):
+                g = fl(f"blocks.{i}.gate_w")
                 for t in range(spec.num_tasks):
                     p[k(f"mlp.gate.{t}.w_gate")] = g[t].T
-            else:
-                p[k("mlp.fc1.weight")] = fl(pre + "fc1_w")
-                p[k("mlp.fc2.weight")] = fl(pre + "fc2_w")
+        for i, name, shape in self.b_parts:
+            p[self._layer(i, name) + ".bias"] = self._b_slice(biases, i, name, shape)
         for name, sh in shifts.items():
             p[name + SHIFT_SUFFIX] = np.asarray(sh, np.int64)
         return p

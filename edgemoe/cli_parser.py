@@ -10,10 +10,15 @@ from .errors import EdgeMoeError
 
 SATURATE_HELP = ("clamp model parameters that do not fit their fixed-point type to the type's min/max (with a "
                  "warning) instead of failing")
-PRECISION_HELP = ("w16a32 (the reference design's types), w8a8 (calibrated) or w16a32-fit (parameter types fitted to the "
-                  "weights); w8a8 takes options: +smooth (LayerNorm outliers moved into the next layer's weights), "
-                  "+wide-attn (Q, K, V, scores and probabilities at 16 bits), +per-channel (a weight scale per "
-                  "output channel), e.g. w8a8+wide-attn+per-channel")
+def _precision_help(default: str = "") -> str:
+    """--precision's help: the precisions, and w8a8's options as edgemoe/spec.py PRECISION_OPTIONS names them."""
+    from .spec import PRECISION_OPTIONS
+    opts = "; ".join(f"{base} takes options: " + "; ".join(f"+{o}: {what}" for o, what in known.items())
+                     for base, known in PRECISION_OPTIONS.items())
+    return ((f"default {default}; " if default else "") + "w16a32 (the reference design's types), w8a8 (calibrated) or "
+            f"w16a32-fit (parameter types fitted to the weights); {opts}; e.g. w8a8+wide-attn+per-channel")
+
+
 MIN_COSINE_HELP = ("error budget: every stage of the fixed model must reach this cosine against the float model on the "
                    "first calibration image (w8a8 keeps the attention at 16 bits when an attention stage misses it; "
                    "otherwise an error names the stage)")
@@ -93,7 +98,7 @@ def _add_golden(sub) -> None:
     src.add_argument("--checkpoint", metavar="DIR_OR_PTH", help="M3ViT checkpoint: folder of {rank}.pth or one .pth")
     src.add_argument("--onnx", metavar="FILE", help="an encoder exported by edgemoe (spec read from the file)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights when no checkpoint is given")
-    p.add_argument("--precision", default=DEFAULT_PRECISION, help=f"default {DEFAULT_PRECISION}; " + PRECISION_HELP)
+    p.add_argument("--precision", default=DEFAULT_PRECISION, help=_precision_help(DEFAULT_PRECISION))
     p.add_argument("--fixed", action="store_true", help="output of the fixed-point model instead of the float one")
     p.add_argument("--task", required=True, help="task index or name (e.g. 0 or semseg)")
     p.add_argument("--input", required=True, metavar="X.npy", help="one image, float32, shape (3, H, W), values in [0, 1]")
@@ -141,7 +146,7 @@ def _add_generate(sub) -> None:
     p.add_argument("--checkpoint", metavar="PATH", help="M3ViT checkpoint for --preset (folder of {rank}.pth or one .pth)")
     p.add_argument("--onnx", metavar="FILE", help="an encoder exported by edgemoe (spec read from the file)")
     p.add_argument("--board", required=True, help="target board: zcu104, zcu102 or kv260")
-    p.add_argument("--precision", default=DEFAULT_PRECISION, help=f"default {DEFAULT_PRECISION}; " + PRECISION_HELP)
+    p.add_argument("--precision", default=DEFAULT_PRECISION, help=_precision_help(DEFAULT_PRECISION))
     p.add_argument("--design", help="design point (edge-moe, small; default: the board's)")
     p.add_argument("--clock", type=float, metavar="MHZ", help="kernel clock in MHz (default: the board's)")
     p.add_argument("--batch", type=int, metavar="N", help="frames per kernel pass that share every expert's "
@@ -205,7 +210,7 @@ def _add_sim(sub) -> None:
     p.add_argument("--project", metavar="DIR", help="a generated project: its spec, design and precision (w8a8 / "
                    "w16a32-fit: the types calibrated on / fitted to its model, from data/manifest.json) instead of the "
                    "default preset's")
-    p.add_argument("--precision", help=f"default {DEFAULT_PRECISION}; " + PRECISION_HELP)
+    p.add_argument("--precision", help=_precision_help(DEFAULT_PRECISION))
     p.add_argument("--block", metavar="N|nominal", help="w8a8, w16a32-fit: the block whose per-block types the RTL is built "
                    "with (default 0; nominal with --rtl-dir)")
     p.add_argument("--json", metavar="J", help="write the results as JSON")
@@ -219,7 +224,7 @@ def _add_synth_estimate(sub) -> None:
     p.add_argument("--unit", default="all", help="unit name or all (default)")
     p.add_argument("--json", metavar="J", help="also write {\"units\": {name: {lut, ff, dsp, bram, carry}}} here")
     p.add_argument("--preset", help="model preset (default: the sim default, micro)")
-    p.add_argument("--precision", help="default w16a32; " + PRECISION_HELP)
+    p.add_argument("--precision", help=_precision_help("w16a32"))
     p.add_argument("--design", help="design point (default edge-moe)")
     p.set_defaults(func=_lazy("edgemoe.sim.synth_estimate", "synth_estimate_command"))
 
@@ -236,7 +241,7 @@ def _add_estimate(sub) -> None:
     p.add_argument("project", nargs="?", metavar="DIR", help="a folder written by `edgemoe generate`")
     p.add_argument("--preset", help="model preset (instead of DIR)")
     p.add_argument("--board", help="target board (instead of DIR): zcu104, zcu102, kv260")
-    p.add_argument("--precision", help=f"default {DEFAULT_PRECISION}; " + PRECISION_HELP)
+    p.add_argument("--precision", help=_precision_help(DEFAULT_PRECISION))
     p.add_argument("--design", help="design point name or a design .json from `edgemoe explore` (default: the board's)")
     p.add_argument("--clock", type=float, metavar="MHZ", help="kernel clock (default: the design's)")
     p.add_argument("--batch", type=int, metavar="N", help="frames per kernel pass that share every expert's "
@@ -258,7 +263,7 @@ def _add_explore(sub) -> None:
                        "the best point (usable as `edgemoe generate --design J`).")
     p.add_argument("--preset", default=DEFAULT_PRESET, help=f"model preset (default {DEFAULT_PRESET})")
     p.add_argument("--board", required=True, help="zcu104, zcu102 or kv260")
-    p.add_argument("--precision", default=DEFAULT_PRECISION, help=f"default {DEFAULT_PRECISION}; " + PRECISION_HELP)
+    p.add_argument("--precision", default=DEFAULT_PRECISION, help=_precision_help(DEFAULT_PRECISION))
     p.add_argument("--clock", type=float, metavar="MHZ", help="kernel clock (default: the board's)")
     p.add_argument("--batch", type=int, metavar="N", help="search only this batch (frames per kernel pass "
                    "sharing expert weight loads; default: 1, 2 and 4; 1 for the lowest single-frame latency)")

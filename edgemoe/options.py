@@ -70,8 +70,9 @@ def check_args(args) -> None:
             setattr(args, dest, check_number(dest, value))
     if isinstance(getattr(args, "precision", None), str):
         # a precision and its options ("w8a8+wide-attn"), in their canonical order; unknown: one line
-        from .spec import precision_name, split_precision
-        args.precision = precision_name(*split_precision(args.precision))
+        from .spec import split_precision
+        base, options = split_precision(args.precision)
+        args.precision = "+".join((base,) + options)
 
 
 __all__ = ["CLOCK_RANGE_MHZ", "RANGES", "check_number", "check_clock", "check_args"]

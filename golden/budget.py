@@ -83,4 +83,17 @@ def _helping_options(stage: str) -> tuple:
     return ("per-channel",)
 
 
-__all__ = ["ATTENTION_TAPS", "stages_below", "within_budget"]
+def calibrated(precision, spec, model, params, images=None, min_cosine: float | None = None, attn_rows=None,
+               saturate_params: bool = False):
+    """The calibrated precision (golden/calibrate.py precision_for), held to ``min_cosine`` when one is given
+    (:func:`within_budget`, on ``images`` or the seeded sample images)."""
+    if min_cosine is None:
+        from .calibrate import precision_for
+        return precision_for(precision, spec, model, params, images=images)
+    if images is None:
+        from .calib_images import sample_set
+        images = sample_set(spec).images
+    return within_budget(precision, spec, model, params, images, min_cosine, attn_rows, saturate_params)
+
+
+__all__ = ["ATTENTION_TAPS", "stages_below", "within_budget", "calibrated"]

@@ -275,10 +275,14 @@ class FixedM3ViT:
 
 def run_fixed(spec: ModelSpec, prec: Precision, params: dict, image, task: int,
               attn_rows: int = DEFAULT_ATTN_ROWS, taps: dict | None = None, saturate_params: bool = False,
-              range_counts: dict | None = None, param_range: list | None = None) -> np.ndarray:
+              range_counts: dict | None = None, param_range: list | None = None,
+              fixed_out: list | None = None) -> np.ndarray:
     """Float32 (tokens, embed) output of the fixed-point encoder (``range_counts``: see
-    :meth:`FixedM3ViT.encode`; ``param_range``: receives :attr:`FixedM3ViT.param_range`)."""
+    :meth:`FixedM3ViT.encode`; ``param_range``: receives :attr:`FixedM3ViT.param_range`; ``fixed_out``:
+    receives the :class:`FixedM3ViT`)."""
     model = FixedM3ViT(spec, prec, params, attn_rows, saturate_params=saturate_params)
     if param_range is not None:
         param_range.extend(model.param_range)
+    if fixed_out is not None:
+        fixed_out.append(model)
     return model.encode(image, task, taps, range_counts).to_float().astype(np.float32)

@@ -20,30 +20,23 @@ def load_golden_model(preset: str, checkpoint=None, onnx=None, seed: int = 0):
 def encoder_output(model, spec, image: np.ndarray, task: int, fixed: bool, precision: str = DEFAULT_PRECISION,
                    taps: dict | None = None, saturate_params: bool = False,
                    range_counts: dict | None = None, param_range: list | None = None,
-                   calib_images=None, precision_out: list | None = None, min_cosine: float | None = None) -> np.ndarray:
+                   calib_images=None, fixed_out: list | None = None, min_cosine: float | None = None) -> np.ndarray:
     """(tokens, embed) float32 output of the float model, or of the fixed model when ``fixed``
     (``saturate_params``: clamp parameters that do not fit their types instead of failing;
     ``range_counts``: receives the activations out of range per stage, see FixedM3ViT.encode;
     ``taps``: receives the fixed model's taps; ``param_range``: the parameters clamped;
     ``calib_images``: the calibration images of a calibrated precision, default the seeded samples;
-    ``precision_out``: receives the calibrated precision; ``min_cosine``: the error budget, golden/budget.py)."""
+    ``fixed_out``: receives the fixed model (its calibrated precision, its parameters); ``min_cosine``: the
+    error budget, golden/budget.py)."""
     from .model import params_numpy, run_golden
     if not fixed:
         return run_golden(model, image, task)
-    from .calibrate import precision_for
+    from .budget import calibrated
     from .fixed_model import run_fixed
     params = params_numpy(model)
-    if min_cosine is None:
-        prec = precision_for(precision, spec, model, params, images=calib_images)
-    else:
-        from .budget import within_budget
-        from .calib_images import sample_set
-        prec = within_budget(precision, spec, model, params, sample_set(spec).images if calib_images is None else calib_images,
-                             min_cosine, saturate_params=saturate_params)
-    if precision_out is not None:
-        precision_out.append(prec)
+    prec = calibrated(precision, spec, model, params, calib_images, min_cosine, saturate_params=saturate_params)
     return run_fixed(spec, prec, params, image, task, taps=taps, saturate_params=saturate_params,
-                     range_counts=range_counts, param_range=param_range)
+                     range_counts=range_counts, param_range=param_range, fixed_out=fixed_out)
 
 
 def task_output(model, tokens: np.ndarray, task: int) -> np.ndarray:
@@ -99,24 +92,20 @@ def golden_command(args) -> int:
     saturate = bool(getattr(args, "saturate", False))
     fixed_taps = {} if stages else None
     param_range = [] if stages else None
-    precs = []
+    fixed = []
     y = encoder_output(model, spec, image, task, args.fixed, args.precision, saturate_params=saturate,
                        range_counts=counts, taps=fixed_taps, param_range=param_range,
-                       calib_images=None if cal is None else cal.images, precision_out=precs,
+                       calib_images=None if cal is None else cal.images, fixed_out=fixed,
                        min_cosine=getattr(args, "min_cosine", None))
+    prec = fixed[0].prec if fixed else None
     save_npy(args.output, y.astype(np.float32))
-    kind = f"fixed-point {precs[0].name}" if args.fixed else "float"
+    kind = f"fixed-point {prec.name}" if args.fixed else "float"
     print(f"{spec.name} task {task} ({spec.tasks[task].name}), {kind}: wrote {args.output} {y.shape}")
     if cal is not None:
-        print(f"{precs[0].name} types calibrated on {cal.source} ({len(cal.images)} images, sha256 {cal.sha256[:16]})")
+        print(f"{prec.name} types calibrated on {cal.source} ({len(cal.images)} images, sha256 {cal.sha256[:16]})")
     if args.fixed:
         from .option_summary import options_line
-        q = None
-        if "per-channel" in precs[0].options:
-            from .fixed_model import quantize_params
-            from .model import params_numpy
-            q = quantize_params(spec, precs[0], params_numpy(model), saturate_params=True, warn=False)
-        opts = options_line(precs[0], q)
+        opts = options_line(prec, fixed[0].q)
         if opts:
             print(opts)
     if args.fixed:
@@ -124,7 +113,7 @@ def golden_command(args) -> int:
         print(range_summary(counts), file=sys.stderr)
     if stages:
         from .stage_error import float_taps, format_stage_table, stage_errors
-        print(format_stage_table(stage_errors(fixed_taps, float_taps(model, image, task, precs[0]), param_range, counts)))
+        print(format_stage_table(stage_errors(fixed_taps, float_taps(model, image, task, prec), param_range, counts)))
     if args.heads:
         for f in write_heads(args.heads, spec, model, y, task):
             print(f"  wrote {f}")

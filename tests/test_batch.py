@@ -132,22 +132,15 @@ def test_batch_options_on_the_command_line(tmp_path):
 def test_host_on_emulator_runs_a_batched_kernel(tmp_path):
     """`edgemoe package` + `edgemoe emulate` of a batch-2 kernel, the real pynq client with 3 frames per
     task (a full batch and a partial one): every frame bit-exact, and the partial batch is noted."""
-    from test_host_on_emulator import PYNQ_ENV, host_run, start_emulator, stop
+    from test_host_on_emulator import PYNQ_ENV, run_frames
     if not (PYNQ_ENV / "edgemoe-host").exists():
         pytest.skip(".venv-pynq is missing")
     from edgemoe.boards.package import package
     p = _project(tmp_path, 2)
     package(p.path, tmp_path / "pkg")
-    proc, port = start_emulator(tmp_path / "pkg")
-    try:
-        j = tmp_path / "r.json"
-        r = host_run(tmp_path / "pkg", port, "--images", "3", "--json", str(j), "--timeout", "60")
-        assert r.returncode == 0, r.stdout + r.stderr
-        res = json.loads(j.read_text())
-        assert res["mismatches"] == 0 and res["frames"] == 3 * p.spec.num_tasks
-        assert any("batches of 2" in n for n in res["notes"])
-    finally:
-        stop(proc)
+    res = run_frames(tmp_path / "pkg", tmp_path, 3)
+    assert res["mismatches"] == 0 and res["frames"] == 3 * p.spec.num_tasks
+    assert any("batches of 2" in n for n in res["notes"])
 
 
 def test_csim_cli_runs_a_batch_of_images(tmp_path):

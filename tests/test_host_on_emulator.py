@@ -55,18 +55,24 @@ def host_run(pkg, port, *args, timeout=180):
                           env=env, timeout=timeout)
 
 
-def test_host_runtime_drives_the_emulated_board_bit_exact(pkg, tmp_path):
+def run_frames(pkg, tmp_path, images: int) -> dict:
+    """`edgemoe emulate` on ``pkg``, `edgemoe-host run --images N --json` against it (exit 0), the emulator
+    stopped: the run's JSON."""
     proc, port = start_emulator(pkg)
     try:
         j = tmp_path / "r.json"
-        r = host_run(pkg, port, "--images", "2", "--json", str(j), "--timeout", "60")
+        r = host_run(pkg, port, "--images", str(images), "--json", str(j), "--timeout", "60")
         assert r.returncode == 0, r.stdout + r.stderr
-        res = json.loads(j.read_text())
-        assert res["mismatches"] == 0
-        assert res["frames"] >= 2
-        assert res["latency_ms"] > 0
+        return json.loads(j.read_text())
     finally:
         stop(proc)
+
+
+def test_host_runtime_drives_the_emulated_board_bit_exact(pkg, tmp_path):
+    res = run_frames(pkg, tmp_path, 2)
+    assert res["mismatches"] == 0
+    assert res["frames"] >= 2
+    assert res["latency_ms"] > 0
 
 
 def test_emulator_killed_mid_run_fails_clearly_without_hanging(pkg):
@@ -145,12 +151,5 @@ def test_w8a8_options_run_bit_exact_on_the_emulated_board(tmp_path_factory, tmp_
                  precision="w8a8+smooth+wide-attn+per-channel")
     assert p.prec.smooth and p.prec.types["qkv"].W == 16 and "per-channel" in p.prec.options
     package(d / "proj", d / "pkg")
-    proc, port = start_emulator(d / "pkg")
-    try:
-        j = tmp_path / "r.json"
-        r = host_run(d / "pkg", port, "--images", "2", "--json", str(j), "--timeout", "60")
-        assert r.returncode == 0, r.stdout + r.stderr
-        res = json.loads(j.read_text())
-        assert res["mismatches"] == 0 and res["frames"] >= 2
-    finally:
-        stop(proc)
+    res = run_frames(d / "pkg", tmp_path, 2)
+    assert res["mismatches"] == 0 and res["frames"] >= 2
